@@ -1,0 +1,158 @@
+"""Tasks of the lvs-toolkit project (run them with ./inv; ./inv --list).
+
+Each task is a thin wrapper: the logic lives in tools/ and ipvsadm_py/.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from invoke import Collection, Exit, task
+
+from tools import guest, install as inst, kbuild
+
+DEFAULT_DEMO_KVER_LINE = "6.1"
+
+
+def _kernels(kver: str | None) -> list[str]:
+    if kver:
+        return [kver]
+    found = kbuild.installed_kernels()
+    if not found:
+        raise Exit("no 6.1 or 6.12 kernel with headers is installed: run ./inv "
+                   "(it installs them) or apt-get install linux-headers-$(uname -r)")
+    return found
+
+
+def _fail(exc: Exception) -> Exit:
+    return Exit(f"error: {exc}", code=1)
+
+
+@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)",
+            "set": "module set: ipvs or toa (repeatable; default both)",
+            "jobs": "parallel make jobs (default: CPU count)",
+            "verbose": "show every Kbuild command"},
+      iterable=["set"])
+def build(c, kver=None, set=None, jobs=0, verbose=False):
+    """Stage the kernel's IPVS sources, apply our patches, build into build/KVER/."""
+    for k in _kernels(kver):
+        try:
+            kbuild.build(k, kbuild.ROOT / "build" / k, set or tuple(kbuild.MODULE_SETS),
+                         jobs, verbose)
+        except kbuild.BuildError as exc:
+            raise _fail(exc)
+
+
+@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)"})
+def install(c, kver=None):
+    """Install the built modules into /lib/modules/KVER/updates/lvs-toolkit and run depmod."""
+    try:
+        inst.require_root("install")
+        for k in _kernels(kver):
+            paths = inst.install(k, kbuild.ROOT / "build" / k / "modules")
+            print(f"{k}: {len(paths)} modules installed; modprobe ip_vs now loads "
+                  f"{inst.module_path(k, 'ip_vs')}")
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+
+
+@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)"})
+def uninstall(c, kver=None):
+    """Remove our modules from /lib/modules/KVER/updates and run depmod (stock IPVS again)."""
+    try:
+        inst.require_root("uninstall")
+        for k in _kernels(kver):
+            removed = inst.uninstall(k)
+            print(f"{k}: {'removed' if removed else 'nothing installed'}; "
+                  f"ip_vs is {inst.module_path(k, 'ip_vs')}")
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+
+
+@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)",
+            "set": "module set: ipvs or toa (repeatable; default both)"},
+      iterable=["set"])
+def dkms_install(c, kver=None, set=None):
+    """Register the module sets with DKMS (rebuilt on every kernel upgrade) and install."""
+    try:
+        for name in set or inst.DKMS_PACKAGES:
+            inst.dkms_install(name, _kernels(kver))
+            for k in _kernels(kver):
+                probe = "ip_vs" if name == "ipvs" else "toa"
+                print(f"{k}: {probe} is {inst.module_path(k, probe)}")
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+
+
+@task(help={"set": "module set: ipvs or toa (repeatable; default both)"}, iterable=["set"])
+def dkms_remove(c, set=None):
+    """Remove the module sets from DKMS (every kernel) and /usr/src."""
+    try:
+        for name in set or inst.DKMS_PACKAGES:
+            print(f"{name}: {'removed' if inst.dkms_remove(name) else 'not registered'}")
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+
+
+@task(help={"kver": "kernel to boot (default: the first installed 6.1/6.12 kernel)",
+            "load": "modules to load: all (default), none, or a comma list",
+            "memory": "guest memory (default 2G)", "cpus": "guest CPUs (default 2)",
+            "append": "extra kernel command line (repeatable)",
+            "strict_log": "exit 125 if the command succeeded but the kernel log "
+                          "shows an oops/WARN/BUG/leak"},
+      iterable=["append"])
+def vm(c, kver=None, load="all", memory="2G", cpus=2, append=None, strict_log=False):
+    """Boot a kernel in QEMU with our modules and run the command after `--`.
+
+    Example: ./inv vm --kver 6.1.0-56-amd64 -- "ipvsadm -Ln && cat /proc/net/ip_vs"
+    The exit status is the command's.
+    """
+    command = c.remainder or "true"
+    cfg = guest.GuestConfig(_kernels(kver)[0], cpus=cpus, memory=memory, append=append or ())
+    try:
+        rc = guest.run(cfg, command, load=load, strict_log=strict_log)
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+    if rc:
+        raise Exit(code=rc)
+
+
+@task(help={"kver": "kernel line(s) for kernel tests (repeatable; default: all installed)",
+            "unit": "host tests only: no build, no guest",
+            "k": "pytest -k expression", "x": "stop at the first failure",
+            "no_build": "do not rebuild the modules first"},
+      iterable=["kver"])
+def test(c, kver=None, unit=False, k=None, x=False, no_build=False):
+    """The whole test suite: host tests, then kernel tests in one guest per kernel."""
+    args = [sys.executable, "-m", "pytest"]
+    if unit:
+        args.append("--no-kernel")
+    elif not no_build:
+        for one in kver or _kernels(None):
+            build(c, kver=one)
+    for one in kver or []:
+        args += ["--kver", one]
+    if k:
+        args += ["-k", k]
+    if x:
+        args.append("-x")
+    result = c.run(shlex.join(args), warn=True, pty=False)
+    if result.exited:
+        raise Exit(code=result.exited)
+
+
+@task(help={"kver": "kernel to run the demo on (default: the 6.1 line)"})
+def demo(c, kver=None):
+    """Build, boot a guest, and send a request through a virtual service."""
+    kernels = _kernels(kver)
+    chosen = next((k for k in kernels if kbuild.kernel_line(k) == DEFAULT_DEMO_KVER_LINE),
+                  kernels[0])
+    build(c, kver=chosen)
+    cfg = guest.GuestConfig(chosen)
+    rc = guest.run(cfg, f"{sys.executable} -m tools.demo", strict_log=True)
+    if rc:
+        raise Exit(code=rc)
+
+
+ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo)

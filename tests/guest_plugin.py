@@ -1,0 +1,173 @@
+"""pytest plugin: kernel tests run inside one booted guest per kernel line.
+
+On the host, every test marked ``kernel`` is parametrized by kernel release
+(``[6.1.0-56-amd64]``, ``[6.12.95+deb12-amd64]``).  When the first of them
+for a kernel is due, the plugin boots that kernel once (tools/guest.py) and
+starts pytest *inside* it with the node ids of all that kernel's tests.  The
+guest's pytest writes each test report as a JSON line into a folder the
+guest may write; the host replays those reports as its own, so one pytest
+run shows unit and kernel tests together, with the guest's tracebacks.
+
+Inside the guest (``LVS_GUEST=1``), the same collection yields only the
+running kernel's parameter, so node ids match the host's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tools import guest, kbuild
+
+IN_GUEST = os.environ.get("LVS_GUEST") == "1"
+RESULTS = kbuild.ROOT / "build" / "guest"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lvs", "kernel tests in a guest")
+    group.addoption("--kver", action="append", default=[],
+                    help="kernel release for kernel tests (repeatable; default: "
+                         "every installed 6.1/6.12 kernel)")
+    group.addoption("--no-kernel", action="store_true",
+                    help="deselect kernel tests (host-only run)")
+    group.addoption("--guest-timeout", type=float, default=3000,
+                    help="seconds one guest may run (default 3000)")
+    group.addoption("--guest-report", help=argparse.SUPPRESS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "last: run after the other kernel tests of a guest")
+    if not IN_GUEST:
+        config.pluginmanager.register(HostRunner(config), "lvs-host-runner")
+    elif config.getoption("guest_report"):
+        config.pluginmanager.register(GuestReporter(config), "lvs-guest-reporter")
+
+
+def kernel_targets(config: pytest.Config) -> list[str]:
+    if IN_GUEST:
+        return [os.uname().release]
+    return config.getoption("kver") or kbuild.installed_kernels()
+
+
+@pytest.fixture(autouse=True)
+def kver(request: pytest.FixtureRequest) -> str:
+    """The kernel a kernel test runs on (the running one inside the guest)."""
+    return getattr(request, "param", os.uname().release)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("kernel") and "kver" in metafunc.fixturenames:
+        metafunc.parametrize("kver", kernel_targets(metafunc.config))
+
+
+def _kver_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("kver") if callspec else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("no_kernel"):
+        kept = [i for i in items if not i.get_closest_marker("kernel")]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+    # Host tests first; then kernel tests grouped by kernel, "last" ones last.
+    order = {k: n for n, k in enumerate(kernel_targets(config))}
+
+    def key(item: pytest.Item) -> tuple[int, int, int]:
+        if not item.get_closest_marker("kernel"):
+            return (0, 0, 0)
+        return (1, order.get(_kver_of(item) or "", 99), bool(item.get_closest_marker("last")))
+
+    items.sort(key=key)
+
+
+class GuestReporter:
+    """Inside the guest: every test report as one JSON line, written at once."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.path = Path(config.getoption("guest_report"))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config,
+                                                              report=report)
+        with self.path.open("a") as out:
+            out.write(json.dumps(data) + "\n")
+
+
+class HostRunner:
+    """On the host: boot a guest per kernel, replay the reports it wrote."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: dict[str, dict[str, list[pytest.TestReport]]] = {}
+        self.status: dict[str, int] = {}
+        self.items: dict[str, list[pytest.Item]] = {}
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            if item.get_closest_marker("kernel"):
+                self.items.setdefault(_kver_of(item) or "?", []).append(item)
+
+    def _write(self, line: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(line)
+
+    def _run_guest(self, kver: str) -> None:
+        out = RESULTS / kver
+        out.mkdir(parents=True, exist_ok=True)
+        report = out / "report.jsonl"
+        report.unlink(missing_ok=True)
+        ids = out / "nodeids.txt"
+        ids.write_text("\n".join(i.nodeid for i in self.items[kver]) + "\n")
+        cmd = (f"{sys.executable} -m pytest -q -p no:cacheprovider "
+               f"--guest-report {report} --timeout 900 @{ids}")
+        console = out / "console.log"
+        self._write(f"\n[guest {kver}] booting for {len(self.items[kver])} kernel tests; "
+                    f"console: {console}")
+        started = time.monotonic()
+        cfg = guest.GuestConfig(kver, rwdirs=[out],
+                                timeout=self.config.getoption("guest_timeout"))
+        try:
+            self.status[kver] = guest.run(cfg, cmd, console=console, quiet=True)
+        except guest.GuestError as exc:
+            console.write_text(f"{exc}\n")
+            self.status[kver] = -1
+        results: dict[str, list[pytest.TestReport]] = {}
+        if report.exists():
+            for line in report.read_text().splitlines():
+                rep = self.config.hook.pytest_report_from_serializable(
+                    config=self.config, data=json.loads(line))
+                results.setdefault(rep.nodeid, []).append(rep)
+        self.results[kver] = results
+        self._write(f"[guest {kver}] done in {time.monotonic() - started:.0f} s, "
+                    f"exit status {self.status[kver]}")
+
+    def _missing_report(self, item: pytest.Item, kver: str) -> pytest.TestReport:
+        console = RESULTS / kver / "console.log"
+        tail = console.read_text(errors="replace").splitlines()[-40:] if console.exists() else []
+        text = (f"no result from the guest for this test (guest exit status "
+                f"{self.status.get(kver)}); console ({console}) ends with:\n"
+                + "\n".join(tail))
+        return pytest.TestReport(item.nodeid, item.location, {}, "failed", text, "call", [])
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
+        if not item.get_closest_marker("kernel"):
+            return None
+        kver = _kver_of(item) or "?"
+        if kver not in self.results:
+            self._run_guest(kver)
+        item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        reports = self.results[kver].get(item.nodeid) or [self._missing_report(item, kver)]
+        for rep in reports:
+            item.ihook.pytest_runtest_logreport(report=rep)
+        item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True

@@ -1,0 +1,234 @@
+"""Staging and patching logic of tools/kbuild.py, on fake source trees."""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tools import kbuild
+
+UPSTREAM_CORE = """\
+static int __init ip_vs_init(void)
+{
+\tpr_info("ipvs loaded.\\n");
+\treturn 0;
+}
+"""
+
+
+def make_tarball(path: Path, line: str, files: dict[str, str]) -> Path:
+    """A linux-source-X.Y.tar.xz holding ``files`` (relative to its top folder)."""
+    top = path.parent / f"src-{line}" / f"linux-source-{line}"
+    for rel, text in files.items():
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text(text)
+    with tarfile.open(path, "w:xz") as tar:
+        tar.add(top, arcname=f"linux-source-{line}")
+    return path
+
+
+@pytest.fixture
+def fake_system(tmp_path):
+    """/lib/modules/KVER/build and /usr/src with a source tarball, all fake."""
+    kver = "6.1.0-99-amd64"
+    headers = tmp_path / "usr/src/linux-headers"
+    (headers / "include/linux").mkdir(parents=True)
+    (headers / "Makefile").write_text("# fake\n")
+    (headers / "include/linux/timer.h").write_text("int timer_delete_sync(void *t);\n")
+    modules = tmp_path / "lib/modules" / kver
+    modules.mkdir(parents=True)
+    (modules / "build").symlink_to(headers)
+    src = tmp_path / "usr/src"
+    make_tarball(src / "linux-source-6.1.tar.xz", "6.1", {
+        "net/netfilter/ipvs/ip_vs_core.c": UPSTREAM_CORE,
+        "net/netfilter/ipvs/Makefile": "obj-m += ip_vs.o\n",
+        "include/net/ip_vs.h": "/* ip_vs.h */\n",
+        "include/uapi/linux/ip_vs.h": "/* uapi */\n",
+        "tools/testing/selftests/netfilter/ipvs.sh": "#!/bin/sh\n",
+        "drivers/unrelated.c": "not extracted\n",
+    })
+    versions = {f"linux-image-{kver}": "6.1.99-1", "linux-source-6.1": "6.1.99-1"}
+    return {"kver": kver, "modules_root": tmp_path / "lib/modules", "src_root": src,
+            "versions": versions}
+
+
+def discover(fake, **kw):
+    return kbuild.discover(fake["kver"], modules_root=fake["modules_root"],
+                           src_root=fake["src_root"], version_of=fake["versions"].get, **kw)
+
+
+def write_project(root: Path, patches: dict[str, str], series: str | None) -> Path:
+    """A project checkout with the given patch series and our own files."""
+    (root / "kernel/ip_vs/patches").mkdir(parents=True)
+    (root / "kernel/toa").mkdir(parents=True)
+    (root / "kernel/compat").mkdir(parents=True)
+    (root / "kernel/ip_vs/ip_vs_ours.c").write_text("/* ours */\n")
+    (root / "kernel/ip_vs/Kbuild").write_text("# ours\n")
+    (root / "kernel/toa/toa.c").write_text("/* toa */\n")
+    (root / "kernel/compat/compat.h").write_text("/* compat */\n")
+    (root / "Kbuild").write_text("obj-m += x/\n")
+    (root / "pyproject.toml").write_text('[project]\nversion = "9.8.7"\n')
+    for rel, text in patches.items():
+        (root / "kernel/ip_vs/patches" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "kernel/ip_vs/patches" / rel).write_text(text)
+    if series is not None:
+        (root / "kernel/ip_vs/series").write_text(series)
+    return root
+
+
+GOOD_PATCH = """\
+--- a/net/netfilter/ipvs/ip_vs_core.c
++++ b/net/netfilter/ipvs/ip_vs_core.c
+@@ -1,5 +1,5 @@
+ static int __init ip_vs_init(void)
+ {
+-\tpr_info("ipvs loaded.\\n");
++\tpr_info("ipvs loaded (FNAT-capable).\\n");
+ \treturn 0;
+ }
+"""
+BAD_PATCH = GOOD_PATCH.replace("ipvs loaded.", "something else.")
+
+
+def test_kernel_line():
+    assert kbuild.kernel_line("6.12.95+deb12-amd64") == "6.12"
+    assert kbuild.kernel_line("6.1.0-56-amd64") == "6.1"
+    with pytest.raises(kbuild.BuildError):
+        kbuild.kernel_line("vmlinuz")
+
+
+def test_discover_finds_headers_and_matching_source(fake_system):
+    target = discover(fake_system)
+    assert target.line == "6.1"
+    assert target.tarball.name == "linux-source-6.1.tar.xz"
+    assert target.image_version == target.source_version == "6.1.99-1"
+
+
+def test_discover_names_the_missing_headers_package(fake_system):
+    with pytest.raises(kbuild.BuildError, match="apt-get install linux-headers-6.1.0-98-amd64"):
+        kbuild.discover("6.1.0-98-amd64", modules_root=fake_system["modules_root"],
+                        src_root=fake_system["src_root"], version_of=lambda p: None)
+
+
+def test_discover_names_the_missing_source_package(fake_system):
+    (fake_system["src_root"] / "linux-source-6.1.tar.xz").unlink()
+    with pytest.raises(kbuild.BuildError,
+                       match=r"apt-get install linux-source-6.1=6.1.99-1"):
+        discover(fake_system)
+    # TOA alone builds from the headers only.
+    assert discover(fake_system, need_source=False).kver == fake_system["kver"]
+
+
+def test_discover_refuses_a_source_of_another_version(fake_system):
+    fake_system["versions"]["linux-source-6.1"] = "6.1.100-1"
+    with pytest.raises(kbuild.BuildError, match="sources must match the kernel"):
+        discover(fake_system)
+
+
+def test_backports_hint_uses_the_backports_suite():
+    target = kbuild.Target("6.12.95+deb12-amd64", Path("/x"), Path("/y"),
+                           "6.12.95-1~bpo12+1", None)
+    assert target.source_install_hint() == (
+        "apt-get install -t bookworm-backports linux-source-6.12=6.12.95-1~bpo12+1")
+
+
+def test_extract_takes_only_ipvs_members_and_caches(fake_system, tmp_path):
+    target = discover(fake_system)
+    dest = tmp_path / "upstream"
+    kbuild.extract_upstream(target, dest)
+    assert (dest / "net/netfilter/ipvs/ip_vs_core.c").exists()
+    assert (dest / "include/uapi/linux/ip_vs.h").exists()
+    assert (dest / "tools/testing/selftests/netfilter/ipvs.sh").exists()
+    assert not (dest / "drivers").exists()
+    (dest / "marker").write_text("kept while the stamp matches")
+    kbuild.extract_upstream(target, dest)
+    assert (dest / "marker").exists()
+
+
+def test_read_series_skips_comments_and_rejects_paths(tmp_path):
+    series = tmp_path / "series"
+    series.write_text("# comment\n\n0001-a.patch  # why\n0002-b.patch\n")
+    assert kbuild.read_series(series) == ["0001-a.patch", "0002-b.patch"]
+    series.write_text("../evil.patch\n")
+    with pytest.raises(kbuild.BuildError, match="bad patch name"):
+        kbuild.read_series(series)
+
+
+def test_line_specific_patch_overrides_the_common_one(tmp_path):
+    root = write_project(tmp_path, {"0001-x.patch": "common", "6.12/0001-x.patch": "6.12"},
+                         "0001-x.patch\n")
+    assert kbuild.resolve_patches(root / "kernel/ip_vs", "6.12")[0].read_text() == "6.12"
+    assert kbuild.resolve_patches(root / "kernel/ip_vs", "6.1")[0].read_text() == "common"
+
+
+def test_series_naming_a_missing_patch_fails(tmp_path):
+    root = write_project(tmp_path, {}, "0001-missing.patch\n")
+    with pytest.raises(kbuild.BuildError, match="0001-missing.patch"):
+        kbuild.resolve_patches(root / "kernel/ip_vs", "6.1")
+
+
+def test_stage_applies_series_and_adds_our_files(fake_system, tmp_path):
+    root = write_project(tmp_path / "proj", {"0001-good.patch": GOOD_PATCH},
+                         "0001-good.patch\n")
+    tree = kbuild.stage(discover(fake_system), tmp_path / "out", root=root)
+    core = (tree / "net/netfilter/ipvs/ip_vs_core.c").read_text()
+    assert "FNAT-capable" in core
+    assert (tree / "net/netfilter/ipvs/ip_vs_ours.c").exists()
+    assert (tree / "net/netfilter/ipvs/Kbuild").read_text() == "# ours\n"
+    assert (tree / "include/net/ip_vs.h").exists()
+    assert (tree / "toa/toa.c").exists()
+    assert '"9.8.7"' in (tree / "include/lvs/version.h").read_text()
+    autoconf = (tree / "include/lvs/compat_autoconf.h").read_text()
+    assert "#define LVS_HAVE_TIMER_DELETE_SYNC 1" in autoconf
+    assert "LVS_HAVE_GET_RANDOM_U32_BELOW" not in autoconf
+
+
+def test_stage_is_repeatable(fake_system, tmp_path):
+    root = write_project(tmp_path / "proj", {"0001-good.patch": GOOD_PATCH},
+                         "0001-good.patch\n")
+    target = discover(fake_system)
+    kbuild.stage(target, tmp_path / "out", root=root)
+    tree = kbuild.stage(target, tmp_path / "out", root=root)  # patches a fresh copy
+    assert "FNAT-capable" in (tree / "net/netfilter/ipvs/ip_vs_core.c").read_text()
+
+
+def test_a_patch_that_does_not_apply_stops_with_its_name(fake_system, tmp_path):
+    root = write_project(tmp_path / "proj", {"0001-good.patch": GOOD_PATCH,
+                                             "0002-bad.patch": BAD_PATCH},
+                         "0001-good.patch\n0002-bad.patch\n")
+    with pytest.raises(kbuild.BuildError) as err:
+        kbuild.stage(discover(fake_system), tmp_path / "out", root=root)
+    assert "0002-bad.patch does not apply" in str(err.value)
+    assert "6.1.99-1" in str(err.value)
+
+
+def test_toa_only_stage_needs_no_source(fake_system, tmp_path):
+    (fake_system["src_root"] / "linux-source-6.1.tar.xz").unlink()
+    root = write_project(tmp_path / "proj", {}, None)
+    tree = kbuild.stage(discover(fake_system, need_source=False), tmp_path / "out",
+                        sets=["toa"], root=root)
+    assert (tree / "toa/toa.c").exists()
+    assert not (tree / "net").exists()
+
+
+def test_unknown_module_set_is_refused(tmp_path):
+    with pytest.raises(kbuild.BuildError, match="unknown module set"):
+        kbuild.build("6.1.0-1-amd64", tmp_path, sets=["ipvs", "nope"])
+
+
+def test_series_of_the_project_applies_to_both_kernel_lines(tmp_path):
+    """The real series against the real sources of every installed kernel."""
+    kernels = kbuild.installed_kernels()
+    if not kernels:
+        pytest.skip("no 6.1/6.12 kernel headers installed")
+    for kver in kernels:
+        target = kbuild.discover(kver)
+        upstream = kbuild.extract_upstream(target, kbuild.ROOT / "build" / kver / "upstream")
+        copy = tmp_path / kver
+        shutil.copytree(upstream, copy)
+        patches = kbuild.resolve_patches(kbuild.ROOT / "kernel/ip_vs", target.line)
+        assert patches, "the series is empty"
+        kbuild.apply_patches(copy, patches, kver)

@@ -1,0 +1,175 @@
+"""Boot a Debian kernel in QEMU with the host's files and our modules.
+
+The host's kernel cannot load modules, so every kernel test runs in a guest
+started by virtme-ng: the guest shares the host's root file system
+read-only, sees ``/lib/modules/KVER`` through a writable overlay (so our
+modules can be installed there exactly as ``./inv install`` would), and runs
+one command.  Its exit status is the command's.
+
+Host side (this module)::
+
+    prepare_modroot()  depmod of stock + our modules, done on the host, where
+                       it takes seconds (inside the emulated guest: ~80 s)
+    run()              boot, install and load modules, run, return the status
+
+Guest side: ``tools/guest_init.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from tools.kbuild import ROOT, BuildError
+
+MODROOT_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
+UPDATES_SUBDIR = "updates/lvs-toolkit"
+
+
+class GuestError(BuildError):
+    """The guest cannot be started; the message says what is missing."""
+
+
+@dataclasses.dataclass
+class GuestConfig:
+    kver: str
+    cpus: int = 2
+    memory: str = "2G"
+    append: Sequence[str] = ()        # extra kernel command line words
+    qemu_opts: Sequence[str] = ()     # extra QEMU arguments
+    rwdirs: Sequence[Path] = ()       # host folders the guest may write
+    timeout: float = 3600.0
+
+    @property
+    def vmlinuz(self) -> Path:
+        return Path("/boot") / f"vmlinuz-{self.kver}"
+
+    @property
+    def build_dir(self) -> Path:
+        return ROOT / "build" / self.kver
+
+
+def check_host(cfg: GuestConfig) -> None:
+    """Fail early, naming the package, when something the guest needs is absent."""
+    if not cfg.vmlinuz.exists():
+        raise GuestError(f"{cfg.vmlinuz} is missing: apt-get install linux-image-{cfg.kver}")
+    for tool, package in (("qemu-system-x86_64", "qemu-system-x86"),
+                          ("busybox", "busybox-static")):
+        if shutil.which(tool) is None and not Path(f"/bin/{tool}").exists():
+            raise GuestError(f"{tool} is missing: apt-get install {package}")
+    if vng_binary() is None:
+        raise GuestError("virtme-ng (vng) is missing from the virtual environment: run ./inv")
+
+
+def vng_binary() -> str | None:
+    local = Path(sys.executable).parent / "vng"
+    return str(local) if local.exists() else shutil.which("vng")
+
+
+def prepare_modroot(kver: str, modules: Path, base: Path,
+                    modules_root: Path = Path("/lib/modules")) -> Path:
+    """A depmod'ed copy of ``/lib/modules/KVER`` metadata with our modules.
+
+    ``base/lib/modules/KVER`` gets a symlink to the stock ``kernel/`` tree,
+    our ``.ko`` files under ``updates/lvs-toolkit/`` and the ``modules.*``
+    indexes depmod writes for both.  The guest copies the indexes and our
+    modules into its overlay of ``/lib/modules/KVER``.
+    """
+    stock = modules_root / kver
+    target = base / "lib/modules" / kver
+    if base.exists():
+        shutil.rmtree(base)
+    (target / UPDATES_SUBDIR).mkdir(parents=True)
+    (target / "kernel").symlink_to(stock / "kernel")
+    for name in MODROOT_FILES:
+        if (stock / name).exists():
+            shutil.copy2(stock / name, target / name)
+    kos = sorted(modules.glob("*.ko"))
+    if not kos:
+        raise GuestError(f"no modules in {modules}: run ./inv build --kver {kver}")
+    for ko in kos:
+        shutil.copy2(ko, target / UPDATES_SUBDIR / ko.name)
+    res = subprocess.run(["depmod", "-b", str(base), kver], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise GuestError(f"depmod failed for {kver}: {res.stderr.strip()}")
+    return target
+
+
+def _pump(stream, log, quiet: bool) -> None:
+    """Copy the guest's console to stdout and to the console log."""
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        if not quiet:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        if log:
+            log.write(line)
+            log.flush()
+
+
+def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
+    cmd = [vng_binary() or "vng", "--run", str(cfg.vmlinuz), "--disable-kvm",
+           "--force-9p", "--cpus", str(cfg.cpus), "--memory", cfg.memory,
+           "--overlay-rwdir", f"/lib/modules/{cfg.kver}"]
+    for path in cfg.rwdirs:
+        cmd += ["--rwdir", str(path)]
+    for word in cfg.append:
+        cmd += ["--append", word]
+    for opt in cfg.qemu_opts:
+        cmd += ["--qemu-opts", opt]
+    return cmd + ["--exec", guest_cmd]
+
+
+def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool = False,
+        console: Path | None = None, quiet: bool = False) -> int:
+    """Boot ``cfg.kver``, install and load our modules, run ``command``.
+
+    ``load`` is ``all`` (every built module), ``none``, or a comma list of
+    module names.  Returns the command's exit status; with ``strict_log`` a
+    kernel log showing an oops, WARN, BUG or leak turns success into 125.
+    ``console`` receives the guest's output too (it is always streamed to
+    stdout unless ``quiet``).
+    """
+    check_host(cfg)
+    modroot = None
+    if load != "none":
+        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules",
+                                  cfg.build_dir / "modroot")
+    init = [sys.executable, "-m", "tools.guest_init", "--kver", cfg.kver, "--load", load]
+    if modroot is not None:
+        init += ["--modroot", str(modroot)]
+    if strict_log:
+        init.append("--strict-log")
+    guest_cmd = f"cd {shlex.quote(str(ROOT))} && {shlex.join(init)} -- {shlex.quote(command)}"
+    argv = vng_command(cfg, guest_cmd)
+    if not quiet:
+        print(f"[guest] booting {cfg.kver} under QEMU/TCG (about 30 s)", flush=True)
+    started = time.monotonic()
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    log = console.open("w") if console else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+    pump = threading.Thread(target=_pump, args=(proc.stdout, log, quiet), daemon=True)
+    pump.start()
+    try:
+        rc = proc.wait(timeout=cfg.timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = proc.wait()
+        print(f"[guest] {cfg.kver}: killed after {cfg.timeout:.0f} s", flush=True)
+        rc = 124
+    pump.join(timeout=10)
+    if log:
+        log.close()
+    if not quiet:
+        print(f"[guest] {cfg.kver}: exit status {rc} after "
+              f"{time.monotonic() - started:.0f} s", flush=True)
+    return rc

@@ -1,0 +1,103 @@
+"""Guest side of ``tools/guest.py``: install and load our modules, run a command.
+
+Runs as root inside the virtme-ng guest, where ``/lib/modules/KVER`` is a
+writable overlay.  Copying the host-prepared indexes and our modules there
+makes ``modprobe`` (and the kernel's own request_module(), e.g. for a
+scheduler named by ``ipvsadm -s``) resolve to our build, dependencies first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+# Kernel log lines that mean the kernel misbehaved.  Each is a prefix or
+# phrase the kernel prints for that class of failure.
+LOG_PROBLEMS = re.compile(
+    r"(Oops|BUG:|kernel BUG at|WARNING:|general protection fault|"
+    r"Call Trace:|Objects remaining|unreferenced object|UBSAN:|KASAN:|"
+    r"refcount_t:|list_add corruption|list_del corruption|soft lockup|"
+    r"rcu_sched self-detected stall|blocked for more than|"
+    r"kmem_cache_destroy .*: Slab cache still has objects|"
+    r"unregister_netdevice: waiting for)")
+MARK = "lvs-guest: start"
+
+
+def kernel_log_problems(text: str) -> list[str]:
+    """Lines of a kernel log that show an oops, WARN, BUG, stall or leak."""
+    return [line for line in text.splitlines() if LOG_PROBLEMS.search(line)]
+
+
+def kernel_log(since_mark: bool = True) -> str:
+    """The kernel log, from our start marker on."""
+    text = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
+    if since_mark and MARK in text:
+        text = text[text.rindex(MARK):]
+    return text
+
+
+def mark_log(message: str) -> None:
+    with open("/dev/kmsg", "w") as kmsg:
+        kmsg.write(message + "\n")
+
+
+def install_modules(kver: str, modroot: Path) -> None:
+    live = Path("/lib/modules") / kver
+    for path in modroot.iterdir():
+        if path.name.startswith("modules."):
+            shutil.copy2(path, live / path.name)
+    shutil.copytree(modroot / "updates", live / "updates", dirs_exist_ok=True)
+
+
+def modules_to_load(modroot: Path, load: str) -> list[str]:
+    if load == "none":
+        return []
+    if load == "all":
+        return sorted(p.stem for p in (modroot / "updates").rglob("*.ko"))
+    return [name.strip() for name in load.split(",") if name.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="guest_init")
+    parser.add_argument("--kver", required=True)
+    parser.add_argument("--modroot", type=Path)
+    parser.add_argument("--load", default="all")
+    parser.add_argument("--strict-log", action="store_true")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+
+    running = os.uname().release
+    if running != args.kver:
+        print(f"guest_init: booted {running}, expected {args.kver}", file=sys.stderr)
+        return 2
+    mark_log(MARK)
+    if args.modroot:
+        install_modules(args.kver, args.modroot)
+        names = modules_to_load(args.modroot, args.load)
+        if names:
+            res = subprocess.run(["modprobe", "-a", *names], capture_output=True, text=True)
+            if res.returncode != 0:
+                print(f"guest_init: modprobe failed: {res.stderr.strip()}", file=sys.stderr)
+                return 2
+    env = dict(os.environ, LVS_GUEST="1", PYTHONDONTWRITEBYTECODE="1",
+               PATH=f"{Path(sys.executable).parent}:/usr/sbin:/usr/bin:/sbin:/bin")
+    rc = subprocess.run(" ".join(command) or "true", shell=True, env=env).returncode
+    problems = kernel_log_problems(kernel_log())
+    if problems:
+        print("guest_init: the kernel log shows problems:", file=sys.stderr)
+        for line in problems:
+            print("  " + line, file=sys.stderr)
+        if args.strict_log and rc == 0:
+            rc = 125
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

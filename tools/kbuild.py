@@ -1,0 +1,402 @@
+"""Stage, patch and build the IPVS and TOA modules for one Debian kernel.
+
+The upstream IPVS sources are never kept in this repository.  For a kernel
+``KVER`` they are taken from the Debian source package that matches the
+installed image (``/usr/src/linux-source-X.Y.tar.xz``), the patch series of
+``kernel/ip_vs/series`` is applied to them, our own files are added, and the
+result is built with Kbuild against ``/lib/modules/KVER/build``::
+
+    build/KVER/upstream/   pristine IPVS files of that kernel (a cache)
+    build/KVER/tree/       the staged module tree (kernel layout), M= of make
+    build/KVER/modules/    every built .ko, flat (what install and the guest use)
+
+This module uses the standard library only: DKMS runs it with the system
+``python3`` on a balancer where the project's virtual environment is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Paths taken from the kernel source package, relative to its top folder.
+UPSTREAM_MEMBERS = (
+    "net/netfilter/ipvs",
+    "include/net/ip_vs.h",
+    "include/uapi/linux/ip_vs.h",
+    "scripts/checkpatch.pl",
+    "scripts/spelling.txt",
+    "scripts/const_structs.checkpatch",
+    # The kernel's own IPVS selftest moved between 6.1 and 6.12.
+    "tools/testing/selftests/netfilter/ipvs.sh",
+    "tools/testing/selftests/net/netfilter/ipvs.sh",
+    "tools/testing/selftests/net/netfilter/lib.sh",
+    "tools/testing/selftests/net/lib.sh",
+)
+# Members that must be present; the others are optional.
+REQUIRED_MEMBERS = UPSTREAM_MEMBERS[:3]
+
+# Module sets: name -> subfolder of the staged tree that Kbuild descends into.
+MODULE_SETS = {"ipvs": "net/netfilter/ipvs", "toa": "toa"}
+
+
+class BuildError(Exception):
+    """A build step failed; the message says what to do about it."""
+
+
+Runner = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
+
+
+def _run(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), text=True, capture_output=True, **kw)
+
+
+def say(msg: str) -> None:
+    """Progress output for long steps (stdout, flushed at once)."""
+    print(f"[kbuild] {msg}", flush=True)
+
+
+def project_version(root: Path = ROOT) -> str:
+    """The project version, from pyproject.toml (also shipped to DKMS trees)."""
+    text = (root / "pyproject.toml").read_text()
+    match = re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)
+    if not match:
+        raise BuildError(f"no version in {root / 'pyproject.toml'}")
+    return match.group(1)
+
+
+def kernel_line(kver: str) -> str:
+    """'6.12.95+deb12-amd64' -> '6.12'; the X.Y of linux-source-X.Y."""
+    match = re.match(r"(\d+)\.(\d+)", kver)
+    if not match:
+        raise BuildError(f"{kver!r} does not look like a kernel release")
+    return f"{match.group(1)}.{match.group(2)}"
+
+
+def dpkg_version(package: str) -> str | None:
+    """Installed version of a Debian package, or None."""
+    try:
+        res = _run(["dpkg-query", "-W", "-f=${Status} ${Version}", package])
+    except FileNotFoundError:
+        return None
+    if res.returncode != 0 or not res.stdout.startswith("install ok installed"):
+        return None
+    return res.stdout.split()[-1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One kernel to build for, with where its headers and sources are."""
+
+    kver: str
+    headers: Path          # /lib/modules/KVER/build
+    tarball: Path          # /usr/src/linux-source-X.Y.tar.xz
+    image_version: str | None   # Debian version of the kernel image
+    source_version: str | None  # Debian version of linux-source-X.Y
+
+    @property
+    def line(self) -> str:
+        return kernel_line(self.kver)
+
+    @property
+    def source_package(self) -> str:
+        return f"linux-source-{self.line}"
+
+    def source_install_hint(self) -> str:
+        pin = f"={self.image_version}" if self.image_version else ""
+        suite = " -t bookworm-backports" if "bpo" in (self.image_version or "") else ""
+        return f"apt-get install{suite} {self.source_package}{pin}"
+
+
+def discover(kver: str, *, need_source: bool = True,
+             modules_root: Path = Path("/lib/modules"),
+             src_root: Path = Path("/usr/src"),
+             version_of: Callable[[str], str | None] = dpkg_version) -> Target:
+    """Find headers and (``need_source``) the matching source package for ``kver``.
+
+    Raises BuildError naming the Debian package to install when something
+    is missing, or when the source package's version is not the image's
+    (the IPVS sources must be exactly those the kernel was built from).
+    TOA alone needs only the headers.
+    """
+    line = kernel_line(kver)
+    headers = modules_root / kver / "build"
+    if not (headers / "Makefile").exists():
+        raise BuildError(
+            f"kernel headers for {kver} are missing ({headers} has no Makefile): "
+            f"apt-get install linux-headers-{kver}")
+    image_version = (version_of(f"linux-image-{kver}")
+                     or version_of(f"linux-image-{kver}-unsigned")
+                     or version_of(f"linux-headers-{kver}"))
+    target = Target(kver, headers, src_root / f"linux-source-{line}.tar.xz",
+                    image_version, version_of(f"linux-source-{line}"))
+    if not need_source:
+        return target
+    if not target.tarball.exists():
+        raise BuildError(
+            f"the IPVS sources of {kver} come from Debian's {target.source_package}, "
+            f"which is not installed ({target.tarball} is missing): "
+            f"{target.source_install_hint()}")
+    if (target.image_version and target.source_version
+            and target.image_version != target.source_version):
+        raise BuildError(
+            f"{target.source_package} is {target.source_version} but kernel {kver} "
+            f"is {target.image_version}; the sources must match the kernel: "
+            f"{target.source_install_hint()}")
+    return target
+
+
+def installed_kernels(modules_root: Path = Path("/lib/modules")) -> list[str]:
+    """Kernels with headers installed, of the lines we support (6.1, 6.12)."""
+    found = []
+    for entry in sorted(modules_root.iterdir()) if modules_root.is_dir() else []:
+        if (entry / "build" / "Makefile").exists() and \
+                re.match(r"6\.(1|12)\.", entry.name):
+            found.append(entry.name)
+    return found
+
+
+# ---------------------------------------------------------------- staging
+
+def _stamp_text(target: Target) -> str:
+    stat = target.tarball.stat()
+    return f"{target.tarball} {target.source_version} {stat.st_size} {int(stat.st_mtime)}\n"
+
+
+def extract_upstream(target: Target, dest: Path) -> Path:
+    """Extract the IPVS-related members of the source tarball into ``dest``.
+
+    Cached: a stamp file records which tarball the folder came from.
+    Returns the folder holding the kernel-layout files.
+    """
+    stamp = dest / ".stamp"
+    if stamp.exists() and stamp.read_text() == _stamp_text(target):
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    top = f"linux-source-{target.line}"
+    say(f"extracting the IPVS sources from {target.tarball} (about 10 s)")
+    started = time.monotonic()
+    # --wildcards lets one pass pick both the required and the optional
+    # members; tar reports the missing optional ones, which we check below.
+    patterns = [f"{top}/{m}" for m in UPSTREAM_MEMBERS]
+    res = _run(["tar", "-xJf", str(target.tarball), "-C", str(dest),
+                "--strip-components=1", "--wildcards", "--no-wildcards-match-slash",
+                *patterns, *[p + "/*" for p in patterns]])
+    missing = [m for m in REQUIRED_MEMBERS if not (dest / m).exists()]
+    if missing:
+        raise BuildError(
+            f"{target.tarball} lacks {', '.join(missing)} (tar said: "
+            f"{res.stderr.strip()[:300]}); reinstall {target.source_package}")
+    stamp.write_text(_stamp_text(target))
+    say(f"extracted in {time.monotonic() - started:.1f} s")
+    return dest
+
+
+def read_series(series: Path) -> list[str]:
+    """Patch names from a quilt-style series file (comments and blanks ignored)."""
+    names = []
+    for raw in series.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            if "/" in line or line.startswith("."):
+                raise BuildError(f"{series}: bad patch name {line!r}")
+            names.append(line)
+    return names
+
+
+def resolve_patches(patch_dir: Path, line: str) -> list[Path]:
+    """The series in order; ``patches/X.Y/NAME`` overrides ``patches/NAME``."""
+    series = patch_dir / "series"
+    if not series.exists():
+        return []
+    paths = []
+    for name in read_series(series):
+        for candidate in (patch_dir / "patches" / line / name, patch_dir / "patches" / name):
+            if candidate.exists():
+                paths.append(candidate)
+                break
+        else:
+            raise BuildError(f"{series} names {name}, which is not in {patch_dir / 'patches'}")
+    return paths
+
+
+def apply_patches(tree: Path, patches: Iterable[Path], what: str) -> None:
+    """Apply each patch with -p1, exactly (no fuzz); stop at the first failure."""
+    for patch in patches:
+        res = _run(["patch", "-p1", "--batch", "--forward", "--fuzz=0",
+                    "--no-backup-if-mismatch", "-d", str(tree), "-i", str(patch)])
+        if res.returncode != 0:
+            raise BuildError(
+                f"patch {patch.name} does not apply to {what}:\n"
+                f"{(res.stdout + res.stderr).strip()}\n"
+                f"refresh it, or add a variant for this kernel line as "
+                f"{patch.parent / '<X.Y>' / patch.name}")
+
+
+def _copy_files(src: Path, dest: Path, suffixes: tuple[str, ...]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in sorted(src.iterdir()):
+        if path.is_file() and (path.suffix in suffixes or path.name == "Kbuild"):
+            shutil.copy2(path, dest / path.name)
+
+
+# Probes of the target tree: macro -> (header relative to include/, regex).
+# Each becomes "#define MACRO 1" in lvs/compat_autoconf.h when it matches,
+# so compat.h can test features instead of version numbers.
+COMPAT_PROBES: dict[str, tuple[str, str]] = {
+    "LVS_HAVE_TIMER_DELETE_SYNC": ("linux/timer.h", r"\btimer_delete_sync\s*\("),
+    "LVS_HAVE_GET_RANDOM_U32_BELOW": ("linux/random.h", r"\bget_random_u32_below\s*\("),
+    "LVS_HAVE_INET6_SK_SADDR_IN_SK": ("net/sock.h", r"\bskc_v6_rcv_saddr\b"),
+    "LVS_HAVE_SK_USER_DATA_NOCOPY": ("net/sock.h", r"\bSK_USER_DATA_NOCOPY\b"),
+}
+
+
+def _header_text(target: Target, rel: str) -> str:
+    for base in (target.headers, target.headers / "source",
+                 target.headers.parent / "source"):
+        path = base / "include" / rel
+        if path.exists():
+            return path.read_text(errors="replace")
+    return ""
+
+
+def write_compat_autoconf(target: Target, dest: Path) -> None:
+    lines = ["/* SPDX-License-Identifier: GPL-2.0 */",
+             f"/* Generated by tools/kbuild.py for {target.kver}; do not edit. */",
+             "#ifndef LVS_COMPAT_AUTOCONF_H", "#define LVS_COMPAT_AUTOCONF_H"]
+    for macro, (rel, regex) in COMPAT_PROBES.items():
+        if re.search(regex, _header_text(target, rel)):
+            lines.append(f"#define {macro} 1")
+    lines.append("#endif")
+    dest.write_text("\n".join(lines) + "\n")
+
+
+def stage(target: Target, out: Path, sets: Sequence[str] = tuple(MODULE_SETS),
+          root: Path = ROOT) -> Path:
+    """Build ``out/tree``: upstream IPVS, patched, plus our sources and Kbuild."""
+    tree = out / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    if "ipvs" in sets:
+        stage_ipvs(target, out / "upstream", tree, root)
+    if "toa" in sets:
+        _copy_files(root / "kernel/toa", tree / "toa", (".c", ".h"))
+    _copy_files(root / "kernel/compat", tree / "include/lvs", (".h",))
+    write_compat_autoconf(target, tree / "include/lvs/compat_autoconf.h")
+    (tree / "include/lvs/version.h").write_text(
+        "/* SPDX-License-Identifier: GPL-2.0 */\n"
+        "/* Generated by tools/kbuild.py; do not edit. */\n"
+        f'#define LVS_TOOLKIT_VERSION "{project_version(root)}"\n')
+    shutil.copy2(root / "Kbuild", tree / "Kbuild")
+    return tree
+
+
+def stage_ipvs(target: Target, cache: Path, tree: Path, root: Path = ROOT) -> None:
+    """Upstream IPVS of ``target`` into ``tree``, patched, with our files added."""
+    upstream = extract_upstream(target, cache)
+    ipvs = tree / "net/netfilter/ipvs"
+    shutil.copytree(upstream / "net/netfilter/ipvs", ipvs)
+    for rel in ("include/net/ip_vs.h", "include/uapi/linux/ip_vs.h"):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(upstream / rel, tree / rel)
+    patches = resolve_patches(root / "kernel/ip_vs", target.line)
+    if patches:
+        say(f"applying {len(patches)} patch(es) to the IPVS sources of {target.kver}")
+    apply_patches(tree, patches,
+                  f"the IPVS sources of {target.kver} "
+                  f"({target.source_package} {target.source_version or '?'})")
+    _copy_files(root / "kernel/ip_vs", ipvs, (".c", ".h"))
+
+
+# ---------------------------------------------------------------- building
+
+def make(target: Target, tree: Path, sets: Sequence[str], jobs: int = 0,
+         verbose: bool = False) -> None:
+    """Run Kbuild for the chosen module sets, streaming its progress lines."""
+    jobs = jobs or os.cpu_count() or 1
+    cmd = ["make", "-C", str(target.headers), f"M={tree}", f"-j{jobs}",
+           "LVS_SETS=" + " ".join(sets)]
+    if verbose:
+        cmd.append("V=1")
+    cmd.append("modules")
+    say(f"building {', '.join(sets)} for {target.kver} ({' '.join(cmd)})")
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        tail = (tail + [line.rstrip()])[-60:]
+        if verbose or " CC " in line or " LD " in line or "warning:" in line \
+                or "error:" in line:
+            print("    " + line.rstrip(), flush=True)
+    if proc.wait() != 0:
+        raise BuildError(f"make failed for {target.kver}:\n" + "\n".join(tail))
+    say(f"built in {time.monotonic() - started:.1f} s")
+
+
+def collect(tree: Path, dest: Path, sets: Sequence[str]) -> list[Path]:
+    """Copy built modules of the chosen sets into one flat folder."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    found = []
+    for name in sets:
+        for ko in sorted((tree / MODULE_SETS[name]).glob("*.ko")):
+            shutil.copy2(ko, dest / ko.name)
+            found.append(dest / ko.name)
+    if not found:
+        raise BuildError(f"no modules were built in {tree}")
+    return found
+
+
+def build(kver: str, out: Path, sets: Sequence[str] = tuple(MODULE_SETS),
+          jobs: int = 0, verbose: bool = False, root: Path = ROOT) -> list[Path]:
+    """The whole pipeline for one kernel; returns the built module paths."""
+    unknown = set(sets) - set(MODULE_SETS)
+    if unknown:
+        raise BuildError(f"unknown module set(s) {sorted(unknown)}; "
+                         f"known: {sorted(MODULE_SETS)}")
+    target = discover(kver, need_source="ipvs" in sets)
+    tree = stage(target, out, sets, root)
+    make(target, tree, sets, jobs, verbose)
+    modules = collect(tree, out / "modules", sets)
+    say(f"{len(modules)} module(s) in {out / 'modules'}")
+    return modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="kbuild", description="Stage, patch and build the IPVS/TOA modules.")
+    parser.add_argument("--kver", default=os.uname().release,
+                        help="kernel release to build for (default: running kernel)")
+    parser.add_argument("--out", type=Path, help="output folder (default: build/KVER)")
+    parser.add_argument("--set", dest="sets", action="append", choices=sorted(MODULE_SETS),
+                        help="module set to build (repeatable; default: all)")
+    parser.add_argument("-j", "--jobs", type=int, default=0)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    out = args.out or ROOT / "build" / args.kver
+    try:
+        build(args.kver, out.resolve(), args.sets or tuple(MODULE_SETS),
+              args.jobs, args.verbose)
+    except BuildError as exc:
+        print(f"kbuild: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

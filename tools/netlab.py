@@ -1,0 +1,246 @@
+"""A lab of network namespaces: a client, a balancer and real servers.
+
+Used by the kernel tests and by the demo.
+
+::
+
+                 10.0.1.0/24                         10.0.2.0/24
+              2001:db8:1::/64                     2001:db8:2::/64
+   +--------+               +----------------+                 +-------+
+   | client |eth0 ----- eth0|       lb       |br0 --+-- eth0   |  rs1  | .11 / ::11
+   +--------+ .2 / ::2      | .1 / ::1       |.1/::1 |         +-------+
+                            | vip0: VIPs     |       +-- eth0  |  rs2  | .12 / ::12
+                            | lo:  LADDRs    |       ...       +-------+
+                            +----------------+
+
+The client knows only its own subnet and a default route to the balancer.
+Real servers sit on a bridge in the balancer's namespace (one L2 segment,
+as DR needs); their routes are chosen per test: ``default`` (via the
+balancer, as NAT/DR/TUNNEL need) or a list of prefixes (FULLNAT: only the
+local-address subnet, so the client is unreachable from them).
+
+Every namespace has a short name; ``Topology.sh(ns, cmd)`` runs a shell
+command in one and ``Topology.inside(ns)`` creates sockets there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import socket
+import subprocess
+import time
+from typing import Iterator, Sequence
+
+from pyroute2 import netns as pyr_netns
+
+CLIENT4, LB_C4 = "10.0.1.2", "10.0.1.1"
+CLIENT6, LB_C6 = "2001:db8:1::2", "2001:db8:1::1"
+LB_R4, LB_R6 = "10.0.2.1", "2001:db8:2::1"
+VIP4, VIP6 = "10.0.0.100", "2001:db8:100::100"
+LADDR_NET4, LADDR_NET6 = "10.0.3.0/24", "2001:db8:3::/64"
+
+
+def rs_addr(index: int, family: int = 4) -> str:
+    """Address of real server ``index`` (1-based)."""
+    return f"10.0.2.{10 + index}" if family == 4 else f"2001:db8:2::{10 + index:x}"
+
+
+def vip(family: int) -> str:
+    return VIP4 if family == 4 else VIP6
+
+
+def client_addr(family: int) -> str:
+    return CLIENT4 if family == 4 else CLIENT6
+
+
+def hostport(addr: str, port: int) -> str:
+    """``10.0.0.1:80`` or ``[2001:db8::1]:80``, as ipvsadm takes them."""
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def run(cmd: Sequence[str] | str, *, check: bool = True, input: str | None = None,
+        timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run a command (a list, or a string for the shell), capturing its output."""
+    res = subprocess.run(cmd, shell=isinstance(cmd, str), text=True, capture_output=True,
+                         input=input, timeout=timeout)
+    if check and res.returncode != 0:
+        raise RuntimeError(f"{cmd!r} failed ({res.returncode}):\n{res.stdout}{res.stderr}")
+    return res
+
+
+@dataclasses.dataclass
+class Topology:
+    """Namespaces ``client``, ``lb``, ``rs1..rsN`` wired as in the drawing."""
+
+    n_rs: int = 2
+    rs_routes: Sequence[str] | str = "default"
+    prefix: str = ""
+    created: list[str] = dataclasses.field(default_factory=list)
+
+    # ------------------------------------------------------------ names
+    @property
+    def client(self) -> str:
+        return self.prefix + "client"
+
+    @property
+    def lb(self) -> str:
+        return self.prefix + "lb"
+
+    def rs(self, index: int) -> str:
+        return f"{self.prefix}rs{index}"
+
+    @property
+    def servers(self) -> list[str]:
+        return [self.rs(i) for i in range(1, self.n_rs + 1)]
+
+    # ------------------------------------------------------------ helpers
+    def sh(self, ns: str, cmd: str, *, check: bool = True,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a shell command in namespace ``ns``."""
+        return run(["ip", "netns", "exec", ns, "sh", "-c", cmd], check=check,
+                   timeout=timeout)
+
+    def ip_batch(self, ns: str, lines: Sequence[str]) -> None:
+        run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
+
+    def sysctl(self, ns: str, **values: object) -> None:
+        args = [f"{k.replace('__', '.')}={v}" for k, v in values.items()]
+        run(["ip", "netns", "exec", ns, "sysctl", "-qw", *args])
+
+    def ipvsadm(self, args: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The stock ipvsadm, in the balancer's namespace."""
+        return self.sh(self.lb, f"ipvsadm {args}", check=check)
+
+    @contextlib.contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Sockets created in this block belong to namespace ``ns``."""
+        pyr_netns.pushns(ns)
+        try:
+            yield
+        finally:
+            pyr_netns.popns()
+
+    # ------------------------------------------------------------ life cycle
+    def _add_ns(self, name: str) -> None:
+        run(["ip", "netns", "add", name])
+        self.created.append(name)
+        # Addresses must be usable at once: no duplicate address detection.
+        self.sysctl(name, net__ipv6__conf__all__accept_dad=0,
+                    net__ipv6__conf__default__accept_dad=0)
+        self.ip_batch(name, ["link set lo up"])
+
+    def up(self) -> "Topology":
+        for name in (self.client, self.lb, *self.servers):
+            self._add_ns(name)
+        self._wire_client()
+        self._wire_lb()
+        for index in range(1, self.n_rs + 1):
+            self._wire_rs(index)
+        self.wait_reachable()
+        return self
+
+    def _wire_client(self) -> None:
+        run(["ip", "-n", self.client, "link", "add", "eth0", "type", "veth",
+             "peer", "name", "eth0", "netns", self.lb])
+        self.ip_batch(self.client, [
+            "link set eth0 up",
+            f"addr add {CLIENT4}/24 dev eth0",
+            f"addr add {CLIENT6}/64 dev eth0 nodad",
+            f"route add default via {LB_C4}",
+            f"route add ::/0 via {LB_C6}",
+        ])
+
+    def _wire_lb(self) -> None:
+        self.sysctl(self.lb, net__ipv4__ip_forward=1,
+                    net__ipv6__conf__all__forwarding=1)
+        self.ip_batch(self.lb, [
+            "link set eth0 up",
+            f"addr add {LB_C4}/24 dev eth0",
+            f"addr add {LB_C6}/64 dev eth0 nodad",
+            "link add br0 type bridge",
+            "link set br0 up",
+            f"addr add {LB_R4}/24 dev br0",
+            f"addr add {LB_R6}/64 dev br0 nodad",
+            "link add vip0 type dummy",
+            "link set vip0 up",
+            f"addr add {VIP4}/32 dev vip0",
+            f"addr add {VIP6}/128 dev vip0 nodad",
+        ])
+
+    def _wire_rs(self, index: int) -> None:
+        name = self.rs(index)
+        port = f"p{index}"
+        run(["ip", "-n", name, "link", "add", "eth0", "type", "veth",
+             "peer", "name", port, "netns", self.lb])
+        self.ip_batch(self.lb, [f"link set {port} master br0", f"link set {port} up"])
+        lines = ["link set eth0 up",
+                 f"addr add {rs_addr(index, 4)}/24 dev eth0",
+                 f"addr add {rs_addr(index, 6)}/64 dev eth0 nodad"]
+        if self.rs_routes == "default":
+            lines += [f"route add default via {LB_R4}", f"route add ::/0 via {LB_R6}"]
+        else:
+            for prefix in self.rs_routes:
+                gw = LB_R6 if ipaddress.ip_network(prefix).version == 6 else LB_R4
+                lines.append(f"route add {prefix} via {gw}")
+        self.ip_batch(name, lines)
+
+    def wait_reachable(self, timeout: float = 20) -> None:
+        """Poll until the balancer reaches every server and the client (ND/ARP)."""
+        targets = [(self.lb, CLIENT4), (self.lb, CLIENT6)]
+        targets += [(self.lb, rs_addr(i, f)) for i in range(1, self.n_rs + 1) for f in (4, 6)]
+        deadline = time.monotonic() + timeout
+        for ns, addr in targets:
+            while self.sh(ns, f"ping -c1 -W1 {addr}", check=False).returncode != 0:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{addr} is not reachable from {ns}")
+                time.sleep(0.2)
+
+    def down(self) -> None:
+        for name in reversed(self.created):
+            run(["ip", "netns", "del", name], check=False)
+        self.created.clear()
+
+    def __enter__(self) -> "Topology":
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+    # ------------------------------------------------------------ RS setups
+    def rs_for_dr(self, family: int) -> None:
+        """VIP on each server's loopback, without answering ARP for it."""
+        for name in self.servers:
+            self.sysctl(name, net__ipv4__conf__all__arp_ignore=1,
+                        net__ipv4__conf__all__arp_announce=2)
+            self.ip_batch(name, [f"addr add {vip(family)}/{32 if family == 4 else 128} "
+                                 f"dev lo{' nodad' if family == 6 else ''}"])
+
+    def rs_for_tunnel(self, family: int) -> None:
+        """IPIP (IPv4) or ip6ip6 (IPv6) decapsulation with the VIP on the tunnel."""
+        run(["modprobe", "ipip" if family == 4 else "ip6_tunnel"])
+        dev = "tunl0" if family == 4 else "ip6tnl0"
+        for name in self.servers:
+            if family == 4:
+                self.sysctl(name, net__ipv4__conf__all__rp_filter=0,
+                            net__ipv4__conf__default__rp_filter=0,
+                            net__ipv4__conf__tunl0__rp_filter=0)
+            self.ip_batch(name, [f"link set {dev} up",
+                                 f"addr add {vip(family)}/{32 if family == 4 else 128} "
+                                 f"dev {dev}{' nodad' if family == 6 else ''}"])
+
+
+def connect(topo: Topology, ns: str, addr: str, port: int, *,
+            kind: int = socket.SOCK_STREAM, timeout: float = 10) -> socket.socket:
+    """A socket in ``ns`` connected to ``addr:port`` (TCP or, with kind, UDP)."""
+    family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    with topo.inside(ns):
+        sock = socket.socket(family, kind)
+    sock.settimeout(timeout)
+    sock.connect((addr, port))
+    return sock
