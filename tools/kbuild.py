@@ -256,10 +256,14 @@ def _copy_files(src: Path, dest: Path, suffixes: tuple[str, ...]) -> None:
 # Each becomes "#define MACRO 1" in lvs/compat_autoconf.h when it matches,
 # so compat.h can test features instead of version numbers.
 COMPAT_PROBES: dict[str, tuple[str, str]] = {
-    "LVS_HAVE_TIMER_DELETE_SYNC": ("linux/timer.h", r"\btimer_delete_sync\s*\("),
-    "LVS_HAVE_GET_RANDOM_U32_BELOW": ("linux/random.h", r"\bget_random_u32_below\s*\("),
-    "LVS_HAVE_INET6_SK_SADDR_IN_SK": ("net/sock.h", r"\bskc_v6_rcv_saddr\b"),
-    "LVS_HAVE_SK_USER_DATA_NOCOPY": ("net/sock.h", r"\bSK_USER_DATA_NOCOPY\b"),
+    # 6.12 moved asm/unaligned.h to linux/unaligned.h
+    "LVS_HAVE_LINUX_UNALIGNED_H": ("linux/unaligned.h", r"\bget_unaligned\b"),
+    # 6.5 moved the GSO helpers (skb_gso_validate_network_len) to net/gso.h
+    "LVS_HAVE_NET_GSO_H": ("net/gso.h", r"\bskb_gso_validate_network_len\b"),
+    # 6.6 added the sized sysctl registration (and made the plain one a
+    # macro over ARRAY_SIZE, unusable with a per-namespace copy)
+    "LVS_HAVE_REGISTER_NET_SYSCTL_SZ": ("net/net_namespace.h",
+                                        r"\bregister_net_sysctl_sz\s*\("),
 }
 
 
@@ -318,6 +322,10 @@ def stage_ipvs(target: Target, cache: Path, tree: Path, root: Path = ROOT) -> No
                   f"the IPVS sources of {target.kver} "
                   f"({target.source_package} {target.source_version or '?'})")
     _copy_files(root / "kernel/ip_vs", ipvs, (".c", ".h"))
+    # Our own headers for <net/...>, next to the patched upstream ones.
+    if (root / "kernel/ip_vs/include").is_dir():
+        shutil.copytree(root / "kernel/ip_vs/include", tree / "include",
+                        dirs_exist_ok=True)
 
 
 # ---------------------------------------------------------------- building

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
 import socket
 import subprocess
 import time
@@ -60,6 +59,26 @@ def hostport(addr: str, port: int) -> str:
     return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
 
+def hex_addr(addr: str) -> str:
+    """An address as /proc/net/ip_vs_conn prints it (%08X, or %pI6)."""
+    if ":" in addr:
+        packed = socket.inet_pton(socket.AF_INET6, addr)
+        return ":".join(packed[i:i + 2].hex() for i in range(0, 16, 2))
+    return socket.inet_aton(addr).hex().upper()
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
+    """Poll until ``predicate()`` is truthy; returns its value or raises."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
 def run(cmd: Sequence[str] | str, *, check: bool = True, input: str | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a command (a list, or a string for the shell), capturing its output."""
@@ -76,6 +95,7 @@ class Topology:
 
     n_rs: int = 2
     rs_routes: Sequence[str] | str = "default"
+    client_routes: Sequence[str] | str = "default"
     prefix: str = ""
     created: list[str] = dataclasses.field(default_factory=list)
 
@@ -144,13 +164,15 @@ class Topology:
     def _wire_client(self) -> None:
         run(["ip", "-n", self.client, "link", "add", "eth0", "type", "veth",
              "peer", "name", "eth0", "netns", self.lb])
-        self.ip_batch(self.client, [
-            "link set eth0 up",
-            f"addr add {CLIENT4}/24 dev eth0",
-            f"addr add {CLIENT6}/64 dev eth0 nodad",
-            f"route add default via {LB_C4}",
-            f"route add ::/0 via {LB_C6}",
-        ])
+        lines = ["link set eth0 up",
+                 f"addr add {CLIENT4}/24 dev eth0",
+                 f"addr add {CLIENT6}/64 dev eth0 nodad"]
+        if self.client_routes == "default":
+            lines += [f"route add default via {LB_C4}", f"route add ::/0 via {LB_C6}"]
+        else:
+            lines += [f"route add {prefix} via {LB_C6 if ':' in prefix else LB_C4}"
+                      for prefix in self.client_routes]
+        self.ip_batch(self.client, lines)
 
     def _wire_lb(self) -> None:
         self.sysctl(self.lb, net__ipv4__ip_forward=1,
@@ -181,9 +203,8 @@ class Topology:
         if self.rs_routes == "default":
             lines += [f"route add default via {LB_R4}", f"route add ::/0 via {LB_R6}"]
         else:
-            for prefix in self.rs_routes:
-                gw = LB_R6 if ipaddress.ip_network(prefix).version == 6 else LB_R4
-                lines.append(f"route add {prefix} via {gw}")
+            lines += [f"route add {prefix} via {LB_R6 if ':' in prefix else LB_R4}"
+                      for prefix in self.rs_routes]
         self.ip_batch(name, lines)
 
     def wait_reachable(self, timeout: float = 20) -> None:
@@ -233,6 +254,57 @@ class Topology:
             self.ip_batch(name, [f"link set {dev} up",
                                  f"addr add {vip(family)}/{32 if family == 4 else 128} "
                                  f"dev {dev}{' nodad' if family == 6 else ''}"])
+
+
+class Capture:
+    """tcpdump in a namespace, written to a pcap file; read with scapy.
+
+    ::
+
+        with Capture(topo, "rs1", "eth0", "tcp port 80", path) as cap:
+            ...traffic...
+        packets = cap.packets()
+    """
+
+    def __init__(self, topo: Topology, ns: str, iface: str, bpf: str,
+                 path: str) -> None:
+        self.argv = ["ip", "netns", "exec", ns, "tcpdump", "-U", "-n", "-i", iface,
+                     "-s", "256", "-w", str(path), bpf]
+        self.path = str(path)
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> "Capture":
+        self.proc = subprocess.Popen(self.argv, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()  # "listening on ...": capture is armed
+        if "listening" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"tcpdump did not start: {line}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        time.sleep(0.5)   # let the last packets reach the file (-U flushes per packet)
+        self.proc.send_signal(2)
+        self.proc.wait(timeout=30)
+
+    def packets(self) -> list:
+        from scapy.all import rdpcap  # imported late: scapy is slow to load
+        return list(rdpcap(self.path))
+
+
+def send_raw(topo: Topology, ns: str, packet: bytes, family: int) -> None:
+    """Send a complete IP packet (header included) from namespace ``ns``."""
+    if family == 4:
+        with topo.inside(ns):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        dst = socket.inet_ntop(socket.AF_INET, packet[16:20])
+    else:
+        with topo.inside(ns):
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        dst = socket.inet_ntop(socket.AF_INET6, packet[24:40])
+    with sock:
+        sock.sendto(packet, (dst, 0))
 
 
 def connect(topo: Topology, ns: str, addr: str, port: int, *,

@@ -10,4 +10,26 @@
 
 #include <lvs/compat_autoconf.h>
 
+#ifdef LVS_HAVE_LINUX_UNALIGNED_H
+#include <linux/unaligned.h>
+#else
+#include <asm/unaligned.h>
+#endif
+
+#ifdef LVS_HAVE_NET_GSO_H
+#include <net/gso.h>
+#endif
+
+#ifndef LVS_HAVE_REGISTER_NET_SYSCTL_SZ
+#include <net/net_namespace.h>
+
+/* Before the sized variant, tables ended with an empty entry (ours do). */
+static inline struct ctl_table_header *
+register_net_sysctl_sz(struct net *net, const char *path,
+		       struct ctl_table *table, size_t size)
+{
+	return register_net_sysctl(net, path, table);
+}
+#endif
+
 #endif /* LVS_COMPAT_H */

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,18 @@ pytestmark = pytest.mark.kernel
 LOCATIONS = ("tools/testing/selftests/netfilter", "tools/testing/selftests/net/netfilter")
 
 
+# The script gives socat 0.2 s to start listening, too little in an
+# emulated guest; this wrapper lets the client retry its connect instead.
+SOCAT_RETRY = """#!/bin/sh
+args=""
+for a in "$@"; do
+    case "$a" in TCP:*|TCP4:*|TCP6:*) a="$a,retry=50,interval=0.2" ;; esac
+    args="$args '$a'"
+done
+eval exec /usr/bin/socat $args
+"""
+
+
 def test_upstream_ipvs_selftest(kver, tmp_path):
     upstream = ROOT / "build" / kver / "upstream"
     script = next((upstream / d / "ipvs.sh" for d in LOCATIONS
@@ -25,8 +38,13 @@ def test_upstream_ipvs_selftest(kver, tmp_path):
     selftests = upstream / "tools/testing/selftests"
     shutil.copytree(selftests, tmp_path / "selftests")
     workdir = tmp_path / "selftests" / script.parent.relative_to(selftests)
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    (shim / "socat").write_text(SOCAT_RETRY)
+    (shim / "socat").chmod(0o755)
+    env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}")
     res = subprocess.run(["bash", "./ipvs.sh"], cwd=workdir, capture_output=True,
-                         text=True, timeout=900)
+                         text=True, timeout=900, env=env)
     output = res.stdout + res.stderr
     assert res.returncode == 0, output
     assert "[PASS]" in output or "PASS" in output, output

@@ -37,7 +37,7 @@ def fake_system(tmp_path):
     headers = tmp_path / "usr/src/linux-headers"
     (headers / "include/linux").mkdir(parents=True)
     (headers / "Makefile").write_text("# fake\n")
-    (headers / "include/linux/timer.h").write_text("int timer_delete_sync(void *t);\n")
+    (headers / "include/linux/unaligned.h").write_text("#define get_unaligned(p) (*(p))\n")
     modules = tmp_path / "lib/modules" / kver
     modules.mkdir(parents=True)
     (modules / "build").symlink_to(headers)
@@ -182,8 +182,8 @@ def test_stage_applies_series_and_adds_our_files(fake_system, tmp_path):
     assert (tree / "toa/toa.c").exists()
     assert '"9.8.7"' in (tree / "include/lvs/version.h").read_text()
     autoconf = (tree / "include/lvs/compat_autoconf.h").read_text()
-    assert "#define LVS_HAVE_TIMER_DELETE_SYNC 1" in autoconf
-    assert "LVS_HAVE_GET_RANDOM_U32_BELOW" not in autoconf
+    assert "#define LVS_HAVE_LINUX_UNALIGNED_H 1" in autoconf
+    assert "LVS_HAVE_REGISTER_NET_SYSCTL_SZ" not in autoconf
 
 
 def test_stage_is_repeatable(fake_system, tmp_path):

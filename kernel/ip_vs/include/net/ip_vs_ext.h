@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * lvs-toolkit extensions of IPVS: FULLNAT, local address pools, extended
+ * counters and sysctls.
+ *
+ * <net/ip_vs.h> includes this header before its own definitions, so only
+ * plain types and prototypes live here.  The upstream files call into our
+ * files through the functions below and nothing else; everything else of
+ * ours is private to net/netfilter/ipvs/ip_vs_*ext*, *laddr*, *fnat*.
+ */
+#ifndef _NET_IP_VS_EXT_H
+#define _NET_IP_VS_EXT_H
+
+#include <linux/types.h>
+#include <linux/list.h>
+#include <linux/rcupdate.h>
+#include <linux/refcount.h>
+#include <linux/netfilter.h>
+
+struct sk_buff;
+struct genl_info;
+struct genl_family;
+struct netlink_callback;
+struct nlattr;
+struct netns_ipvs;
+struct ip_vs_conn;
+struct ip_vs_dest;
+struct ip_vs_service;
+struct ip_vs_dest_user_kern;
+struct ip_vs_protocol;
+struct ip_vs_iphdr;
+struct nf_hook_state;
+
+/* Sequence state of a FULLNAT connection.  It shares storage with the
+ * in_seq/out_seq pair that only NAT application helpers use (helpers are
+ * never bound to FULLNAT connections), so FULLNAT costs no extra bytes.
+ */
+struct ip_vs_fnat_seq {
+	__u32	delta;		/* our ISN towards the RS - client's ISN */
+	__u32	rs_isn;		/* RS's ISN, from its SYN/ACK */
+	__u32	c_nxt;		/* next client seq (client space), for RST */
+	__u32	r_nxt;		/* next RS seq (RS space), for RST */
+	__u32	flags;		/* IP_VS_FNAT_SEQ_* */
+};
+
+#define IP_VS_FNAT_SEQ_INIT	0x0001	/* delta is set (client SYN seen) */
+#define IP_VS_FNAT_SEQ_RS_ISN	0x0002	/* rs_isn is known */
+#define IP_VS_FNAT_SEQ_C_NXT	0x0004	/* c_nxt is valid */
+#define IP_VS_FNAT_SEQ_R_NXT	0x0008	/* r_nxt is valid */
+#define IP_VS_FNAT_SEQ_TOA_OK	0x0010	/* TOA reached the RS */
+
+/* A FULLNAT local address of a service.  Connections hold a reference,
+ * so deleting an address in use only unlinks it from the service; it is
+ * freed (after RCU) when its last connection goes.
+ */
+struct ip_vs_laddr {
+	struct list_head	n_list;		/* svc->laddr_list, RCU */
+	struct netns_ipvs	*ipvs;
+	union nf_inet_addr	addr;
+	u16			af;
+	refcount_t		refcnt;
+	atomic64_t		port_conflict;	/* candidate ports in use */
+	atomic_t		conn_counts;	/* connections using it */
+	struct rcu_head		rcu_head;
+};
+
+/* Extended counters, /proc/net/ip_vs_ext_stats (names in ip_vs_ext.c). */
+enum ip_vs_ext_stat {
+	IP_VS_EXT_FNAT_ADD_TOA_OK,
+	IP_VS_EXT_FNAT_ADD_TOA_FAIL_LEN,
+	IP_VS_EXT_FNAT_ADD_TOA_HEAD_FULL,
+	IP_VS_EXT_FNAT_ADD_TOA_FAIL_MEM,
+	IP_VS_EXT_FNAT_ADD_TOA_FAIL_PROTO,
+	IP_VS_EXT_FNAT_CONN_REUSED,
+	IP_VS_EXT_FNAT_CONN_REUSED_CLOSE,
+	IP_VS_EXT_FNAT_CONN_REUSED_TIMEWAIT,
+	IP_VS_EXT_FNAT_CONN_REUSED_FINWAIT,
+	IP_VS_EXT_FNAT_CONN_REUSED_CLOSEWAIT,
+	IP_VS_EXT_FNAT_CONN_REUSED_LASTACK,
+	IP_VS_EXT_FNAT_CONN_REUSED_ESTAB,
+	IP_VS_EXT_FNAT_NO_LADDR,
+	IP_VS_EXT_FNAT_LPORT_EXHAUSTED,
+	IP_VS_EXT_FNAT_TS_REMOVED,
+	IP_VS_EXT_FNAT_MSS_ADJUSTED,
+	IP_VS_EXT_FNAT_EXPIRE_RST,
+	IP_VS_EXT_STAT_MAX
+};
+
+struct ip_vs_ext_stats {
+	u64	cnt[IP_VS_EXT_STAT_MAX];
+};
+
+/* Per network namespace state of the extensions (netns_ipvs->ext). */
+struct ip_vs_ext_net {
+	/* sysctls (net/ipv4/vs/), see ip_vs_ext.c for meaning and bounds */
+	int	fnat_timestamp_remove;
+	int	fnat_mss_adjust;
+	int	fnat_conn_reused;
+	int	fnat_toa;
+	int	fnat_lport_min;
+	int	fnat_lport_max;
+	int	fnat_lport_tries;
+	int	conn_expire_tcp_rst;
+
+	/* local address objects alive: configured, or kept by sessions */
+	atomic_t			num_laddrs;
+	struct ctl_table_header		*sysctl_hdr;
+	struct ctl_table		*sysctl_tbl;
+	struct ip_vs_ext_stats __percpu	*stats;
+};
+
+/* ip_vs_ext.c: module and namespace life cycle */
+int ip_vs_ext_init(void);
+void ip_vs_ext_cleanup(void);
+int ip_vs_ext_net_init(struct netns_ipvs *ipvs);
+void ip_vs_ext_net_cleanup(struct netns_ipvs *ipvs);
+
+/* ip_vs_laddr.c: local address pools and their netlink commands */
+void ip_vs_laddr_svc_init(struct ip_vs_service *svc);
+void ip_vs_laddr_flush(struct ip_vs_service *svc);
+int ip_vs_laddr_cmd(struct ip_vs_service *svc, struct genl_info *info);
+int ip_vs_laddr_dump(struct sk_buff *skb, struct netlink_callback *cb,
+		     const struct genl_family *family,
+		     struct ip_vs_service *svc);
+
+/* ip_vs_fnat.c: FULLNAT connections and packets */
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest);
+void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp);
+bool ip_vs_fnat_conn_reuse(struct ip_vs_conn *cp);
+int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
+		    struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh);
+int ip_vs_fnat_xmit_v6(struct sk_buff *skb, struct ip_vs_conn *cp,
+		       struct ip_vs_protocol *pp, struct ip_vs_iphdr *ipvsh);
+unsigned int ip_vs_fnat_reply_hook(void *priv, struct sk_buff *skb,
+				   const struct nf_hook_state *state);
+void ip_vs_fnat_seq_local(const struct ip_vs_conn *cp, char *buf, size_t len,
+			  bool no_pe);
+
+/* ip_vs_ctl.c calls this on adding or editing a real server */
+int ip_vs_fnat_dest_check(const struct ip_vs_service *svc,
+			  const struct ip_vs_dest_user_kern *udest);
+
+/* ip_vs_xmit.c (patched in): route towards the connection's RS */
+int ip_vs_fnat_route_to_rs(struct sk_buff *skb, struct ip_vs_conn *cp,
+			   struct ip_vs_iphdr *ipvsh);
+
+/* ip_vs_core.c (patched in): state and stats of a reply packet */
+void ip_vs_conn_reply_account(struct ip_vs_conn *cp, struct sk_buff *skb,
+			      unsigned int iph_len);
+
+#endif /* _NET_IP_VS_EXT_H */

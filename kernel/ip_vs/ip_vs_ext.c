@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * lvs-toolkit extensions of IPVS: life cycle, sysctls, extended counters.
+ *
+ * Every network namespace gets its own copy of our sysctls (next to the
+ * upstream ones in /proc/sys/net/ipv4/vs/) and its own per-CPU counters,
+ * shown in /proc/net/ip_vs_ext_stats with one column per online CPU and
+ * a total over all CPUs.
+ */
+
+#define KMSG_COMPONENT "IPVS"
+#define pr_fmt(fmt) KMSG_COMPONENT ": " fmt
+
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/slab.h>
+#include <linux/percpu.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/sysctl.h>
+#include <net/net_namespace.h>
+#include <net/ip_vs.h>
+#include <lvs/compat.h>
+
+#include "ip_vs_fnat.h"
+
+static const char *const ip_vs_ext_stat_names[IP_VS_EXT_STAT_MAX] = {
+	[IP_VS_EXT_FNAT_ADD_TOA_OK]		= "fullnat_add_toa_ok",
+	[IP_VS_EXT_FNAT_ADD_TOA_FAIL_LEN]	= "fullnat_add_toa_fail_len",
+	[IP_VS_EXT_FNAT_ADD_TOA_HEAD_FULL]	= "fullnat_add_toa_head_full",
+	[IP_VS_EXT_FNAT_ADD_TOA_FAIL_MEM]	= "fullnat_add_toa_fail_mem",
+	[IP_VS_EXT_FNAT_ADD_TOA_FAIL_PROTO]	= "fullnat_add_toa_fail_proto",
+	[IP_VS_EXT_FNAT_CONN_REUSED]		= "fullnat_conn_reused",
+	[IP_VS_EXT_FNAT_CONN_REUSED_CLOSE]	= "fullnat_conn_reused_close",
+	[IP_VS_EXT_FNAT_CONN_REUSED_TIMEWAIT]	= "fullnat_conn_reused_timewait",
+	[IP_VS_EXT_FNAT_CONN_REUSED_FINWAIT]	= "fullnat_conn_reused_finwait",
+	[IP_VS_EXT_FNAT_CONN_REUSED_CLOSEWAIT]	= "fullnat_conn_reused_closewait",
+	[IP_VS_EXT_FNAT_CONN_REUSED_LASTACK]	= "fullnat_conn_reused_lastack",
+	[IP_VS_EXT_FNAT_CONN_REUSED_ESTAB]	= "fullnat_conn_reused_estab",
+	[IP_VS_EXT_FNAT_NO_LADDR]		= "fullnat_no_laddr",
+	[IP_VS_EXT_FNAT_LPORT_EXHAUSTED]	= "fullnat_lport_exhausted",
+	[IP_VS_EXT_FNAT_TS_REMOVED]		= "fullnat_timestamp_removed",
+	[IP_VS_EXT_FNAT_MSS_ADJUSTED]		= "fullnat_mss_adjusted",
+	[IP_VS_EXT_FNAT_EXPIRE_RST]		= "conn_expire_tcp_rst",
+};
+
+static int ip_vs_ext_zero;
+static int ip_vs_ext_one = 1;
+static int ip_vs_ext_lport_lo = 1025;
+static int ip_vs_ext_lport_hi = 65535;
+static int ip_vs_ext_tries_lo = 10;
+static int ip_vs_ext_tries_hi = 60000;
+
+#define IP_VS_EXT_BOOL(name, field)					\
+	{ .procname = name, .data = &ip_vs_ext_defaults.field,		\
+	  .maxlen = sizeof(int), .mode = 0644,				\
+	  .proc_handler = proc_dointvec_minmax,				\
+	  .extra1 = &ip_vs_ext_zero, .extra2 = &ip_vs_ext_one }
+#define IP_VS_EXT_RANGE(name, field, lo, hi)				\
+	{ .procname = name, .data = &ip_vs_ext_defaults.field,		\
+	  .maxlen = sizeof(int), .mode = 0644,				\
+	  .proc_handler = proc_dointvec_minmax,				\
+	  .extra1 = &(lo), .extra2 = &(hi) }
+
+/* Defaults of every namespace (the values of abi.md). */
+static struct ip_vs_ext_net ip_vs_ext_defaults = {
+	.fnat_timestamp_remove	= 1,
+	.fnat_mss_adjust	= 1,
+	.fnat_conn_reused	= 1,
+	.fnat_toa		= 1,
+	.fnat_lport_min		= 5000,
+	.fnat_lport_max		= 65535,
+	.fnat_lport_tries	= 10000,
+	.conn_expire_tcp_rst	= 1,
+};
+
+/* The template of each namespace's table: .data points into the defaults
+ * and is rebased onto the namespace's ip_vs_ext_net when copied.
+ */
+static struct ctl_table ip_vs_ext_vars[] = {
+	IP_VS_EXT_BOOL("fullnat_timestamp_remove_entry", fnat_timestamp_remove),
+	IP_VS_EXT_BOOL("fullnat_mss_adjust_entry", fnat_mss_adjust),
+	IP_VS_EXT_BOOL("fullnat_conn_reused_entry", fnat_conn_reused),
+	IP_VS_EXT_BOOL("fullnat_toa_entry", fnat_toa),
+	IP_VS_EXT_RANGE("fullnat_lport_min", fnat_lport_min,
+			ip_vs_ext_lport_lo, ip_vs_ext_lport_hi),
+	IP_VS_EXT_RANGE("fullnat_lport_max", fnat_lport_max,
+			ip_vs_ext_lport_lo, ip_vs_ext_lport_hi),
+	IP_VS_EXT_RANGE("fullnat_lport_tries", fnat_lport_tries,
+			ip_vs_ext_tries_lo, ip_vs_ext_tries_hi),
+	IP_VS_EXT_BOOL("conn_expire_tcp_rst", conn_expire_tcp_rst),
+	{ }
+};
+
+static int ip_vs_ext_sysctl_init(struct net *net, struct ip_vs_ext_net *ext)
+{
+	const size_t n = ARRAY_SIZE(ip_vs_ext_vars) - 1;
+	struct ctl_table *tbl;
+	size_t i;
+
+	tbl = kmemdup(ip_vs_ext_vars, sizeof(ip_vs_ext_vars), GFP_KERNEL);
+	if (!tbl)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		tbl[i].data = (char *)ext + ((char *)tbl[i].data -
+					     (char *)&ip_vs_ext_defaults);
+	ext->sysctl_hdr = register_net_sysctl_sz(net, "net/ipv4/vs", tbl, n);
+	if (!ext->sysctl_hdr) {
+		kfree(tbl);
+		return -ENOMEM;
+	}
+	ext->sysctl_tbl = tbl;
+	return 0;
+}
+
+static void ip_vs_ext_sysctl_cleanup(struct ip_vs_ext_net *ext)
+{
+	unregister_net_sysctl_table(ext->sysctl_hdr);
+	kfree(ext->sysctl_tbl);
+}
+
+static int ip_vs_ext_stats_show(struct seq_file *seq, void *v)
+{
+	struct net *net = seq_file_single_net(seq);
+	struct ip_vs_ext_net *ext = net_ipvs(net)->ext;
+	int cpu, i;
+
+	seq_printf(seq, "%-32s", "");
+	for_each_online_cpu(cpu) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "CPU%d", cpu);
+		seq_printf(seq, " %15s", name);
+	}
+	seq_printf(seq, " %15s\n", "TOTAL");
+	for (i = 0; i < IP_VS_EXT_STAT_MAX; i++) {
+		u64 total = 0;
+
+		seq_printf(seq, "%-32s", ip_vs_ext_stat_names[i]);
+		for_each_online_cpu(cpu)
+			seq_printf(seq, " %15llu",
+				   per_cpu_ptr(ext->stats, cpu)->cnt[i]);
+		for_each_possible_cpu(cpu)
+			total += per_cpu_ptr(ext->stats, cpu)->cnt[i];
+		seq_printf(seq, " %15llu\n", total);
+	}
+	return 0;
+}
+
+int ip_vs_ext_net_init(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_ext_net *ext;
+	int ret = -ENOMEM;
+
+	ext = kmemdup(&ip_vs_ext_defaults, sizeof(*ext), GFP_KERNEL);
+	if (!ext)
+		return -ENOMEM;
+	ext->stats = alloc_percpu(struct ip_vs_ext_stats);
+	if (!ext->stats)
+		goto free_ext;
+	ret = ip_vs_ext_sysctl_init(ipvs->net, ext);
+	if (ret)
+		goto free_stats;
+	ret = -ENOMEM;
+	if (!proc_create_net_single("ip_vs_ext_stats", 0444, ipvs->net->proc_net,
+				    ip_vs_ext_stats_show, NULL))
+		goto free_sysctl;
+	ipvs->ext = ext;
+	return 0;
+
+free_sysctl:
+	ip_vs_ext_sysctl_cleanup(ext);
+free_stats:
+	free_percpu(ext->stats);
+free_ext:
+	kfree(ext);
+	return ret;
+}
+
+void ip_vs_ext_net_cleanup(struct netns_ipvs *ipvs)
+{
+	struct ip_vs_ext_net *ext = ipvs->ext;
+
+	remove_proc_entry("ip_vs_ext_stats", ipvs->net->proc_net);
+	ip_vs_ext_sysctl_cleanup(ext);
+	free_percpu(ext->stats);
+	ipvs->ext = NULL;
+	kfree(ext);
+}
+
+int ip_vs_ext_init(void)
+{
+	/* The memory budget of a session (see struct ip_vs_conn): FULLNAT's
+	 * fields must fit in what a stock 6.1/6.12 session already costs in
+	 * its cache-line aligned slab object.
+	 */
+	BUILD_BUG_ON(sizeof(struct ip_vs_conn) > 320);
+	BUILD_BUG_ON(sizeof(struct ip_vs_fnat_seq) >
+		     2 * sizeof(struct ip_vs_seq));
+	return ip_vs_fnat_init();
+}
+
+void ip_vs_ext_cleanup(void)
+{
+	ip_vs_fnat_cleanup();
+	/* laddr objects are freed by RCU callbacks of this module */
+	rcu_barrier();
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Private interfaces between our FULLNAT files (ip_vs_ext.c, ip_vs_laddr.c,
+ * ip_vs_fnat.c, ip_vs_fnat_tcp.c).  The upstream files see only
+ * <net/ip_vs_ext.h>.
+ */
+#ifndef IP_VS_FNAT_H
+#define IP_VS_FNAT_H
+
+#include <linux/tcp.h>
+#include <net/ip_vs.h>
+
+#define IP_VS_EXT_INC(ipvs, item) \
+	this_cpu_inc((ipvs)->ext->stats->cnt[(item)])
+
+/* TOA: kind 254, then the client's port and address (abi.md). */
+#define IP_VS_TOA_KIND		254
+#define IP_VS_TOA_LEN_V4	8
+#define IP_VS_TOA_LEN_V6	20
+
+static inline bool ip_vs_conn_fnat(const struct ip_vs_conn *cp)
+{
+	return IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT;
+}
+
+static inline unsigned int ip_vs_toa_len(int af)
+{
+	return af == AF_INET6 ? IP_VS_TOA_LEN_V6 : IP_VS_TOA_LEN_V4;
+}
+
+/* ip_vs_fnat.c */
+int ip_vs_fnat_init(void);
+void ip_vs_fnat_cleanup(void);
+
+/* ip_vs_laddr.c */
+struct ip_vs_laddr *ip_vs_laddr_next(struct ip_vs_service *svc,
+				     struct ip_vs_laddr *prev);
+void ip_vs_laddr_put(struct ip_vs_laddr *laddr);
+
+/* ip_vs_fnat_tcp.c: TCP of a FULLNAT connection.  @thoff is the offset of
+ * the TCP header from skb->data (the network header); the headers up to
+ * the end of the TCP options are writable.  Addresses and ports are not
+ * touched here; checksums are left for ip_vs_fnat_l4_csum().
+ */
+struct ip_vs_fnat_csum {
+	bool	full;		/* recompute the whole L4 checksum */
+};
+
+int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
+		      unsigned int thoff, unsigned int mtu,
+		      struct ip_vs_fnat_csum *csum);
+void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+			unsigned int thoff, struct ip_vs_fnat_csum *csum);
+void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp);
+
+#endif /* IP_VS_FNAT_H */

@@ -1,0 +1,425 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * TCP of FULLNAT connections: sequence numbers, options, TOA, RST.
+ *
+ * The balancer picks its own initial sequence number towards the real
+ * server (as the kernel picks them, from the secret keyed hash of the
+ * 4-tuple), so a real server that recycles TIME_WAIT sockets sees rising
+ * numbers whatever clients behind one NAT send.  Client sequence numbers
+ * are shifted by a constant delta on the way in and acknowledgments and
+ * SACK blocks shifted back on the way out.
+ *
+ * TOA (abi.md) carries the client's address to the real server.  It goes
+ * right after the fixed TCP header of the segment that completes the
+ * handshake and of the first data segments (those acknowledging the RS's
+ * ISN + 1), so it is there whichever of them creates the RS's socket.  To
+ * make room without copying payload, the IP and fixed TCP headers are
+ * moved towards the headroom.  The RS's SYN/ACK announces an MSS lowered
+ * by the TOA length, so full-sized segments still fit the path.
+ */
+
+#define KMSG_COMPONENT "IPVS"
+#define pr_fmt(fmt) KMSG_COMPONENT ": " fmt
+
+#include <linux/kernel.h>
+#include <linux/skbuff.h>
+#include <linux/tcp.h>
+#include <net/ip.h>
+#include <net/ipv6.h>
+#include <net/ip6_route.h>
+#include <net/route.h>
+#include <net/tcp.h>
+#include <net/secure_seq.h>
+#include <net/ip_vs.h>
+#include <lvs/compat.h>
+
+#include "ip_vs_fnat.h"
+
+#define IP_VS_TCP_MAX_HLEN	60	/* doff is 4 bits of 32-bit words */
+
+/* Walk the options of @th; @fn sees each (kind, pointer to kind, length)
+ * and stops the walk by returning true.  Malformed options end the walk.
+ */
+static void ip_vs_tcp_options(struct tcphdr *th,
+			      bool (*fn)(u8 *opt, u8 len, void *arg), void *arg)
+{
+	u8 *p = (u8 *)(th + 1), *end = (u8 *)th + th->doff * 4;
+
+	while (p < end) {
+		u8 len;
+
+		if (*p == TCPOPT_EOL)
+			return;
+		if (*p == TCPOPT_NOP) {
+			p++;
+			continue;
+		}
+		if (end - p < 2)
+			return;
+		len = p[1];
+		if (len < 2 || len > end - p)
+			return;
+		if (fn(p, len, arg))
+			return;
+		p += len;
+	}
+}
+
+static bool ip_vs_tcp_strip_ts(u8 *opt, u8 len, void *arg)
+{
+	if (opt[0] != TCPOPT_TIMESTAMP || len != TCPOLEN_TIMESTAMP)
+		return false;
+	memset(opt, TCPOPT_NOP, len);
+	*(bool *)arg = true;
+	return true;
+}
+
+static bool ip_vs_tcp_lower_mss(u8 *opt, u8 len, void *arg)
+{
+	u16 mss, by = *(u16 *)arg;
+
+	if (opt[0] != TCPOPT_MSS || len != TCPOLEN_MSS)
+		return false;
+	mss = get_unaligned_be16(opt + 2);
+	if (mss > by + 536)
+		put_unaligned_be16(mss - by, opt + 2);
+	*(u16 *)arg = 0;	/* done */
+	return true;
+}
+
+/* SACK blocks of the RS are in our sequence space: shift into the client's. */
+struct ip_vs_tcp_sack_arg {
+	struct sk_buff	*skb;
+	struct tcphdr	*th;
+	u32		delta;
+	bool		full;
+};
+
+static bool ip_vs_tcp_sack_shift(u8 *opt, u8 len, void *arg)
+{
+	struct ip_vs_tcp_sack_arg *a = arg;
+	u8 *edge;
+
+	if (opt[0] != TCPOPT_SACK || (len - 2) % 8)
+		return false;
+	for (edge = opt + 2; edge < opt + len; edge += 4) {
+		__be32 old = get_unaligned((__be32 *)edge);
+		__be32 new = htonl(ntohl(old) - a->delta);
+
+		put_unaligned(new, (__be32 *)edge);
+		if (!a->full)
+			inet_proto_csum_replace4(&a->th->check, a->skb, old, new,
+						 false);
+	}
+	return true;
+}
+
+static u32 ip_vs_fnat_isn(const struct ip_vs_conn *cp)
+{
+	if (cp->af == AF_INET6)
+		return secure_tcpv6_seq(cp->laddr.ip6, cp->daddr.ip6,
+					cp->lport, cp->dport);
+	return secure_tcp_seq(cp->laddr.ip, cp->daddr.ip, cp->lport,
+			      cp->dport);
+}
+
+static u32 ip_vs_tcp_end_seq(const struct sk_buff *skb,
+			     const struct tcphdr *th, unsigned int thoff)
+{
+	return ntohl(th->seq) + th->syn + th->fin +
+	       (skb->len - thoff - th->doff * 4);
+}
+
+/* -------------------------------------------------------------- TOA */
+
+static void ip_vs_toa_fill(u8 *opt, const struct ip_vs_conn *cp)
+{
+	opt[0] = IP_VS_TOA_KIND;
+	opt[1] = ip_vs_toa_len(cp->af);
+	memcpy(opt + 2, &cp->cport, sizeof(cp->cport));
+	if (cp->af == AF_INET6)
+		memcpy(opt + 4, &cp->caddr.in6, sizeof(cp->caddr.in6));
+	else
+		memcpy(opt + 4, &cp->caddr.ip, sizeof(cp->caddr.ip));
+}
+
+/* Is there room for TOA in the header, and in the path? */
+static int ip_vs_toa_room(struct sk_buff *skb, const struct tcphdr *th,
+			  unsigned int len, unsigned int mtu)
+{
+	if (th->doff * 4 + len > IP_VS_TCP_MAX_HLEN)
+		return IP_VS_EXT_FNAT_ADD_TOA_HEAD_FULL;
+	if (skb_is_gso(skb) ? !skb_gso_validate_network_len(skb, mtu - len) :
+			      skb->len + len > mtu)
+		return IP_VS_EXT_FNAT_ADD_TOA_FAIL_LEN;
+	if (skb_headroom(skb) < len || skb_cloned(skb))
+		return IP_VS_EXT_FNAT_ADD_TOA_FAIL_MEM;
+	return -1;
+}
+
+/* Insert TOA after the fixed TCP header; the checksum is redone later. */
+static void ip_vs_toa_insert(struct sk_buff *skb, struct ip_vs_conn *cp,
+			     unsigned int thoff, unsigned int len)
+{
+	struct tcphdr *th;
+	u8 *head;
+
+	head = skb_push(skb, len);
+	memmove(head, head + len, thoff + sizeof(struct tcphdr));
+	skb_reset_network_header(skb);
+	skb_set_transport_header(skb, thoff);
+	if (skb->ip_summed == CHECKSUM_PARTIAL)
+		skb->csum_start -= len;
+	th = (struct tcphdr *)(skb->data + thoff);
+	ip_vs_toa_fill((u8 *)(th + 1), cp);
+	th->doff += len / 4;
+	if (cp->af == AF_INET6)
+		ipv6_hdr(skb)->payload_len =
+			htons(ntohs(ipv6_hdr(skb)->payload_len) + len);
+	else
+		ip_hdr(skb)->tot_len = htons(ntohs(ip_hdr(skb)->tot_len) + len);
+}
+
+static void ip_vs_fnat_add_toa(struct sk_buff *skb, struct ip_vs_conn *cp,
+			       unsigned int thoff, unsigned int mtu,
+			       struct ip_vs_fnat_csum *csum)
+{
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	unsigned int len = ip_vs_toa_len(cp->af);
+	int fail = ip_vs_toa_room(skb, th, len, mtu);
+
+	if (fail >= 0) {
+		IP_VS_EXT_INC(cp->ipvs, fail);
+		return;
+	}
+	ip_vs_toa_insert(skb, cp, thoff, len);
+	csum->full = true;
+	IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_ADD_TOA_OK);
+}
+
+/* -------------------------------------------------------- directions */
+
+static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
+				  struct tcphdr *th,
+				  struct ip_vs_fnat_csum *csum)
+{
+	struct ip_vs_fnat_seq *fs = &cp->fnat;
+	bool stripped = false;
+
+	/* A new SYN (first, retransmitted, or reusing the session) starts
+	 * the sequence state afresh.
+	 */
+	fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
+	fs->flags = IP_VS_FNAT_SEQ_INIT;
+	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
+		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
+		if (stripped) {
+			csum->full = true;
+			IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_TS_REMOVED);
+		}
+	}
+}
+
+/**
+ * ip_vs_fnat_tcp_in - client -> RS: sequence numbers, timestamps, TOA
+ * @skb: the packet
+ * @cp: its FULLNAT connection
+ * @thoff: TCP header offset from skb->data
+ * @mtu: MTU of the route to the RS
+ * @csum: set csum->full when the checksum must be recomputed
+ *
+ * May move the network and TCP headers (TOA); @thoff stays valid.
+ */
+int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
+		      unsigned int thoff, unsigned int mtu,
+		      struct ip_vs_fnat_csum *csum)
+{
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	struct ip_vs_fnat_seq *fs = &cp->fnat;
+	__be32 old;
+	u32 end;
+
+	if (th->syn && !th->ack)
+		ip_vs_fnat_client_syn(skb, cp, th, csum);
+	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
+		return 0;	/* joined without a SYN (sloppy_tcp): no shift */
+
+	end = ip_vs_tcp_end_seq(skb, th, thoff);
+	if (!(fs->flags & IP_VS_FNAT_SEQ_C_NXT) || after(end, fs->c_nxt)) {
+		fs->c_nxt = end;
+		fs->flags |= IP_VS_FNAT_SEQ_C_NXT;
+	}
+	old = th->seq;
+	th->seq = htonl(ntohl(old) + fs->delta);
+	if (!csum->full)
+		inet_proto_csum_replace4(&th->check, skb, old, th->seq, false);
+
+	if (th->ack && !th->syn && !th->rst &&
+	    (fs->flags & IP_VS_FNAT_SEQ_RS_ISN) &&
+	    ntohl(th->ack_seq) == fs->rs_isn + 1 &&
+	    READ_ONCE(cp->ipvs->ext->fnat_toa))
+		ip_vs_fnat_add_toa(skb, cp, thoff, mtu, csum);
+	return 0;
+}
+
+/**
+ * ip_vs_fnat_tcp_out - RS -> client: acknowledgments, SACK, MSS
+ * @skb: the packet
+ * @cp: its FULLNAT connection
+ * @thoff: TCP header offset from skb->data
+ * @csum: set csum->full when the checksum must be recomputed
+ */
+void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+			unsigned int thoff, struct ip_vs_fnat_csum *csum)
+{
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	struct ip_vs_fnat_seq *fs = &cp->fnat;
+	struct ip_vs_tcp_sack_arg sack;
+	__be32 old;
+	u32 end;
+
+	if (th->syn && th->ack) {
+		fs->rs_isn = ntohl(th->seq);
+		fs->flags |= IP_VS_FNAT_SEQ_RS_ISN;
+		if (READ_ONCE(cp->ipvs->ext->fnat_mss_adjust)) {
+			u16 by = ip_vs_toa_len(cp->af);
+
+			ip_vs_tcp_options(th, ip_vs_tcp_lower_mss, &by);
+			if (!by) {
+				csum->full = true;
+				IP_VS_EXT_INC(cp->ipvs,
+					      IP_VS_EXT_FNAT_MSS_ADJUSTED);
+			}
+		}
+	}
+	end = ip_vs_tcp_end_seq(skb, th, thoff);
+	if (!(fs->flags & IP_VS_FNAT_SEQ_R_NXT) || after(end, fs->r_nxt)) {
+		fs->r_nxt = end;
+		fs->flags |= IP_VS_FNAT_SEQ_R_NXT;
+	}
+	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
+		return;
+	if (th->ack) {
+		old = th->ack_seq;
+		th->ack_seq = htonl(ntohl(old) - fs->delta);
+		if (!csum->full)
+			inet_proto_csum_replace4(&th->check, skb, old,
+						 th->ack_seq, false);
+	}
+	sack = (struct ip_vs_tcp_sack_arg){ .skb = skb, .th = th,
+		.delta = fs->delta, .full = csum->full };
+	ip_vs_tcp_options(th, ip_vs_tcp_sack_shift, &sack);
+}
+
+/* ------------------------------------------------------------- RST */
+
+/* A RST from @saddr:@sport to @daddr:@dport, routed and sent. */
+static void ip_vs_fnat_send_rst(struct net *net, int af,
+				const union nf_inet_addr *saddr, __be16 sport,
+				const union nf_inet_addr *daddr, __be16 dport,
+				u32 seq, u32 ack)
+{
+	unsigned int nhlen = af == AF_INET6 ? sizeof(struct ipv6hdr) :
+					      sizeof(struct iphdr);
+	struct sk_buff *skb;
+	struct tcphdr *th;
+
+	skb = alloc_skb(MAX_HEADER + nhlen + sizeof(*th), GFP_ATOMIC);
+	if (!skb)
+		return;
+	skb_reserve(skb, MAX_HEADER + nhlen);
+	th = skb_push(skb, sizeof(*th));
+	skb_reset_transport_header(skb);
+	memset(th, 0, sizeof(*th));
+	th->source = sport;
+	th->dest = dport;
+	th->seq = htonl(seq);
+	th->ack_seq = htonl(ack);
+	th->doff = sizeof(*th) / 4;
+	th->rst = 1;
+	th->ack = 1;
+	skb->ipvs_property = 1;
+	ip_vs_notrack(skb);
+	if (af == AF_INET6) {
+		struct flowi6 fl6 = { .daddr = daddr->in6, .saddr = saddr->in6,
+				      .flowi6_proto = IPPROTO_TCP };
+		struct dst_entry *dst = ip6_route_output(net, NULL, &fl6);
+		struct ipv6hdr *ip6;
+
+		if (dst->error) {
+			dst_release(dst);
+			goto free;
+		}
+		th->check = csum_ipv6_magic(&saddr->in6, &daddr->in6,
+					    sizeof(*th), IPPROTO_TCP,
+					    csum_partial(th, sizeof(*th), 0));
+		ip6 = skb_push(skb, sizeof(*ip6));
+		skb_reset_network_header(skb);
+		ip6_flow_hdr(ip6, 0, 0);
+		ip6->payload_len = htons(sizeof(*th));
+		ip6->nexthdr = IPPROTO_TCP;
+		ip6->hop_limit = ip6_dst_hoplimit(dst);
+		ip6->saddr = saddr->in6;
+		ip6->daddr = daddr->in6;
+		skb->protocol = htons(ETH_P_IPV6);
+		skb_dst_set(skb, dst);
+		ip6_local_out(net, NULL, skb);
+	} else {
+		struct flowi4 fl4 = { .daddr = daddr->ip, .saddr = saddr->ip,
+				      .flowi4_proto = IPPROTO_TCP };
+		struct rtable *rt = ip_route_output_key(net, &fl4);
+		struct iphdr *ip4;
+
+		if (IS_ERR(rt))
+			goto free;
+		th->check = csum_tcpudp_magic(saddr->ip, daddr->ip, sizeof(*th),
+					      IPPROTO_TCP,
+					      csum_partial(th, sizeof(*th), 0));
+		ip4 = skb_push(skb, sizeof(*ip4));
+		skb_reset_network_header(skb);
+		memset(ip4, 0, sizeof(*ip4));
+		ip4->version = 4;
+		ip4->ihl = sizeof(*ip4) / 4;
+		ip4->tot_len = htons(sizeof(*ip4) + sizeof(*th));
+		ip4->frag_off = htons(IP_DF);
+		ip4->ttl = ip4_dst_hoplimit(&rt->dst);
+		ip4->protocol = IPPROTO_TCP;
+		ip4->saddr = saddr->ip;
+		ip4->daddr = daddr->ip;
+		skb->protocol = htons(ETH_P_IP);
+		skb_dst_set(skb, &rt->dst);
+		ip_local_out(net, NULL, skb);	/* sets the IP checksum */
+	}
+	return;
+
+free:
+	kfree_skb(skb);
+}
+
+/**
+ * ip_vs_fnat_tcp_expire - conn_expire_tcp_rst: reset both ends
+ * @cp: an unlinked FULLNAT TCP connection
+ *
+ * An established session that times out is reset towards the client and
+ * the real server, each with the exact sequence number it expects next,
+ * so neither keeps a dead connection open.  Not while the namespace or
+ * the module goes away.
+ */
+void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp)
+{
+	struct netns_ipvs *ipvs = cp->ipvs;
+	const struct ip_vs_fnat_seq *fs = &cp->fnat;
+	const u32 both = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT |
+			 IP_VS_FNAT_SEQ_R_NXT;
+
+	if (cp->state != IP_VS_TCP_S_ESTABLISHED ||
+	    (fs->flags & both) != both || !READ_ONCE(ipvs->enable) ||
+	    !READ_ONCE(ipvs->ext->conn_expire_tcp_rst))
+		return;
+	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->laddr, cp->lport,
+			    &cp->daddr, cp->dport, fs->c_nxt + fs->delta,
+			    fs->r_nxt);
+	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->vaddr, cp->vport,
+			    &cp->caddr, cp->cport, fs->r_nxt, fs->c_nxt);
+	IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_EXPIRE_RST);
+}
