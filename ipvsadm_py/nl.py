@@ -81,6 +81,7 @@ class Channel:
         self._seq = itertools.count(1)
         self._buf = bytearray(RECV)
         self._view = memoryview(self._buf)
+        self.record: list[bytes] | None = None   # raw replies, for test fixtures
 
     def close(self) -> None:
         self.sock.close()
@@ -94,6 +95,8 @@ class Channel:
     # ------------------------------------------------------------ reading
     def _read(self, table: str) -> list[wire.Reply]:
         size = self.sock.recv_into(self._buf)
+        if self.record is not None:
+            self.record.append(bytes(self._view[:size]))
         return list(wire.parse_stream(self._view[:size], table))
 
     def dump(self, cmd: int, attrs: wire.Attrs = (), table: str = "ipvsmsg") -> list[wire.Reply]:
