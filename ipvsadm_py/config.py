@@ -243,10 +243,10 @@ def _service(c: _Checker, node: yaml.Node, path: str,
         for key in ("protocol", "address", "port"):
             if key in m:
                 c.fail(m[key], f"{path}.{key}", "a fwmark service has no " + key)
-        family = c.choice(m["family"], f"{path}.family", ["4", "6"]) if "family" in m else "4"
-        if "family" in m and isinstance(c.scalar(m["family"], path), int):
-            family = str(c.scalar(m["family"], path))
-        svc.af = model.af_of(int(family or 4))
+        family = c.integer(m["family"], f"{path}.family", 4, 6) if "family" in m else 4
+        if family not in (4, 6, None):
+            c.fail(m["family"], f"{path}.family", "must be 4 or 6")
+        svc.af = model.af_of(family or 4)
     else:
         if "address" not in m or "protocol" not in m:
             c.fail(node, path, "a service needs protocol and address (or fwmark)")
