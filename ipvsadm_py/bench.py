@@ -1,0 +1,101 @@
+"""Control-plane timing: ipvsadm-py against C ipvsadm on the same machine.
+
+``python -m ipvsadm_py.bench [--rules 10000] [--services N] [--repeats 3] [--json]``
+(as root, ip_vs loaded; it works in its own network namespace ``ipvs-bench``)
+builds a restore file of RULES lines (services with real servers), then
+times, with medians over repeats:
+
+* ``restore``: ``ipvsadm -R < file`` and ``ipvsadm-py -R < file`` on an empty table;
+* ``list``: ``ipvsadm -Ln`` and ``ipvsadm-py -Ln`` over the restored table.
+
+:func:`measure` returns the figures (the benchmark task reads
+``restore_py_vs_c_ratio`` and ``list_py_vs_c_ratio`` from it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NS = "ipvs-bench"
+PY = str(Path(sys.executable).parent / "ipvsadm-py")
+
+
+def rules_text(rules: int, services: int) -> str:
+    """``services`` services with real servers, ``rules`` lines in all."""
+    lines = []
+    per = max(1, (rules - services) // services)
+    made = 0
+    for s in range(services):
+        vip = f"10.{100 + s // 65536}.{(s // 256) % 256}.{s % 256}:80"
+        lines.append(f"-A -t {vip} -s wrr")
+        made += 1
+        for d in range(per):
+            if made >= rules:
+                break
+            lines.append(f"-a -t {vip} -r 172.16.{d // 256}.{d % 256 + 1}:8080 -m -w {d % 5 + 1}")
+            made += 1
+    while made < rules:     # top up with services without real servers
+        s += 1
+        lines.append(f"-A -t 10.200.{(s // 256) % 256}.{s % 256}:81 -s rr")
+        made += 1
+    return "\n".join(lines) + "\n"
+
+
+def _ns(*cmd: str, stdin: str | None = None) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(["ip", "netns", "exec", NS, *cmd], input=stdin, text=True,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if res.returncode:
+        raise RuntimeError(f"{cmd} failed: {res.stderr[:500]}")
+    return elapsed
+
+
+def measure(rules: int = 10000, services: int = 1000, repeats: int = 3) -> dict[str, float]:
+    """Median seconds and the py/C ratios for restore and list."""
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    subprocess.run(["ip", "netns", "add", NS], check=True)
+    text = rules_text(rules, services)
+    times: dict[str, list[float]] = {k: [] for k in ("restore_c", "restore_py", "list_c",
+                                                      "list_py")}
+    try:
+        for _ in range(repeats):
+            for tool, key in (("ipvsadm", "c"), (PY, "py")):
+                _ns("ipvsadm", "-C")
+                times[f"restore_{key}"].append(_ns(tool, "-R", stdin=text))
+            for tool, key in (("ipvsadm", "c"), (PY, "py")):
+                times[f"list_{key}"].append(_ns(tool, "-Ln"))
+    finally:
+        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"rules": rules, "services": services, "repeats": repeats,
+            "restore_c_s": med["restore_c"], "restore_py_s": med["restore_py"],
+            "list_c_s": med["list_c"], "list_py_s": med["list_py"],
+            "restore_py_vs_c_ratio": med["restore_py"] / med["restore_c"],
+            "list_py_vs_c_ratio": med["list_py"] / med["list_c"]}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rules", type=int, default=10000)
+    p.add_argument("--services", type=int, default=1000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    result = measure(args.rules, args.services, args.repeats)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key:24} {value:.3f}" if isinstance(value, float) else f"{key:24} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
