@@ -192,8 +192,10 @@ class IPVS:
         return [Dest.from_attrs(r.attrs["dest"], svc.af) for r in self._dump(op)
                 if "dest" in r.attrs]
 
-    def table(self, services: Sequence[Service] | None = None) -> list[tuple[Service, list[Dest]]]:
-        """Every service (or the given ones) with its real servers."""
+    def table(self, services: Sequence[Service] | None = None,
+              stats: bool = True) -> list[tuple[Service, list[Dest]]]:
+        """Every service (or the given ones) with its real servers (their
+        counters too unless ``stats`` is False: listing is faster without)."""
         svcs = self.services() if services is None else list(services)
         requests = [(wire.CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE",
                                           wire.nested(s.key_attrs()))]) for s in svcs]
@@ -202,8 +204,8 @@ class IPVS:
             if isinstance(result, nl.NetlinkError):
                 raise error_for(Op("list_dests", wire.CMD_GET_DEST, [], service=svc),
                                 result.errno)
-            out.append((svc, [Dest.from_attrs(r.attrs["dest"], svc.af) for r in result
-                              if "dest" in r.attrs]))
+            out.append((svc, [Dest.from_attrs(r.attrs["dest"], svc.af, stats)
+                              for r in result if "dest" in r.attrs]))
         return out
 
     def timeouts(self) -> Timeouts:

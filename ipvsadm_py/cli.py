@@ -9,11 +9,12 @@ kernel refused (or the command line could not be parsed at all).
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from ipvsadm_py import __version__, fmt, model
+from ipvsadm_py import __version__, fmt, model, nl
 from ipvsadm_py.api import IPVS, Op, ops
 from ipvsadm_py.errors import IPVSError, NotLoaded, PermissionDenied, Unsupported
 from ipvsadm_py.options import EXIT_FAIL, EXIT_TRYHELP, Entry, UsageError, check, parse
@@ -89,13 +90,14 @@ def do_list(ctx: Context, e: Entry) -> int:
         return 0
     if "ext-stats" in o:
         return list_ext_stats(ctx, e)
+    stats = e.json or e.fmt.stats or e.fmt.rate
     if "service-address" in o:
         svc = ctx.ipvs.service(e.svc)
-        table = ctx.ipvs.table([svc])
+        table = ctx.ipvs.table([svc], stats)
         info = None
     else:
         info = ctx.ipvs.info()
-        table = ctx.ipvs.table()
+        table = ctx.ipvs.table(stats=stats)
     if e.json:
         ctx.out.write(fmt.dumps(fmt.table_json(info, table, _laddr_map(ctx, table))))
     else:
@@ -136,7 +138,7 @@ def list_ext_stats(ctx: Context, e: Entry) -> int:
 
 
 def do_save(ctx: Context, e: Entry) -> int:
-    table = ctx.ipvs.table()
+    table = ctx.ipvs.table(stats=False)
     f = fmt.Format(numeric=e.fmt.numeric, rule=True)
     ctx.out.write(fmt.listing(None, table, f, _laddr_map(ctx, table)))
     return 0
@@ -220,6 +222,9 @@ def restore(ctx: Context, stream: TextIO) -> int:
         except UsageError as exc:
             flush()
             ctx.err.write(f"line {number}: {exc}\n")
+            if exc.soft:
+                result = exc.code
+                continue
             if exc.tryhelp:
                 tryhelp(ctx)
             return exc.code
@@ -233,6 +238,8 @@ def restore(ctx: Context, stream: TextIO) -> int:
                 result = EXIT_KERNEL
                 continue
             pending.append(op)
+            if len(pending) >= nl.BATCH:
+                result = flush()
             continue
         flush()
         result = execute(ctx, e)
@@ -254,10 +261,22 @@ def usage() -> str:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
-    """The ``ipvsadm-py`` command; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    out, err = out or sys.stdout, err or sys.stderr
+         err: TextIO | None = None, stdin: TextIO | None = None) -> int:
+    """The ``ipvsadm-py`` command; returns the exit status.  The streams
+    default to the process's (tests pass their own)."""
+    # A short-lived process holding many small objects (10,000 rules):
+    # the cyclic collector would only cost time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv), out or sys.stdout,
+                     err or sys.stderr, stdin or sys.stdin)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _main(argv: list[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
     if argv and argv[0] in ("apply", "export", "completion"):
         from ipvsadm_py import config_cli
 
@@ -278,7 +297,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
                 tryhelp(ctx)
             return exc.code
         if e.cmd == "restore":
-            return restore(ctx, sys.stdin)
+            return restore(ctx, stdin)
         return execute(ctx, e)
     except NotLoaded as exc:
         err.write(f"{exc}\n")

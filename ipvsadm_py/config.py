@@ -256,7 +256,8 @@ def _service(c: _Checker, node: yaml.Node, path: str,
         addr = c.address(m["address"], f"{path}.address")
         if addr is not None:
             svc.addr, svc.af = addr, model.af_of(addr.version)
-        svc.port = c.integer(m["port"], f"{path}.port", 0, 65535) or 0 if "port" in m else 0
+        port = c.integer(m["port"], f"{path}.port", 0, 65535) if "port" in m else 0
+        svc.port = port if port is not None else -1     # -1: already reported
         if "family" in m:
             c.fail(m["family"], f"{path}.family", "family comes from the address")
     svc.netmask = svc.default_netmask
@@ -293,7 +294,7 @@ def _service(c: _Checker, node: yaml.Node, path: str,
             svc.flags |= model.parse_sched_flags(svc.scheduler, words)
         except InvalidInput as exc:
             c.fail(m["sched_flags"], f"{path}.sched_flags", str(exc))
-    if not svc.fwmark and not svc.port and not svc.persistent:
+    if not svc.fwmark and svc.port == 0 and not svc.persistent:
         c.fail(node, path, "port 0 (or none) needs persistent")
     laddrs: list[IPAddress] = []
     if "laddrs" in m:

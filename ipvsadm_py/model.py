@@ -117,10 +117,15 @@ class Stats:
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> "Stats":
         data = attrs.get("stats64") or attrs.get("stats") or {}
-        return cls(**{f.name: data.get(f.name, 0) for f in dataclasses.fields(cls)})
+        if isinstance(data, wire.Lazy):
+            data = data.get()
+        return cls(**{name: data.get(name, 0) for name in STATS_FIELDS})
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
+
+
+STATS_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
 
 
 @dataclasses.dataclass
@@ -289,7 +294,7 @@ class Dest:
                 ("IPVS_DEST_ATTR_L_THRESH", self.l_threshold)]
 
     @classmethod
-    def from_attrs(cls, a: dict[str, Any], svc_af: int) -> "Dest":
+    def from_attrs(cls, a: dict[str, Any], svc_af: int, stats: bool = True) -> "Dest":
         af = a.get("addr_family", svc_af)
         dest = cls(addr=addr_from_wire(a["addr"], af), port=a.get("port", 0), af=af,
                    forward=a.get("fwd_method", 0) & wire.FWD_MASK,
@@ -299,7 +304,7 @@ class Dest:
                    active_conns=a.get("active_conns", 0),
                    inact_conns=a.get("inact_conns", 0),
                    persist_conns=a.get("persist_conns", 0))
-        if "stats" in a or "stats64" in a:
+        if stats and ("stats" in a or "stats64" in a):
             dest.stats = Stats.from_attrs(a)
         return dest
 

@@ -170,10 +170,14 @@ CMD_LONG = {long: key for key, (_, _, long) in COMMANDS.items()}
 class UsageError(Exception):
     """Bad command line: the message, and the exit status ipvsadm uses."""
 
-    def __init__(self, message: str, code: int = EXIT_FAIL, tryhelp: bool = False) -> None:
+    def __init__(self, message: str, code: int = EXIT_FAIL, tryhelp: bool = False,
+                 soft: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.tryhelp = tryhelp
+        # soft: an option error after the command; ipvsadm reports it and,
+        # in -R input, goes on with the next line (the others stop -R).
+        self.soft = soft
 
 
 @dataclasses.dataclass
@@ -581,9 +585,9 @@ def parse(argv: Sequence[str], reading_stdin: bool = False) -> Entry:
             raise UsageError(f"invalid option `{_spelling(name)}' (only one command "
                              "may be given)")
         if kind == "bad":
-            raise UsageError(f"{name}: unknown option", EXIT_TRYHELP)
+            raise UsageError(f"{name}: unknown option", EXIT_TRYHELP, soft=True)
         if kind == "noarg":
-            raise UsageError(f"{name}: missing argument", EXIT_TRYHELP)
+            raise UsageError(f"{name}: missing argument", EXIT_TRYHELP, soft=True)
         if kind == "arg":
             args.append(name)
             continue

@@ -292,9 +292,26 @@ _NLA = struct.Struct("=HH")
 _ERR = struct.Struct("=i")
 
 
+class Lazy:
+    """A nested attribute kept as bytes until asked for (counters are big
+    and most listings do not show them)."""
+
+    __slots__ = ("table", "raw")
+
+    def __init__(self, table: str, raw: bytes) -> None:
+        self.table, self.raw = table, raw
+
+    def get(self) -> dict[str, Any]:
+        return decode_attrs(self.raw, 0, len(self.raw), self.table)
+
+
+LAZY = frozenset({"stats", "stats64"})
+
+
 def decode_attrs(data: bytes | memoryview, start: int, end: int,
                  table: str) -> dict[str, Any]:
-    """Attributes in ``data[start:end]`` as a dict (nested ones as dicts)."""
+    """Attributes in ``data[start:end]`` as a dict (nested ones as dicts,
+    counters as :class:`Lazy`)."""
     names = _TABLES[table]
     out: dict[str, Any] = {}
     pos = start
@@ -315,6 +332,8 @@ def decode_attrs(data: bytes | memoryview, start: int, end: int,
                 out[name] = bytes(data[lo:hi]).split(b"\0", 1)[0].decode()
             elif kind == "svc_flags":
                 out[name] = struct.unpack_from("=II", data, lo)
+            elif kind in LAZY:
+                out[name] = Lazy(kind, bytes(data[lo:hi]))
             elif kind in _TABLES:
                 out[name] = decode_attrs(data, lo, hi, kind)
         pos += (length + 3) & ~3

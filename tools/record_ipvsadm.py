@@ -132,46 +132,6 @@ RESTORES = {
 }
 
 
-def sh(cmd: str, stdin: str | None = None) -> dict[str, object]:
-    res = subprocess.run(["ip", "netns", "exec", NS, "sh", "-c", cmd], input=stdin,
-                         capture_output=True, text=True, timeout=60)
-    return {"rc": res.returncode, "stdout": res.stdout, "stderr": res.stderr}
-
-
-def fresh_ns() -> None:
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
-    subprocess.run(["ip", "netns", "add", NS], check=True)
-    for line in ["ip link set lo up", *SETUP]:
-        subprocess.run(["ip", "netns", "exec", NS, *line.split()], check=True)
-
-
-def raw_replies() -> dict[str, object]:
-    """The kernel's replies for the current table, read in the namespace."""
-    code = (
-        "import json,sys\n"
-        "from ipvsadm_py import nl, wire, model\n"
-        "c = nl.Channel(); c.record = []\n"
-        "out = {}\n"
-        "def take(name, fn):\n"
-        "    c.record.clear(); fn(); out[name] = [b.hex() for b in c.record]\n"
-        "take('info', lambda: c.request(wire.CMD_GET_INFO, [], 'infomsg'))\n"
-        "take('services', lambda: c.dump(wire.CMD_GET_SERVICE, []))\n"
-        "svcs = [model.Service.from_attrs(r.attrs['service']) for r in\n"
-        "        c.dump(wire.CMD_GET_SERVICE, [])]\n"
-        "out['dests'] = []\n"
-        "for s in svcs:\n"
-        "    c.record.clear()\n"
-        "    c.dump(wire.CMD_GET_DEST, [('IPVS_CMD_ATTR_SERVICE', wire.nested(s.key_attrs()))])\n"
-        "    out['dests'].append([b.hex() for b in c.record])\n"
-        "take('config', lambda: c.request(wire.CMD_GET_CONFIG, []))\n"
-        "take('daemons', lambda: c.dump(wire.CMD_GET_DAEMON, []))\n"
-        "print(json.dumps(out))\n")
-    res = subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-c", code],
-                         capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    return json.loads(res.stdout)
-
-
 HOSTS = "10.0.0.1 vip-one\n10.0.2.11 rs-eleven\n2001:db8::1 vip-six\n"
 
 
@@ -183,36 +143,103 @@ def quiet_resolver() -> None:
         hosts.write(HOSTS)
 
 
-def record(outdir: Path) -> Path:
+def fresh_ns() -> None:
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    subprocess.run(["ip", "netns", "add", NS], check=True)
+    for line in ["ip link set lo up", *SETUP]:
+        subprocess.run(["ip", "netns", "exec", NS, *line.split()], check=True)
+
+
+def ipvsadm(args: str, stdin: str = "") -> dict[str, object]:
+    """The C tool, run directly (this process is in the namespace)."""
+    res = subprocess.run(["ipvsadm", *args.split()], input=stdin, capture_output=True,
+                         text=True, timeout=120)
+    return {"rc": res.returncode, "stdout": res.stdout, "stderr": res.stderr}
+
+
+def reset(base: bool = True) -> None:
+    """Empty table and no daemons (then, with ``base``, the one-service table
+    the cases start from), through the library: no process to start."""
+    from netaddr import IPAddress
+
+    from ipvsadm_py import model, wire
+    from ipvsadm_py.api import IPVS
+
+    with IPVS() as ipvs:
+        ipvs.flush()
+        for daemon in ipvs.daemons():
+            ipvs.stop_daemon(daemon)
+        if base:
+            svc = model.Service(addr=IPAddress("10.0.0.1"), port=80, scheduler="rr")
+            ipvs.add_service(svc)
+            ipvs.add_dest(svc, model.Dest(addr=IPAddress("10.0.2.11"), port=80,
+                                          forward=wire.FWD_MASQ))
+
+
+def raw_replies() -> dict[str, object]:
+    """The kernel's raw replies for the current table."""
+    from ipvsadm_py import model, nl, wire
+
+    chan = nl.Channel()
+    chan.record = []
+    out: dict[str, object] = {}
+
+    def take(name: str, call) -> None:
+        chan.record.clear()
+        call()
+        out[name] = [b.hex() for b in chan.record]
+
+    take("info", lambda: chan.request(wire.CMD_GET_INFO, [], "infomsg"))
+    take("services", lambda: chan.dump(wire.CMD_GET_SERVICE, []))
+    svcs = [model.Service.from_attrs(r.attrs["service"])
+            for r in chan.dump(wire.CMD_GET_SERVICE, [])]
+    dests = []
+    for svc in svcs:
+        chan.record.clear()
+        chan.dump(wire.CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE", wire.nested(svc.key_attrs()))])
+        dests.append([b.hex() for b in chan.record])
+    out["dests"] = dests
+    take("config", lambda: chan.request(wire.CMD_GET_CONFIG, []))
+    take("daemons", lambda: chan.dump(wire.CMD_GET_DAEMON, []))
+    chan.close()
+    return out
+
+
+def record_inside(outdir: Path) -> Path:
+    """Runs in the namespace: the rule set, listings, replies, cases."""
     kernel = os.uname().release
-    quiet_resolver()
     data: dict[str, object] = {"kernel": kernel, "rules": RULES}
-    fresh_ns()
-    applied = []
-    for rule in RULES:
-        applied.append({"argv": rule, **sh(f"ipvsadm {rule}", "")})
-    data["applied"] = applied
-    data["listings"] = {args: sh(f"ipvsadm {args}", "") for args in LISTINGS}
-    print("listings done", file=sys.stderr, flush=True)
-    data["conn_proc"] = sh("cat /proc/net/ip_vs_conn")["stdout"]
+    reset(base=False)
+    data["applied"] = [{"argv": rule, **ipvsadm(rule)} for rule in RULES]
+    data["listings"] = {args: ipvsadm(args) for args in LISTINGS}
+    data["conn_proc"] = Path("/proc/net/ip_vs_conn").read_text()
     data["replies"] = raw_replies()
+    print("listings done", file=sys.stderr, flush=True)
     cases = []
     for args in CASES:
-        fresh_ns()
-        sh("ipvsadm -A -t 10.0.0.1:80 -s rr && ipvsadm -a -t 10.0.0.1:80 -r 10.0.2.11 -m")
-        print(f"case {args}", file=sys.stderr, flush=True)
-        cases.append({"argv": args, "stdin": None, **sh(f"ipvsadm {args}", ""),
-                      "after": sh("ipvsadm -Sn")["stdout"]})
+        reset()
+        cases.append({"argv": args, "stdin": None, **ipvsadm(args),
+                      "after": ipvsadm("-Sn")["stdout"]})
     for name, text in RESTORES.items():
-        fresh_ns()
-        cases.append({"argv": "-R", "name": name, "stdin": text, **sh("ipvsadm -R", text),
-                      "after": sh("ipvsadm -Sn")["stdout"]})
+        reset(base=False)
+        cases.append({"argv": "-R", "name": name, "stdin": text, **ipvsadm("-R", text),
+                      "after": ipvsadm("-Sn")["stdout"]})
     data["cases"] = cases
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
+    reset(base=False)
     line = ".".join(kernel.split(".")[:2])
     path = outdir / f"c-ipvsadm-{line}.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
     return path
+
+
+def record(outdir: Path) -> None:
+    """In the guest: a fresh namespace, then :func:`record_inside` in it."""
+    quiet_resolver()
+    fresh_ns()
+    subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-m", "tools.record_ipvsadm",
+                    "--inside", str(outdir)], check=True,
+                   cwd=Path(__file__).resolve().parents[1])
+    subprocess.run(["ip", "netns", "del", NS], capture_output=True)
 
 
 def boot(kver: str, outdir: Path) -> int:
@@ -226,4 +253,7 @@ def boot(kver: str, outdir: Path) -> int:
 if __name__ == "__main__":
     if sys.argv[1] == "--boot":
         sys.exit(boot(sys.argv[2], Path(sys.argv[3])))
-    print(record(Path(sys.argv[1])))
+    if sys.argv[1] == "--inside":
+        print(record_inside(Path(sys.argv[2])))
+    else:
+        record(Path(sys.argv[1]))

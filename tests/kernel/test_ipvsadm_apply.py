@@ -52,11 +52,11 @@ daemons:
 """
 
 SAVED = """\
--A -u 10.0.0.100:53 -s sh -o -b sh-port
--a -u 10.0.0.100:53 -r 10.0.2.11:53 -m -w 1
 -A -t 10.0.0.100:80 -s wrr
 -a -t 10.0.0.100:80 -r 10.0.2.11:8080 -m -w 3
 -a -t 10.0.0.100:80 -r 10.0.2.12:8080 -m -w 1
+-A -u 10.0.0.100:53 -s sh -o -b sh-port
+-a -u 10.0.0.100:53 -r 10.0.2.11:53 -m -w 1
 -A --sctp-service [2001:db8:100::100]:3868 -s wlc -p 600 -M 64
 -a --sctp-service [2001:db8:100::100]:3868 -r 10.0.2.40:3868 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
 -a --sctp-service [2001:db8:100::100]:3868 -r [2001:db8:2::11]:3868 -m -w 1
@@ -100,10 +100,11 @@ def test_weight_change_edits_in_place(ns, cfg, tmp_path):
 
 def test_bad_file_applies_nothing(ns, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(CONFIG + "  - protocol: tcp\n    address: 10.0.0.1\n    port: 99999\n")
+    bad.write_text(CONFIG.replace("daemons:", "  - protocol: tcp\n    address: 10.0.0.1\n"
+                                              "    port: 99999\ndaemons:"))
     res = py(f"apply {bad}")
     assert res.returncode == 2
-    assert "bad.yaml:53: services[4].port: must be an integer 0-65535" in res.stderr
+    assert "bad.yaml:38: services[4].port: must be an integer 0-65535" in res.stderr
     assert c("-Sn").stdout == ""
 
 
