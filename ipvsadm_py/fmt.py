@@ -240,9 +240,10 @@ def service_name(svc: Service, f: Format) -> str:
     """``TCP  10.0.0.1:80`` (listing) or ``-t 10.0.0.1:80`` (rules)."""
     if svc.fwmark:
         six = svc.af == model.AF_INET6
+        mark = _i32(svc.fwmark)          # ipvsadm prints it with %d
         if f.rule:
-            return f"-f {svc.fwmark}" + (" -6" if six else "")
-        return f"FWM  {svc.fwmark}" + (" IPv6" if six else "")
+            return f"-f {mark}" + (" -6" if six else "")
+        return f"FWM  {mark}" + (" IPv6" if six else "")
     vname = addrport(svc.addr, svc.port, svc.protocol, f.numeric)
     if f.rule:
         option = {wire.IPPROTO_TCP: "-t", wire.IPPROTO_UDP: "-u",
