@@ -187,11 +187,11 @@ def test_stats_connections_and_persistence_with_traffic(topo, kver):
         for _ in range(3):
             with netlab.connect(topo, topo.client, netlab.VIP4, 8080) as sock:
                 whoami.whoami_tcp(sock)
-        ipvsadm_py = f"{PY}"
+        _settled(topo)
         for args in ("-Ln --stats", "-Ln --stats --exact", "-Ln --persistent-conn",
                      "-Ln --thresholds", "-Lnc", "-Lnc --persistent-conn", "-Ln"):
             want = topo.sh(topo.lb, f"ipvsadm {args}").stdout
-            got = topo.sh(topo.lb, f"{ipvsadm_py} {args}").stdout
+            got = topo.sh(topo.lb, f"{PY} {args}").stdout
             if args.startswith("-Lnc"):   # expiry seconds tick between the two reads
                 want, got = _strip_expiry(want), _strip_expiry(got)
             assert got == want, args
@@ -199,6 +199,24 @@ def test_stats_connections_and_persistence_with_traffic(topo, kver):
         topo.ipvsadm("-C", check=False)
         for server in servers:
             server.close()
+
+
+def _settled(topo) -> None:
+    """Wait until the kernel's estimator (it folds per-CPU counters into the
+    listed ones every 2 s) has taken in the last packets: two reads a tick
+    apart agree and show the connections."""
+    import time
+
+    deadline = time.monotonic() + 30
+    last = None
+    while time.monotonic() < deadline:
+        now = topo.sh(topo.lb, "ipvsadm -Ln --stats --exact").stdout
+        rows = [line.split() for line in now.splitlines() if line.startswith("TCP")]
+        if now == last and rows and rows[0][2] == "3":
+            return
+        last = now
+        time.sleep(2.5)
+    raise AssertionError(f"counters never settled:\n{last}")
 
 
 def _strip_expiry(text: str) -> list[str]:
