@@ -57,7 +57,6 @@ RULES = """
 -A -t [2001:db8::1]:80 -s dh -p 60 -M 64
 -a -t [2001:db8::1]:80 -r [2001:db8:2::11]:80 -m -w 5
 -a -t [2001:db8::1]:80 -r [2001:db8:2::9]:81 -m -w 5
--a -t [2001:db8::1]:80 -r 10.0.2.40 -i
 -A -u [2001:db8::1]:53 -s rr
 -A -t [fe80::1:2]:80 -s rr
 -A -t 10.0.0.4:80 -s sed
@@ -76,6 +75,16 @@ RULES = """
 --set 900 120 300
 --start-daemon master --mcast-interface d0 --syncid 3 --sync-maxlen 1400 --mcast-group 239.1.1.1 --mcast-port 8849 --mcast-ttl 2
 --start-daemon backup --mcast-interface d0 --syncid 4
+""".strip().splitlines()
+
+# A tunnel real server of the other address family: the kernel refuses sync
+# daemons while one exists, so it is listed separately.
+MIXED = """
+-A -t [2001:db8::1]:80 -s rr
+-a -t [2001:db8::1]:80 -r 10.0.2.40 -i -w 2
+-a -t [2001:db8::1]:80 -r [2001:db8::41]:80 -i
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r [2001:db8::40]:80 -i --tun-type gue --tun-port 6080 --tun-nocsum
 """.strip().splitlines()
 
 LISTINGS = [

@@ -38,7 +38,7 @@ services:
     netmask: 64
     dests:
       - {address: "2001:db8:2::11", forward: nat}
-      - address: 10.0.2.40
+      - address: "2001:db8:2::40"
         forward: tunnel
         tunnel: {type: gue, port: 6080, csum: csum}
   - fwmark: 7
@@ -58,8 +58,8 @@ SAVED = """\
 -A -u 10.0.0.100:53 -s sh -o -b sh-port
 -a -u 10.0.0.100:53 -r 10.0.2.11:53 -m -w 1
 -A --sctp-service [2001:db8:100::100]:3868 -s wlc -p 600 -M 64
--a --sctp-service [2001:db8:100::100]:3868 -r 10.0.2.40:3868 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
 -a --sctp-service [2001:db8:100::100]:3868 -r [2001:db8:2::11]:3868 -m -w 1
+-a --sctp-service [2001:db8:100::100]:3868 -r [2001:db8:2::40]:3868 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
 -A -f 7 -6 -s lblc -p 300
 -a -f 7 -6 -r [2001:db8:2::12]:0 -g -w 1
 """

@@ -120,6 +120,16 @@ def test_rules_of_py_listed_identically_by_both(ns, kver):
     assert c("-Sn").stdout == saved_py          # both tools built the same table
 
 
+def test_mixed_family_tunnels_listed_identically(ns):
+    for rule in rec.MIXED:
+        assert c(rule).returncode == 0, rule
+    compare_listings()
+    dump = py("-Sn").stdout
+    rec.reset(base=False)
+    assert py("-R", dump).returncode == 0
+    assert c("-Sn").stdout == dump
+
+
 @pytest.mark.parametrize("saver,restorer", [("c", "py"), ("py", "c"), ("py", "py")])
 def test_save_restore_round_trip(ns, kver, saver, restorer):
     tools = {"c": c, "py": py}

@@ -164,3 +164,15 @@ def test_json_schema_fields():
     assert entry["dests"][0]["forward"] == "masq"
     assert set(entry["stats"]) == {"conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps",
                                    "inpps", "outpps", "inbps", "outbps"}
+
+
+def test_daemon_lines():
+    master = model.Daemon("master", "d0", 3, 1400, IPAddress("239.1.1.1"), 8849, 2)
+    backup = model.Daemon("backup", "d0", 4, 1472, IPAddress("224.0.0.81"), 8848, 1)
+    assert fmt.daemons([master, backup]) == (
+        "master sync daemon (mcast=d0, syncid=3, maxlen=1400, group=239.1.1.1, port=8849, "
+        "ttl=2)\n"
+        "backup sync daemon (mcast=d0, syncid=4, maxlen=1472, group=224.0.0.81, port=8848, "
+        "ttl=1)\n")
+    assert fmt.daemons([model.Daemon("master", "eth0", 255)]) == \
+        "master sync daemon (mcast=eth0, syncid=255)\n"
