@@ -393,8 +393,9 @@ def read_sysctl(name: str) -> int | None:
     """``/proc/sys/net/ipv4/vs/NAME`` as an integer (None if absent)."""
     path = SYSCTL_DIR / name
     try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+        words = path.read_text().split()
+        return int(words[0]) if len(words) == 1 else None   # single integers only
+    except (OSError, ValueError):
         return None
 
 
