@@ -57,7 +57,7 @@ Options:
   --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|fo|
                                       ovf|mh|twos; the default scheduler is wlc.
   --pe           engine               alternate persistence engine (sip), not set by default
-  --persistent   -p [timeout]         persistent service (default timeout 300 s)
+  --persistent   -p [timeout]         persistent service (default timeout 360 s)
   --netmask      -M netmask           persistent granularity mask (IPv6: prefix length)
   --real-server  -r server-address    server-address is host (and port)
   --gatewaying   -g                   gatewaying (direct routing) (default)

@@ -37,7 +37,7 @@ SCHED_FLAG_BITS = {"flag-1": wire.SVC_F_SCHED1, "flag-2": wire.SVC_F_SCHED2,
 SCHED_FLAG_NAMES = {"sh": {"sh-fallback": wire.SVC_F_SCHED1, "sh-port": wire.SVC_F_SCHED2},
                     "mh": {"mh-fallback": wire.SVC_F_SCHED1, "mh-port": wire.SVC_F_SCHED2}}
 DEFAULT_SCHEDULER = "wlc"
-DEFAULT_PERSISTENCE = 300
+DEFAULT_PERSISTENCE = 360   # IPVS_SVC_PERSISTENT_TIMEOUT (6 minutes)
 MAX_TIMEOUT = 86400 * 31
 FULL_MASK4 = 0xFFFFFFFF
 

@@ -109,7 +109,7 @@ OPTIONS: list[Opt] = [
         "service-address"),
     Opt("f", "f", "fwmark-service", "required", "firewall-mark service (integer > 0)", "fwmark"),
     Opt("s", "s", "scheduler", "required", "scheduler (default wlc)", "scheduler"),
-    Opt("p", "p", "persistent", "optional", "persistent service, timeout in s (default 300)",
+    Opt("p", "p", "persistent", "optional", "persistent service, timeout in s (default 360)",
         "timeout"),
     Opt("M", "M", "netmask", "required", "persistence granularity mask (IPv6: prefix length)",
         "netmask"),

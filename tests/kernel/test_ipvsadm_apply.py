@@ -60,7 +60,7 @@ SAVED = """\
 -A --sctp-service [2001:db8:100::100]:3868 -s wlc -p 600 -M 64
 -a --sctp-service [2001:db8:100::100]:3868 -r [2001:db8:2::11]:3868 -m -w 1
 -a --sctp-service [2001:db8:100::100]:3868 -r [2001:db8:2::40]:3868 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
--A -f 7 -6 -s lblc -p 300
+-A -f 7 -6 -s lblc -p 360
 -a -f 7 -6 -r [2001:db8:2::12]:0 -g -w 1
 """
 

@@ -157,8 +157,11 @@ def test_exit_status_and_effect_match(ns):
             results[name] = (res.returncode, c("-Sn").stdout, c("-L --daemon").stdout,
                              "" if quiet else res.stdout)
         if results["py"] != results["c"]:
-            mismatches.append((args, results))
-    assert mismatches == []
+            fields = ("exit status", "-Sn after", "daemons after", "output")
+            for field, want, got in zip(fields, results["c"], results["py"]):
+                if want != got:
+                    mismatches.append(f"{args!r}: {field}: C {want!r} / py {got!r}")
+    assert not mismatches, "\n".join(mismatches)
 
 
 def test_the_installed_command(ns):

@@ -30,7 +30,7 @@ def test_good_file_is_understood():
     assert sctp.service.netmask == 64 and sctp.service.timeout == 600
     assert sctp.dests[1].tun_type == wire.TUN_TYPE_GUE and sctp.dests[1].tun_flags == 2
     fwm = desired.services[3].service
-    assert (fwm.fwmark, fwm.af, fwm.timeout) == (7, model.AF_INET6, 300)
+    assert (fwm.fwmark, fwm.af, fwm.timeout) == (7, model.AF_INET6, 360)
     assert desired.services[4].service.netmask == 0xFFFFFF00
     assert desired.timeouts == Timeouts(900, 120, 300)
     assert desired.sysctls == {"expire_nodest_conn": 1}

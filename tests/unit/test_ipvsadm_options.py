@@ -249,3 +249,33 @@ def test_exit_status_of_bad_input_matches_c_ipvsadm(case):
     assert case["rc"] in (0, 1, 255), (case["rc"], case["stderr"])
     if case["rc"] == 255:
         assert not case["stderr"].startswith("Try"), case["stderr"]
+
+
+def _c_adds():
+    for path in sorted(FIXTURES.glob("c-ipvsadm-*.json")):
+        for case in json.loads(path.read_text())["cases"]:
+            argv = case["argv"].split()
+            if case["stdin"] is None and case["rc"] == 0 and argv[:1] in (["-A"], ["-a"]) \
+                    or argv[:1] == ["-At10.0.0.25:80"]:
+                yield pytest.param(case, id=f"{path.stem}:{case['argv']}")
+
+
+@pytest.mark.parametrize("case", list(_c_adds()))
+def test_what_we_send_is_what_c_ipvsadm_created(case):
+    """Our request, decoded as the kernel would read it, saved as -Sn
+    saves it, is the line the C tool's command left in the table."""
+    from ipvsadm_py import fmt, model, wire
+
+    e = parse(case["argv"].split())
+    check(e)
+    op = cli.entry_op(e)
+    (msg,) = wire.parse_stream(wire.encode(op.cmd, op.attrs, family=1, flags=1, seq=1))
+    svc = model.Service.from_attrs(msg.attrs["service"])
+    f = fmt.Format(numeric=True, rule=True)
+    name = fmt.service_name(svc, f)
+    if "dest" in msg.attrs:
+        dest = model.Dest.from_attrs(msg.attrs["dest"], svc.af)
+        line = fmt.dest_line(svc, name, dest, f)
+    else:
+        line = fmt.service_line(svc, name, f)
+    assert line in case["after"].splitlines(keepends=True)
