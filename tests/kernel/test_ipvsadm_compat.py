@@ -185,33 +185,47 @@ def test_restore_input_cases(ns, name):
 
 
 def test_stats_connections_and_persistence_with_traffic(topo, kver):
-    """Counters, exact numbers and the connection table after real requests."""
+    """Counters, exact numbers and the connection table with live connections
+    (kept open, so that the numbers stay put while both tools read them)."""
     import socket
 
     from tools import netlab, whoami
 
     servers = [whoami.TcpWhoami(whoami.listen(topo.inside, name, 4, socket.SOCK_STREAM,
                                               8080, None), name) for name in topo.servers]
+    clients = []
     try:
         vip = netlab.hostport(netlab.VIP4, 8080)
         topo.ipvsadm(f"-A -t {vip} -s rr -p 60")
         for index in (1, 2):
             topo.ipvsadm(f"-a -t {vip} -r {netlab.rs_addr(index)}:8080 -m")
         for _ in range(3):
-            with netlab.connect(topo, topo.client, netlab.VIP4, 8080) as sock:
-                whoami.whoami_tcp(sock)
+            sock = netlab.connect(topo, topo.client, netlab.VIP4, 8080)
+            whoami.whoami_tcp(sock)
+            clients.append(sock)
         _settled(topo)
-        for args in ("-Ln --stats", "-Ln --stats --exact", "-Ln --persistent-conn",
-                     "-Ln --thresholds", "-Lnc", "-Lnc --persistent-conn", "-Ln"):
-            want = topo.sh(topo.lb, f"ipvsadm {args}").stdout
-            got = topo.sh(topo.lb, f"{PY} {args}").stdout
-            if args.startswith("-Lnc"):   # expiry seconds tick between the two reads
-                want, got = _strip_expiry(want), _strip_expiry(got)
-            assert got == want, args
+        with topo.inside(topo.lb):
+            for args in ("-Ln --stats", "-Ln --stats --exact", "-Ln --persistent-conn",
+                         "-Ln --thresholds", "-Lnc", "-Lnc --persistent-conn", "-Ln",
+                         "-Ln --rate --exact"):
+                want, got = c(args).stdout, py(args).stdout
+                if args.startswith("-Lnc"):   # expiry seconds tick between the two reads
+                    want, got = _strip_expiry(want), _strip_expiry(got)
+                if "--rate" in args:          # rates move every 2 s: compare the shape
+                    want, got = _shape(want), _shape(got)
+                assert got == want, args
     finally:
+        for sock in clients:
+            sock.close()
         topo.ipvsadm("-C", check=False)
         for server in servers:
             server.close()
+
+
+def _shape(text: str) -> list[tuple[int, str]]:
+    """Length and name column of each line (for listings whose numbers move;
+    the number columns have fixed widths)."""
+    return [(len(line), line[:33]) for line in text.splitlines()]
 
 
 def _settled(topo) -> None:
