@@ -586,21 +586,26 @@ def _daemon_steps(want: list[Daemon], have: list[Daemon], prune: bool) -> list[S
     want_by = {d.state: d for d in want}
     for state, d in have_by.items():
         w = want_by.get(state)
-        if (w is None and prune) or (w is not None and _daemon_key(w) != _daemon_key(d)):
+        if (w is None and prune) or (w is not None and _daemon_differs(w, d)):
             steps.append(Step("delete", "daemon", f"{state} sync daemon",
                               ops.stop_daemon(d)))
     for state, w in want_by.items():
         d = have_by.get(state)
-        if d is None or _daemon_key(w) != _daemon_key(d):
+        if d is None or _daemon_differs(w, d):
             steps.append(Step("add", "daemon", f"{state} sync daemon on {w.mcast_ifn} "
                               f"syncid {w.syncid}", ops.start_daemon(w)))
     return steps
 
 
-def _daemon_key(d: Daemon) -> tuple:
-    return (d.mcast_ifn, d.syncid, d.sync_maxlen or 0,
-            str(d.mcast_group) if d.mcast_group else None, d.mcast_port or 0,
-            d.mcast_ttl or 0)
+def _daemon_differs(want: Daemon, have: Daemon) -> bool:
+    """Whether a running daemon differs from the wanted one in what the file
+    sets (unset group, port, ttl and maxlen are the kernel's defaults)."""
+    if (want.mcast_ifn, want.syncid) != (have.mcast_ifn, have.syncid):
+        return True
+    for field in ("sync_maxlen", "mcast_port", "mcast_ttl"):
+        if getattr(want, field) and getattr(want, field) != getattr(have, field):
+            return True
+    return want.mcast_group is not None and want.mcast_group != have.mcast_group
 
 
 def plan_text(steps: Sequence[Step]) -> str:

@@ -134,6 +134,9 @@ def test_mixed_family_tunnels_listed_identically(ns):
 def test_save_restore_round_trip(ns, kver, saver, restorer):
     tools = {"c": c, "py": py}
     apply_with(c, kver)
+    # ipvsadm saves a fwmark above 2**31 as a negative number (%d) that
+    # neither tool reads back; that quirk is compared in the listings only.
+    assert c("-D -f 4000000000").returncode == 0
     before = c("-Sn").stdout
     for save in ("-S", "-Sn"):
         dump = tools[saver](save)

@@ -192,3 +192,12 @@ def test_export_validates_and_plans_nothing():
     doc = yaml.safe_load(text)
     assert doc["services"][0]["laddrs"] == ["10.0.3.1", "10.0.3.10-10.0.3.12",
                                             "10.0.4.0-10.0.4.3"]
+
+
+def test_daemon_defaults_of_the_kernel_are_not_a_change():
+    text = "daemons: [{state: master, mcast_interface: d0, syncid: 3}]"
+    running = model.Daemon("master", "d0", 3, 1472, IPAddress("224.0.0.81"), 8848, 1)
+    assert config.plan(config.validate(text), _live(daemons=[running])) == []
+    moved = model.Daemon("master", "d0", 4, 1472, IPAddress("224.0.0.81"), 8848, 1)
+    steps = config.plan(config.validate(text), _live(daemons=[moved]))
+    assert [(s.action, s.what) for s in steps] == [("delete", "daemon"), ("add", "daemon")]
