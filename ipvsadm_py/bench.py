@@ -32,17 +32,18 @@ def rules_text(rules: int, services: int) -> str:
     per = max(1, (rules - services) // services)
     made = 0
     for s in range(services):
-        vip = f"10.{100 + s // 65536}.{(s // 256) % 256}.{s % 256}:80"
+        vip = f"10.{100 + s // 62500}.{(s // 250) % 250 + 1}.{s % 250 + 1}:80"
         lines.append(f"-A -t {vip} -s wrr")
         made += 1
         for d in range(per):
             if made >= rules:
                 break
-            lines.append(f"-a -t {vip} -r 172.16.{d // 256}.{d % 256 + 1}:8080 -m -w {d % 5 + 1}")
+            lines.append(f"-a -t {vip} -r 172.16.{d // 250 + 1}.{d % 250 + 1}:8080 -m "
+                         f"-w {d % 5 + 1}")
             made += 1
     while made < rules:     # top up with services without real servers
         s += 1
-        lines.append(f"-A -t 10.200.{(s // 256) % 256}.{s % 256}:81 -s rr")
+        lines.append(f"-A -t 10.200.{(s // 250) % 250 + 1}.{s % 250 + 1}:81 -s rr")
         made += 1
     return "\n".join(lines) + "\n"
 
