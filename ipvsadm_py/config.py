@@ -18,7 +18,7 @@ import yaml
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange
 
 from ipvsadm_py import model, wire
-from ipvsadm_py.api import IPVS, Op, list_sysctls, ops, read_sysctl, write_sysctl
+from ipvsadm_py.api import IPVS, Op, list_sysctls, ops, write_sysctl
 from ipvsadm_py.errors import InvalidInput, IPVSError
 from ipvsadm_py.model import Daemon, Dest, LocalAddress, Service, Timeouts
 

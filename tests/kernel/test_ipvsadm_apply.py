@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 import yaml
 
-from tests.kernel.test_ipvsadm_compat import NS, c, ns, py, run  # noqa: F401 (fixture)
+from tests.kernel.test_ipvsadm_compat import c, ns, py  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.kernel
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from netaddr import IPAddress
 
 from ipvsadm_py import cli, wire
 from ipvsadm_py.options import (EXIT_FAIL, EXIT_TRYHELP, OPTIONS, UsageError, check,
