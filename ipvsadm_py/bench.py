@@ -48,14 +48,22 @@ def rules_text(rules: int, services: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ns(*cmd: str, stdin: str | None = None) -> float:
+def _ns(*cmd: str, stdin: str | None = None) -> tuple[float, int]:
+    """Seconds the command took, and how many lines it wrote on stderr
+    (C ipvsadm -R reports refused lines there and goes on)."""
     start = time.perf_counter()
     res = subprocess.run(["ip", "netns", "exec", NS, *cmd], input=stdin, text=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
-    if res.returncode:
+    if res.returncode and cmd[-1] != "-R":
         raise RuntimeError(f"{cmd} failed: {res.stderr[:500]}")
-    return elapsed
+    return elapsed, len(res.stderr.splitlines())
+
+
+def _rules_in_table() -> int:
+    res = subprocess.run(["ip", "netns", "exec", NS, "ipvsadm", "-Sn"], capture_output=True,
+                         text=True, check=True)
+    return len(res.stdout.splitlines())
 
 
 def measure(rules: int = 10000, services: int = 1000, repeats: int = 3) -> dict[str, float]:
@@ -65,17 +73,24 @@ def measure(rules: int = 10000, services: int = 1000, repeats: int = 3) -> dict[
     text = rules_text(rules, services)
     times: dict[str, list[float]] = {k: [] for k in ("restore_c", "restore_py", "list_c",
                                                       "list_py")}
+    refused = {"c": 0, "py": 0}
+    restored = {"c": 0, "py": 0}
     try:
         for _ in range(repeats):
             for tool, key in (("ipvsadm", "c"), (PY, "py")):
                 _ns("ipvsadm", "-C")
-                times[f"restore_{key}"].append(_ns(tool, "-R", stdin=text))
+                seconds, errors = _ns(tool, "-R", stdin=text)
+                times[f"restore_{key}"].append(seconds)
+                refused[key] += errors
+                restored[key] = _rules_in_table()
             for tool, key in (("ipvsadm", "c"), (PY, "py")):
-                times[f"list_{key}"].append(_ns(tool, "-Ln"))
+                times[f"list_{key}"].append(_ns(tool, "-Ln")[0])
     finally:
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"rules": rules, "services": services, "repeats": repeats,
+            "restored_rules_c": restored["c"], "restored_rules_py": restored["py"],
+            "refused_lines_c": refused["c"], "refused_lines_py": refused["py"],
             "restore_c_s": med["restore_c"], "restore_py_s": med["restore_py"],
             "list_c_s": med["list_c"], "list_py_s": med["list_py"],
             "restore_py_vs_c_ratio": med["restore_py"] / med["restore_c"],
