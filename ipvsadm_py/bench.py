@@ -70,6 +70,9 @@ def measure(rules: int = 10000, services: int = 1000, repeats: int = 3) -> dict[
     """Median seconds and the py/C ratios for restore and list."""
     subprocess.run(["ip", "netns", "del", NS], capture_output=True)
     subprocess.run(["ip", "netns", "add", NS], check=True)
+    # Real servers must be unicast to the kernel: it needs the namespace's
+    # routing tables, which exist once an interface is up.
+    subprocess.run(["ip", "-n", NS, "link", "set", "lo", "up"], check=True)
     text = rules_text(rules, services)
     times: dict[str, list[float]] = {k: [] for k in ("restore_c", "restore_py", "list_c",
                                                       "list_py")}
