@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import socket
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -524,4 +523,6 @@ def table_json(info: Info | None, table: Table,
 
 
 def dumps(doc: Any) -> str:
+    import json
+
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"

@@ -4,13 +4,16 @@ Numbers come from the kernel's ``include/uapi/linux/ip_vs.h`` (upstream) and
 from the project's ABI contract (the FULLNAT/SYNPROXY extensions: commands
 18-20, command attribute 7, forwarding method 5, service flag 0x8000).
 
-Two codecs share one description:
+The message classes below are declarations (``prefix`` and ``nla_map``, the
+pyroute2 vocabulary).  Two codecs are made from them:
 
-* the ``ipvsmsg``/``infomsg`` classes (pyroute2 ``genlmsg``/``nla`` with
-  ``nla_map``) encode every request and can decode any reply;
-* :func:`parse_stream` decodes bulk replies (dumps of thousands of services
-  or destinations) with ``struct`` directly, driven by the same ``nla_map``
-  tables, because listing speed matters (see docs/ipvsadm-py.md).
+* :func:`pyroute2_classes` turns them into pyroute2 ``genlmsg``/``nla``
+  classes (pyroute2's generic netlink codec; :func:`encode_pyroute2`);
+* :func:`encode` / :func:`parse_stream` pack and unpack with ``struct``
+  directly, driven by the same tables.  The command line uses these: they
+  are much faster and need no pyroute2 import (about 250 modules, which is
+  seconds of start-up on a slow file system).  The unit tests check that
+  both codecs produce the same bytes.
 
 Nothing here prints, opens sockets or knows about the command line.
 """
@@ -19,8 +22,6 @@ from __future__ import annotations
 
 import struct
 from typing import Any, Iterator
-
-from pyroute2.netlink import genlmsg, nla
 
 GENL_NAME = "IPVS"
 GENL_VERSION = 1
@@ -92,7 +93,7 @@ NLM_F_ACK = 0x4
 NLM_F_DUMP = 0x300
 
 
-class stats(nla):
+class stats:
     """IPVS_SVC_ATTR_STATS / IPVS_DEST_ATTR_STATS (32-bit counters)."""
 
     prefix = "IPVS_STATS_ATTR_"
@@ -112,7 +113,7 @@ class stats(nla):
     )
 
 
-class stats64(nla):
+class stats64:
     """IPVS_SVC_ATTR_STATS64 / IPVS_DEST_ATTR_STATS64 (64-bit counters)."""
 
     prefix = "IPVS_STATS_ATTR_"
@@ -120,13 +121,13 @@ class stats64(nla):
                     for name, kind in stats.nla_map)
 
 
-class svc_flags(nla):
+class svc_flags:
     """struct ip_vs_flags: the flag bits and the mask of bits to change."""
 
     fields = (("flags", "I"), ("mask", "I"))
 
 
-class service(nla):
+class service:
     """IPVS_CMD_ATTR_SERVICE: a virtual service (nested)."""
 
     prefix = "IPVS_SVC_ATTR_"
@@ -150,7 +151,7 @@ class service(nla):
     stats64 = stats64
 
 
-class dest(nla):
+class dest:
     """IPVS_CMD_ATTR_DEST: a real server (nested)."""
 
     prefix = "IPVS_DEST_ATTR_"
@@ -176,7 +177,7 @@ class dest(nla):
     stats64 = stats64
 
 
-class daemon(nla):
+class daemon:
     """IPVS_CMD_ATTR_DAEMON: a connection synchronisation daemon (nested)."""
 
     prefix = "IPVS_DAEMON_ATTR_"
@@ -193,7 +194,7 @@ class daemon(nla):
     )
 
 
-class laddr(nla):
+class laddr:
     """IPVS_CMD_ATTR_LADDR: a FULLNAT local address of a service (extension)."""
 
     prefix = "IPVS_LADDR_ATTR_"
@@ -205,7 +206,7 @@ class laddr(nla):
     )
 
 
-class ipvsmsg(genlmsg):
+class ipvsmsg:
     """Every IPVS command and its reply (except GET_INFO's reply)."""
 
     prefix = "IPVS_CMD_ATTR_"
@@ -225,7 +226,7 @@ class ipvsmsg(genlmsg):
     laddr = laddr
 
 
-class infomsg(genlmsg):
+class infomsg:
     """The reply to GET_INFO (command SET_INFO): version and table size."""
 
     prefix = "IPVS_INFO_ATTR_"
@@ -234,6 +235,21 @@ class infomsg(genlmsg):
         ("IPVS_INFO_ATTR_VERSION", "uint32"),
         ("IPVS_INFO_ATTR_CONN_TAB_SIZE", "uint32"),
     )
+
+
+class ctrlmsg:
+    """The generic netlink controller (family id 16): name -> family id."""
+
+    prefix = "CTRL_ATTR_"
+    nla_map = (
+        ("CTRL_ATTR_UNSPEC", "none"),
+        ("CTRL_ATTR_FAMILY_ID", "uint16"),
+        ("CTRL_ATTR_FAMILY_NAME", "asciiz"),
+    )
+
+
+GENL_ID_CTRL = 16
+CTRL_CMD_GETFAMILY = 3
 
 
 # ---------------------------------------------------------------- encoding
@@ -245,15 +261,45 @@ def nested(attrs: Attrs) -> dict[str, Attrs]:
     return {"attrs": attrs}
 
 
+SPECS: dict[str, type] = {}
+_BUILT: dict[str, type] = {}
+
+
+def pyroute2_classes() -> dict[str, type]:
+    """The declarations above as pyroute2 ``nla``/``genlmsg`` classes."""
+    if _BUILT:
+        return _BUILT
+    from pyroute2.netlink import genlmsg, nla
+
+    def build(name: str) -> type:
+        if name in _BUILT:
+            return _BUILT[name]
+        spec = SPECS[name]
+        body: dict[str, Any] = {"__doc__": spec.__doc__}
+        for key in ("prefix", "nla_map", "fields"):
+            if hasattr(spec, key):
+                body[key] = getattr(spec, key)
+        for _attr, kind in getattr(spec, "nla_map", ()):
+            if kind in SPECS:
+                body[kind] = build(kind)
+        base = genlmsg if name in ("ipvsmsg", "infomsg") else nla
+        _BUILT[name] = type(name, (base,), body)
+        return _BUILT[name]
+
+    for name in SPECS:
+        build(name)
+    return _BUILT
+
+
 def encode_pyroute2(cmd: int, attrs: Attrs, *, family: int, flags: int, seq: int,
-                    msg_class: type[genlmsg] = ipvsmsg) -> bytes:
+                    msg_class: str = "ipvsmsg") -> bytes:
     """One complete message encoded by pyroute2 from the declarative classes.
 
     The reference encoder: :func:`encode` must produce the same bytes (the
     unit tests check it), but is about 40 times faster, which matters when
     10,000 rules are restored.
     """
-    msg = msg_class()
+    msg = pyroute2_classes()[msg_class]()
     msg["cmd"] = cmd
     msg["version"] = GENL_VERSION
     msg["attrs"] = attrs
@@ -271,7 +317,7 @@ _FORMATS = {"uint8": "=B", "uint16": "=H", "uint32": "=I", "uint64": "=Q",
             "be16": ">H", "be32": ">I"}
 
 
-def _table(cls: type[nla]) -> dict[int, tuple[str, str]]:
+def _table(cls: type) -> dict[int, tuple[str, str]]:
     """Attribute number -> (short name, kind) for one ``nla`` class."""
     table = {}
     for number, (name, kind) in enumerate(cls.nla_map):
@@ -279,13 +325,15 @@ def _table(cls: type[nla]) -> dict[int, tuple[str, str]]:
     return table
 
 
-_NESTED: dict[str, type[nla]] = {
+_NESTED: dict[str, type] = {
     "service": service, "dest": dest, "daemon": daemon, "laddr": laddr,
     "stats": stats, "stats64": stats64,
 }
 _TABLES = {name: _table(cls) for name, cls in _NESTED.items()}
 _TABLES["ipvsmsg"] = _table(ipvsmsg)
 _TABLES["infomsg"] = _table(infomsg)
+_TABLES["ctrlmsg"] = _table(ctrlmsg)
+SPECS.update(_NESTED, svc_flags=svc_flags, ipvsmsg=ipvsmsg, infomsg=infomsg)
 _UNPACK = {kind: struct.Struct(fmt).unpack_from for kind, fmt in _FORMATS.items()}
 _HDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
@@ -378,7 +426,8 @@ def parse_stream(data: bytes | memoryview, table: str = "ipvsmsg") -> Iterator[R
 # The struct encoder, driven by the same tables.
 _PACK = {kind: struct.Struct(fmt).pack for kind, fmt in _FORMATS.items()}
 _BY_NAME: dict[str, dict[str, tuple[int, str]]] = {}
-for _tname, _cls in list(_NESTED.items()) + [("ipvsmsg", ipvsmsg), ("infomsg", infomsg)]:
+for _tname, _cls in list(_NESTED.items()) + [("ipvsmsg", ipvsmsg), ("infomsg", infomsg),
+                                             ("ctrlmsg", ctrlmsg)]:
     _BY_NAME[_tname] = {name: (number, kind) for number, (name, kind)
                         in enumerate(_cls.nla_map)}
 

@@ -96,3 +96,12 @@ def test_error_and_done_messages():
     first, second = wire.parse_stream(err + done)
     assert (first.seq, first.error) == (5, 17)
     assert second.type == wire.NLMSG_DONE
+
+
+def test_family_lookup_agrees_with_pyroute2():
+    """The controller request made without pyroute2 finds the same id as
+    pyroute2's GenericNetlinkSocket (nlctrl exists on every kernel)."""
+    from ipvsadm_py import nl
+    assert nl.resolve_family("nlctrl") == nl.resolve_family_pyroute2("nlctrl") == 16
+    with pytest.raises(nl.FamilyMissing):
+        nl.resolve_family("NO_SUCH_FAMILY")
