@@ -356,34 +356,51 @@ class Lazy:
 LAZY = frozenset({"stats", "stats64"})
 
 
+def _reader(kind: str):
+    """A function (data, lo, hi) -> value for one attribute kind."""
+    if kind in _UNPACK:
+        unpack = _UNPACK[kind]
+        return lambda data, lo, hi: unpack(data, lo)[0]
+    if kind == "cdata":
+        return lambda data, lo, hi: bytes(data[lo:hi])
+    if kind == "asciiz":
+        return lambda data, lo, hi: bytes(data[lo:hi]).split(b"\0", 1)[0].decode()
+    if kind == "svc_flags":
+        pair = struct.Struct("=II").unpack_from
+        return lambda data, lo, hi: pair(data, lo)
+    if kind in LAZY:
+        return lambda data, lo, hi: Lazy(kind, bytes(data[lo:hi]))
+    if kind in _TABLES:
+        return lambda data, lo, hi: decode_attrs(data, lo, hi, kind)
+    return None
+
+
+_READERS: dict[str, dict[int, tuple[str, Any]]] = {}
+
+
+def _readers(table: str) -> dict[int, tuple[str, Any]]:
+    """Attribute number -> (name, reader) of a table, built once."""
+    if table not in _READERS:
+        _READERS[table] = {number: (name, _reader(kind)) for number, (name, kind)
+                           in _TABLES[table].items() if _reader(kind) is not None}
+    return _READERS[table]
+
+
 def decode_attrs(data: bytes | memoryview, start: int, end: int,
                  table: str) -> dict[str, Any]:
     """Attributes in ``data[start:end]`` as a dict (nested ones as dicts,
     counters as :class:`Lazy`)."""
-    names = _TABLES[table]
+    readers = _READERS.get(table) or _readers(table)
+    header = _NLA.unpack_from
     out: dict[str, Any] = {}
     pos = start
     while pos + 4 <= end:
-        length, kind_no = _NLA.unpack_from(data, pos)
+        length, kind_no = header(data, pos)
         if length < 4:
             break
-        number = kind_no & 0x3FFF
-        entry = names.get(number)
+        entry = readers.get(kind_no & 0x3FFF)
         if entry is not None:
-            name, kind = entry
-            lo, hi = pos + 4, pos + length
-            if kind in _UNPACK:
-                out[name] = _UNPACK[kind](data, lo)[0]
-            elif kind == "cdata":
-                out[name] = bytes(data[lo:hi])
-            elif kind == "asciiz":
-                out[name] = bytes(data[lo:hi]).split(b"\0", 1)[0].decode()
-            elif kind == "svc_flags":
-                out[name] = struct.unpack_from("=II", data, lo)
-            elif kind in LAZY:
-                out[name] = Lazy(kind, bytes(data[lo:hi]))
-            elif kind in _TABLES:
-                out[name] = decode_attrs(data, lo, hi, kind)
+            out[entry[0]] = entry[1](data, pos + 4, pos + length)
         pos += (length + 3) & ~3
     return out
 
