@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
 
 def _main(argv: list[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
-    if argv and argv[0] in ("apply", "export", "completion"):
+    if argv and argv[0] in ("apply", "validate", "export", "completion"):
         from ipvsadm_py import config_cli
 
         return config_cli.main(argv, out, err)

@@ -201,3 +201,12 @@ def test_daemon_defaults_of_the_kernel_are_not_a_change():
     moved = model.Daemon("master", "d0", 4, 1472, IPAddress("224.0.0.81"), 8848, 1)
     steps = config.plan(config.validate(text), _live(daemons=[moved]))
     assert [(s.action, s.what) for s in steps] == [("delete", "daemon"), ("add", "daemon")]
+
+
+def test_validate_command(capsys):
+    from ipvsadm_py import cli
+    assert cli.main(["validate", str(CONFIGS / "good.yaml")]) == 0
+    assert "valid (5 services)" in capsys.readouterr().out
+    assert cli.main(["validate", str(CONFIGS / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:3: services[0].protocol" in err and "nothing was applied" in err
