@@ -145,6 +145,8 @@ class HostRunner:
             for line in report.read_text().splitlines():
                 rep = self.config.hook.pytest_report_from_serializable(
                     config=self.config, data=json.loads(line))
+                if rep.skipped and isinstance(rep.longrepr, list):  # JSON made it a list
+                    rep.longrepr = tuple(rep.longrepr)
                 results.setdefault(rep.nodeid, []).append(rep)
         self.results[kver] = results
         self._write(f"[guest {kver}] done in {time.monotonic() - started:.0f} s, "

@@ -1,0 +1,96 @@
+"""``ipvsadm-py apply``, ``export`` and ``completion`` (argparse subcommands)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Sequence, TextIO
+
+from ipvsadm_py.errors import IPVSError
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ipvsadm-py", description="Declarative IPVS "
+                                "configuration (see docs/ipvsadm-py.md for the schema).")
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("apply", help="make the live table match a YAML file")
+    a.add_argument("file", help="configuration file (YAML)")
+    a.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    a.add_argument("--no-prune", action="store_true",
+                   help="keep live services, real servers, local addresses and daemons "
+                        "that the file does not mention")
+    a.add_argument("--json", action="store_true", help="print the plan as JSON")
+    a.add_argument("--load", action="store_true", help="load ip_vs if it is not loaded")
+    v = sub.add_parser("validate", help="check a YAML file without touching the kernel")
+    v.add_argument("file")
+    e = sub.add_parser("export", help="write the live table as a YAML file")
+    e.add_argument("-o", "--output", help="file to write (default: standard output)")
+    e.add_argument("--no-sysctls", action="store_true", help="leave out net.ipv4.vs sysctls")
+    c = sub.add_parser("completion", help="print a shell completion script")
+    c.add_argument("shell", choices=["bash"])
+    return p
+
+
+def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
+    args = parser().parse_args(list(argv))
+    if args.command == "completion":
+        from ipvsadm_py.completion import bash_script
+
+        out.write(bash_script())
+        return 0
+    from ipvsadm_py import config
+
+    try:
+        if args.command == "validate":
+            desired = config.load(args.file)
+            out.write(f"{args.file}: valid ({len(desired.services)} services)\n")
+            return 0
+        if args.command == "export":
+            return _export(args, out)
+        return _apply(args, out, err)
+    except config.ConfigError as exc:
+        err.write(f"{exc}\nnothing was applied\n")
+        return 2
+    except OSError as exc:
+        err.write(f"{exc}\n")
+        return 2
+    except IPVSError as exc:
+        err.write(f"{exc}\n")
+        return 2 if exc.errno in (0,) else 255
+
+
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    from ipvsadm_py import config
+    from ipvsadm_py.api import IPVS
+
+    with IPVS() as ipvs:
+        text = config.export_text(config.read_live(ipvs), sysctls=not args.no_sysctls)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        out.write(text)
+    return 0
+
+
+def _apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ipvsadm_py import config
+    from ipvsadm_py.api import IPVS
+
+    desired = config.load(args.file)          # the whole file, before anything else
+    with IPVS(load=args.load) as ipvs:
+        steps = config.plan(desired, config.read_live(ipvs), prune=not args.no_prune)
+        for step in steps:
+            if step.op is not None:
+                ipvs.check_op(step.op)
+        if args.json:
+            out.write(json.dumps({"dry_run": args.dry_run,
+                                  "steps": [s.to_dict() for s in steps]}, indent=2) + "\n")
+        else:
+            out.write(config.plan_text(steps))
+        if args.dry_run or not steps:
+            return 0
+        failures = config.apply_plan(ipvs, steps)
+    for line in failures:
+        err.write(f"{line}\n")
+    return 255 if failures else 0

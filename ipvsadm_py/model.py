@@ -1,0 +1,435 @@
+"""Plain objects of the API layer: Service, Dest, LocalAddress, Timeouts,
+Daemon, Info, Stats, and their conversion to and from wire attributes.
+
+Addresses are ``netaddr.IPAddress``; ``af`` is the socket address family
+(``AF_INET`` = 2, ``AF_INET6`` = 10) as the kernel reports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from typing import Any
+
+from netaddr import IPAddress
+
+from ipvsadm_py import wire
+from ipvsadm_py.errors import InvalidInput
+
+AF_INET, AF_INET6 = wire.AF_INET, wire.AF_INET6
+PROTOCOLS = {"tcp": wire.IPPROTO_TCP, "udp": wire.IPPROTO_UDP, "sctp": wire.IPPROTO_SCTP}
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
+
+# Forwarding methods: API/JSON/YAML name <-> kernel value.
+FORWARD = {"masq": wire.FWD_MASQ, "local": wire.FWD_LOCALNODE, "tunnel": wire.FWD_TUNNEL,
+           "route": wire.FWD_DROUTE, "bypass": wire.FWD_BYPASS, "fullnat": wire.FWD_FULLNAT}
+FORWARD_NAMES = {v: k for k, v in FORWARD.items()}
+FORWARD_ALIASES = {"nat": "masq", "masquerading": "masq", "dr": "route", "droute": "route",
+                   "gatewaying": "route", "direct": "route", "tun": "tunnel", "ipip": "tunnel",
+                   "fnat": "fullnat"}
+TUN_TYPES = {"ipip": wire.TUN_TYPE_IPIP, "gue": wire.TUN_TYPE_GUE, "gre": wire.TUN_TYPE_GRE}
+TUN_TYPE_NAMES = {v: k for k, v in TUN_TYPES.items()}
+TUN_CSUM = {"nocsum": wire.TUN_F_NOCSUM, "csum": wire.TUN_F_CSUM, "remcsum": wire.TUN_F_REMCSUM}
+TUN_CSUM_NAMES = {v: k for k, v in TUN_CSUM.items()}
+SCHED_FLAG_BITS = {"flag-1": wire.SVC_F_SCHED1, "flag-2": wire.SVC_F_SCHED2,
+                   "flag-3": wire.SVC_F_SCHED3}
+# Scheduler-specific names of the same bits.
+SCHED_FLAG_NAMES = {"sh": {"sh-fallback": wire.SVC_F_SCHED1, "sh-port": wire.SVC_F_SCHED2},
+                    "mh": {"mh-fallback": wire.SVC_F_SCHED1, "mh-port": wire.SVC_F_SCHED2}}
+DEFAULT_SCHEDULER = "wlc"
+DEFAULT_PERSISTENCE = 360   # IPVS_SVC_PERSISTENT_TIMEOUT (6 minutes)
+MAX_TIMEOUT = 86400 * 31
+FULL_MASK4 = 0xFFFFFFFF
+
+
+def family_of(af: int) -> int:
+    """4 or 6 from a socket address family."""
+    return 6 if af == AF_INET6 else 4
+
+
+def af_of(version: int) -> int:
+    return AF_INET6 if version == 6 else AF_INET
+
+
+def addr_from_wire(raw: bytes, af: int) -> IPAddress:
+    """An address from the kernel's 16-byte ``union nf_inet_addr``."""
+    if af == AF_INET6:
+        return IPAddress(int.from_bytes(raw[:16], "big"), 6)
+    return IPAddress(int.from_bytes(raw[:4], "big"), 4)
+
+
+def addr_to_wire(addr: IPAddress) -> bytes:
+    return addr.packed.ljust(16, b"\0")
+
+
+def addr_text(addr: IPAddress) -> str:
+    """The address as ``inet_ntop`` writes it (what ipvsadm prints)."""
+    return socket.inet_ntop(af_of(addr.version), addr.packed)
+
+
+def hostport(addr: IPAddress, port: int) -> str:
+    text = addr_text(addr)
+    return f"[{text}]:{port}" if addr.version == 6 else f"{text}:{port}"
+
+
+def sched_flag_names(scheduler: str, flags: int) -> list[str]:
+    """The names ipvsadm prints for a service's scheduler flags."""
+    table = SCHED_FLAG_NAMES.get(scheduler, SCHED_FLAG_BITS)
+    return [name for name, bit in table.items() if flags & bit]
+
+
+def parse_sched_flags(scheduler: str, text: str | list[str]) -> int:
+    """Bits for ``flag-1,sh-port,...`` (names must suit the scheduler)."""
+    words = text.split(",") if isinstance(text, str) else list(text)
+    bits = 0
+    for word in words:
+        if word in SCHED_FLAG_BITS:
+            bits |= SCHED_FLAG_BITS[word]
+            continue
+        for sched, table in SCHED_FLAG_NAMES.items():
+            if word in table:
+                if scheduler != sched:
+                    raise InvalidInput(f"scheduler flag {word!r} needs scheduler {sched}, "
+                                       f"not {scheduler}")
+                bits |= table[word]
+                break
+        else:
+            raise InvalidInput(f"invalid scheduler flag {word!r}: one of flag-1, flag-2, "
+                               "flag-3, sh-fallback, sh-port, mh-fallback, mh-port")
+    return bits
+
+
+@dataclasses.dataclass
+class Stats:
+    """Traffic counters and rates of a service or real server."""
+
+    conns: int = 0
+    inpkts: int = 0
+    outpkts: int = 0
+    inbytes: int = 0
+    outbytes: int = 0
+    cps: int = 0
+    inpps: int = 0
+    outpps: int = 0
+    inbps: int = 0
+    outbps: int = 0
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> "Stats":
+        data = attrs.get("stats64") or attrs.get("stats") or {}
+        if isinstance(data, wire.Lazy):
+            data = data.get()
+        return cls(**{name: data.get(name, 0) for name in STATS_FIELDS})
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+STATS_FIELDS = tuple(f.name for f in dataclasses.fields(Stats))
+
+
+@dataclasses.dataclass
+class Service:
+    """A virtual service: protocol+address+port, or a firewall mark."""
+
+    protocol: int = wire.IPPROTO_TCP
+    addr: IPAddress | None = None
+    port: int = 0
+    fwmark: int = 0
+    af: int = AF_INET
+    scheduler: str = DEFAULT_SCHEDULER
+    flags: int = 0
+    timeout: int = 0
+    netmask: int = FULL_MASK4
+    pe_name: str = ""
+    stats: Stats | None = None
+
+    # ------------------------------------------------------------ identity
+    @property
+    def key(self) -> tuple[int, int, int, int, int]:
+        """What names the service in the kernel."""
+        if self.fwmark:
+            return (self.af, 0, 0, 0, self.fwmark)
+        return (self.af, self.protocol, int(self.addr or 0), self.port, 0)
+
+    def describe(self) -> str:
+        """``TCP 10.0.0.1:80``, ``UDP [2001:db8::1]:53``, ``FWM 7 IPv6``."""
+        if self.fwmark:
+            return f"FWM {self.fwmark}" + (" IPv6" if self.af == AF_INET6 else "")
+        proto = PROTOCOL_NAMES.get(self.protocol, str(self.protocol)).upper()
+        return f"{proto} {hostport(self.addr, self.port)}" if self.addr else proto
+
+    # ------------------------------------------------------------ flags
+    @property
+    def persistent(self) -> bool:
+        return bool(self.flags & wire.SVC_F_PERSISTENT)
+
+    @property
+    def onepacket(self) -> bool:
+        return bool(self.flags & wire.SVC_F_ONEPACKET)
+
+    @property
+    def synproxy(self) -> bool:
+        return bool(self.flags & wire.SVC_F_SYNPROXY)
+
+    @property
+    def sched_flags(self) -> list[str]:
+        return sched_flag_names(self.scheduler, self.flags)
+
+    @property
+    def default_netmask(self) -> int:
+        return 128 if self.af == AF_INET6 else FULL_MASK4
+
+    def netmask_text(self) -> str:
+        """``255.255.255.0`` (IPv4) or ``64`` (IPv6 prefix length)."""
+        if self.af == AF_INET6:
+            return str(self.netmask)
+        return str(IPAddress(self.netmask, 4))
+
+    # ------------------------------------------------------------ wire
+    def key_attrs(self) -> wire.Attrs:
+        """Only what identifies the service (for GET_DEST and friends)."""
+        attrs: wire.Attrs = [("IPVS_SVC_ATTR_AF", self.af)]
+        if self.fwmark:
+            attrs.append(("IPVS_SVC_ATTR_FWMARK", self.fwmark))
+        else:
+            attrs += [("IPVS_SVC_ATTR_PROTOCOL", self.protocol),
+                      ("IPVS_SVC_ATTR_ADDR", addr_to_wire(self.addr) if self.addr
+                       else bytes(16)),
+                      ("IPVS_SVC_ATTR_PORT", self.port)]
+        return attrs
+
+    def to_attrs(self) -> wire.Attrs:
+        """Every attribute, as ipvsadm sends them (flags with a full mask)."""
+        attrs = self.key_attrs()
+        attrs.append(("IPVS_SVC_ATTR_SCHED_NAME", self.scheduler))
+        if self.pe_name:
+            attrs.append(("IPVS_SVC_ATTR_PE_NAME", self.pe_name))
+        netmask = (self.netmask.to_bytes(4, "big") if self.af == AF_INET
+                   else self.netmask.to_bytes(4, "little"))
+        attrs += [("IPVS_SVC_ATTR_FLAGS", {"flags": self.flags, "mask": 0xFFFFFFFF}),
+                  ("IPVS_SVC_ATTR_TIMEOUT", self.timeout),
+                  ("IPVS_SVC_ATTR_NETMASK", netmask)]
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> "Service":
+        af = a.get("af", AF_INET)
+        raw_mask = a.get("netmask", b"\xff\xff\xff\xff")
+        netmask = (int.from_bytes(raw_mask, "little") if af == AF_INET6
+                   else int.from_bytes(raw_mask, "big"))
+        flags, mask = a.get("flags", (0, 0xFFFFFFFF))
+        svc = cls(protocol=a.get("protocol", 0), port=a.get("port", 0),
+                  fwmark=a.get("fwmark", 0), af=af, scheduler=a.get("sched_name", ""),
+                  flags=flags & mask, timeout=a.get("timeout", 0), netmask=netmask,
+                  pe_name=a.get("pe_name", ""))
+        if "fwmark" in a:
+            svc.protocol = 0
+        elif "addr" in a:
+            svc.addr = addr_from_wire(a["addr"], af)
+        if "stats" in a or "stats64" in a:
+            svc.stats = Stats.from_attrs(a)
+        return svc
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` form (see docs/ipvsadm-py.md)."""
+        out: dict[str, Any] = {"family": family_of(self.af)}
+        if self.fwmark:
+            out["fwmark"] = self.fwmark
+        else:
+            out["protocol"] = PROTOCOL_NAMES.get(self.protocol, str(self.protocol))
+            out["address"] = addr_text(self.addr) if self.addr else None
+            out["port"] = self.port
+        out["scheduler"] = self.scheduler
+        out["sched_flags"] = self.sched_flags
+        out["persistent"] = self.timeout if self.persistent else None
+        out["netmask"] = self.netmask_text() if self.persistent else None
+        out["pe"] = self.pe_name or None
+        out["ops"] = self.onepacket
+        out["synproxy"] = self.synproxy
+        out["flags"] = self.flags
+        return out
+
+
+@dataclasses.dataclass
+class Dest:
+    """A real server of a virtual service."""
+
+    addr: IPAddress | None = None
+    port: int = 0
+    af: int = AF_INET
+    forward: int = wire.FWD_DROUTE
+    weight: int = 1
+    u_threshold: int = 0
+    l_threshold: int = 0
+    tun_type: int = wire.TUN_TYPE_IPIP
+    tun_port: int = 0
+    tun_flags: int = wire.TUN_F_NOCSUM
+    active_conns: int = 0
+    inact_conns: int = 0
+    persist_conns: int = 0
+    stats: Stats | None = None
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return (self.af, int(self.addr or 0), self.port)
+
+    def describe(self) -> str:
+        return hostport(self.addr, self.port) if self.addr else "?"
+
+    @property
+    def forward_name(self) -> str:
+        return FORWARD_NAMES.get(self.forward, str(self.forward))
+
+    def to_attrs(self) -> wire.Attrs:
+        return [("IPVS_DEST_ATTR_ADDR_FAMILY", self.af),
+                ("IPVS_DEST_ATTR_ADDR", addr_to_wire(self.addr)),
+                ("IPVS_DEST_ATTR_PORT", self.port),
+                ("IPVS_DEST_ATTR_FWD_METHOD", self.forward & wire.FWD_MASK),
+                ("IPVS_DEST_ATTR_WEIGHT", self.weight),
+                ("IPVS_DEST_ATTR_TUN_TYPE", self.tun_type),
+                ("IPVS_DEST_ATTR_TUN_PORT", self.tun_port),
+                ("IPVS_DEST_ATTR_TUN_FLAGS", self.tun_flags),
+                ("IPVS_DEST_ATTR_U_THRESH", self.u_threshold),
+                ("IPVS_DEST_ATTR_L_THRESH", self.l_threshold)]
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any], svc_af: int, stats: bool = True) -> "Dest":
+        af = a.get("addr_family", svc_af)
+        dest = cls(addr=addr_from_wire(a["addr"], af), port=a.get("port", 0), af=af,
+                   forward=a.get("fwd_method", 0) & wire.FWD_MASK,
+                   weight=a.get("weight", 0), u_threshold=a.get("u_thresh", 0),
+                   l_threshold=a.get("l_thresh", 0), tun_type=a.get("tun_type", 0),
+                   tun_port=a.get("tun_port", 0), tun_flags=a.get("tun_flags", 0),
+                   active_conns=a.get("active_conns", 0),
+                   inact_conns=a.get("inact_conns", 0),
+                   persist_conns=a.get("persist_conns", 0))
+        if stats and ("stats" in a or "stats64" in a):
+            dest.stats = Stats.from_attrs(a)
+        return dest
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": family_of(self.af), "address": addr_text(self.addr),
+                               "port": self.port, "forward": self.forward_name,
+                               "weight": self.weight, "u_threshold": self.u_threshold,
+                               "l_threshold": self.l_threshold}
+        if self.forward == wire.FWD_TUNNEL:
+            out["tunnel"] = {"type": TUN_TYPE_NAMES.get(self.tun_type, str(self.tun_type)),
+                             "port": self.tun_port,
+                             "csum": TUN_CSUM_NAMES.get(self.tun_flags, str(self.tun_flags))}
+        out["active_conns"] = self.active_conns
+        out["inact_conns"] = self.inact_conns
+        out["persist_conns"] = self.persist_conns
+        return out
+
+
+@dataclasses.dataclass
+class LocalAddress:
+    """A FULLNAT local address (LIP) of a service (extension)."""
+
+    addr: IPAddress
+    port_conflicts: int = 0
+    conns: int = 0
+
+    def to_attrs(self) -> wire.Attrs:
+        return [("IPVS_LADDR_ATTR_ADDR", addr_to_wire(self.addr))]
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any], svc_af: int) -> "LocalAddress":
+        return cls(addr=addr_from_wire(a["addr"], svc_af),
+                   port_conflicts=a.get("port_conflict", 0), conns=a.get("conn_counts", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": addr_text(self.addr), "port_conflicts": self.port_conflicts,
+                "conns": self.conns}
+
+
+@dataclasses.dataclass
+class Timeouts:
+    """Connection timeouts in seconds; 0 in a request leaves a value alone."""
+
+    tcp: int = 0
+    tcp_fin: int = 0
+    udp: int = 0
+
+    def to_attrs(self) -> wire.Attrs:
+        return [("IPVS_CMD_ATTR_TIMEOUT_TCP", self.tcp),
+                ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", self.tcp_fin),
+                ("IPVS_CMD_ATTR_TIMEOUT_UDP", self.udp)]
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> "Timeouts":
+        return cls(a.get("timeout_tcp", 0), a.get("timeout_tcp_fin", 0),
+                   a.get("timeout_udp", 0))
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class Daemon:
+    """A connection synchronisation daemon (master or backup)."""
+
+    state: str = "master"
+    mcast_ifn: str = "eth0"
+    syncid: int = 0
+    sync_maxlen: int = 0
+    mcast_group: IPAddress | None = None
+    mcast_port: int = 0
+    mcast_ttl: int = 0
+
+    @property
+    def state_bits(self) -> int:
+        return wire.STATE_MASTER if self.state == "master" else wire.STATE_BACKUP
+
+    def to_attrs(self, full: bool = True) -> wire.Attrs:
+        attrs: wire.Attrs = [("IPVS_DAEMON_ATTR_STATE", self.state_bits),
+                             ("IPVS_DAEMON_ATTR_MCAST_IFN", self.mcast_ifn),
+                             ("IPVS_DAEMON_ATTR_SYNC_ID", self.syncid)]
+        if not full:
+            return attrs
+        if self.sync_maxlen:
+            attrs.append(("IPVS_DAEMON_ATTR_SYNC_MAXLEN", self.sync_maxlen))
+        if self.mcast_port:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_PORT", self.mcast_port))
+        if self.mcast_ttl:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_TTL", self.mcast_ttl))
+        if self.mcast_group is not None:
+            name = ("IPVS_DAEMON_ATTR_MCAST_GROUP6" if self.mcast_group.version == 6
+                    else "IPVS_DAEMON_ATTR_MCAST_GROUP")
+            attrs.append((name, self.mcast_group.packed))
+        return attrs
+
+    @classmethod
+    def from_attrs(cls, a: dict[str, Any]) -> "Daemon":
+        state = a.get("state", 0)
+        group = None
+        if "mcast_group" in a:
+            group = IPAddress(int.from_bytes(a["mcast_group"][:4], "big"), 4)
+        elif "mcast_group6" in a:
+            group = IPAddress(int.from_bytes(a["mcast_group6"][:16], "big"), 6)
+        return cls(state="master" if state & wire.STATE_MASTER else "backup",
+                   mcast_ifn=a.get("mcast_ifn", ""), syncid=a.get("sync_id", 0),
+                   sync_maxlen=a.get("sync_maxlen", 0), mcast_group=group,
+                   mcast_port=a.get("mcast_port", 0), mcast_ttl=a.get("mcast_ttl", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["mcast_group"] = addr_text(self.mcast_group) if self.mcast_group else None
+        return out
+
+
+@dataclasses.dataclass
+class Info:
+    """The module's version and connection table size."""
+
+    version: int = 0
+    conn_tab_size: int = 0
+
+    @property
+    def version_text(self) -> str:
+        v = self.version
+        return f"{(v >> 16) & 0xFF}.{(v >> 8) & 0xFF}.{v & 0xFF}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version_text, "conn_tab_size": self.conn_tab_size}

@@ -1,0 +1,198 @@
+"""Transport: one generic netlink socket to the IPVS family, with pipelining.
+
+The family id comes from the generic netlink controller (the same request
+pyroute2's ``GenericNetlinkSocket.bind`` makes, done here without importing
+pyroute2: the command starts faster); requests then go over a plain
+``AF_NETLINK`` socket so that many of them can be sent
+in one ``sendmsg`` and their ACKs read afterwards (the kernel handles the
+messages of one buffer in order and acknowledges each).  Dumps are read
+until ``NLMSG_DONE``.  Nothing here knows what the messages mean.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import itertools
+import os
+import socket
+from typing import Iterable, Sequence
+
+from ipvsadm_py import wire
+
+NETLINK_GENERIC = 16
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
+BUFFER = 8 << 20            # socket buffers, so a batch of ACKs never overflows
+BATCH = 512                 # requests per sendmsg
+RECV = 1 << 20
+
+
+class NetlinkError(OSError):
+    """The kernel refused a request: ``errno`` is its error, ``index`` the
+    request's position in its batch."""
+
+    def __init__(self, err: int, index: int = 0) -> None:
+        super().__init__(err, os.strerror(err))
+        self.index = index
+
+
+class FamilyMissing(OSError):
+    """The IPVS generic netlink family is not registered (module not loaded)."""
+
+
+def resolve_family(name: str = wire.GENL_NAME) -> int:
+    """The generic netlink family id of ``name`` (a controller request)."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    try:
+        sock.bind((0, 0))
+        sock.send(wire.encode(wire.CTRL_CMD_GETFAMILY, [("CTRL_ATTR_FAMILY_NAME", name)],
+                              family=wire.GENL_ID_CTRL,
+                              flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq=1,
+                              table="ctrlmsg"))
+        family = None
+        while True:
+            for reply in wire.parse_stream(sock.recv(65536), "ctrlmsg"):
+                if reply.error:
+                    if reply.error == errno_mod.ENOENT:
+                        raise FamilyMissing(errno_mod.ENOENT, f"generic netlink family "
+                                            f"{name} is not registered")
+                    raise OSError(reply.error, os.strerror(reply.error))
+                if reply.error == 0:
+                    if family is None:
+                        raise FamilyMissing(errno_mod.ENOENT, f"no id for family {name}")
+                    return family
+                family = reply.attrs.get("family_id", family)
+    finally:
+        sock.close()
+
+
+def resolve_family_pyroute2(name: str = wire.GENL_NAME) -> int:
+    """The same through pyroute2's ``GenericNetlinkSocket`` (reference)."""
+    from pyroute2.netlink import ctrlmsg
+    from pyroute2.netlink.generic import GenericNetlinkSocket
+
+    sock = GenericNetlinkSocket()
+    try:
+        sock.bind(name, ctrlmsg)
+        return int(sock.prid)
+    finally:
+        sock.close()
+
+
+def _force_buffer(sock: socket.socket, force: int, plain: int) -> None:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, BUFFER)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, plain, BUFFER)
+
+
+class Channel:
+    """A socket to the IPVS family: ``request``, ``dump`` and ``pipeline``."""
+
+    def __init__(self, family: int | None = None) -> None:
+        self.family = resolve_family() if family is None else family
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+        self.sock.bind((0, 0))
+        _force_buffer(self.sock, SO_SNDBUFFORCE, socket.SO_SNDBUF)
+        _force_buffer(self.sock, SO_RCVBUFFORCE, socket.SO_RCVBUF)
+        try:   # ACKs of errors without the whole request: more fit in the buffer
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        except OSError:
+            pass
+        self._seq = itertools.count(1)
+        self._buf = bytearray(RECV)
+        self._view = memoryview(self._buf)
+        self.record: list[bytes] | None = None   # raw replies, for test fixtures
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Channel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ reading
+    def _read(self, table: str) -> list[wire.Reply]:
+        size = self.sock.recv_into(self._buf)
+        if self.record is not None:
+            self.record.append(bytes(self._view[:size]))
+        return list(wire.parse_stream(self._view[:size], table))
+
+    def dump(self, cmd: int, attrs: wire.Attrs = (), table: str = "ipvsmsg") -> list[wire.Reply]:
+        """Every reply of a dump request (raises NetlinkError on refusal)."""
+        seq = next(self._seq)
+        self.sock.send(wire.encode(cmd, list(attrs), family=self.family,
+                                   flags=wire.NLM_F_REQUEST | wire.NLM_F_DUMP, seq=seq))
+        out: list[wire.Reply] = []
+        while True:
+            for reply in self._read(table):
+                if reply.seq != seq:
+                    continue
+                if reply.type == wire.NLMSG_DONE:
+                    return out
+                if reply.error is not None:
+                    if reply.error:
+                        raise NetlinkError(reply.error)
+                    return out
+                out.append(reply)
+
+    def dump_many(self, requests: Sequence[tuple[int, wire.Attrs]],
+                  table: str = "ipvsmsg") -> list[list[wire.Reply] | NetlinkError]:
+        """Several dumps, one after the other on this socket; a refused one
+        yields its NetlinkError in its place instead of raising."""
+        results: list[list[wire.Reply] | NetlinkError] = []
+        for cmd, attrs in requests:
+            try:
+                results.append(self.dump(cmd, attrs, table))
+            except NetlinkError as exc:
+                results.append(exc)
+        return results
+
+    def request(self, cmd: int, attrs: wire.Attrs = (),
+                table: str = "ipvsmsg") -> list[wire.Reply]:
+        """One request with an ACK; returns the replies before the ACK."""
+        seq = next(self._seq)
+        self.sock.send(wire.encode(cmd, list(attrs), family=self.family,
+                                   flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq=seq))
+        out: list[wire.Reply] = []
+        while True:
+            for reply in self._read(table):
+                if reply.seq != seq:
+                    continue
+                if reply.error is not None:
+                    if reply.error:
+                        raise NetlinkError(reply.error)
+                    return out
+                out.append(reply)
+
+    def pipeline(self, requests: Iterable[tuple[int, wire.Attrs]]) -> list[int]:
+        """Send requests in batches, many per ``sendmsg``, then read their
+        ACKs.  Returns one errno per request (0 = done), in order; the
+        kernel goes on after a refused request, as separate calls would."""
+        results: list[int] = []
+        batch: list[bytes] = []
+        for cmd, attrs in requests:
+            batch.append(wire.encode(cmd, attrs, family=self.family,
+                                     flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK,
+                                     seq=next(self._seq)))
+            if len(batch) == BATCH:
+                results += self._flush(batch)
+                batch = []
+        if batch:
+            results += self._flush(batch)
+        return results
+
+    def _flush(self, batch: list[bytes]) -> list[int]:
+        first = int.from_bytes(batch[0][8:12], "little")
+        self.sock.send(b"".join(batch))
+        errors: dict[int, int] = {}
+        while len(errors) < len(batch):
+            for reply in self._read("ipvsmsg"):
+                index = reply.seq - first
+                if reply.error is not None and 0 <= index < len(batch):
+                    errors[index] = reply.error
+        return [errors[i] for i in range(len(batch))]

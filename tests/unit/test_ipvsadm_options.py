@@ -1,0 +1,280 @@
+"""Parsing of every ipvsadm-py command and option (no kernel needed)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from ipvsadm_py import cli, wire
+from ipvsadm_py.options import (EXIT_FAIL, EXIT_TRYHELP, OPTIONS, UsageError, check,
+                                parse, tokens)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
+
+
+def entry(line: str):
+    e = parse(line.split())
+    check(e)
+    return e
+
+
+def usage_code(line: str) -> int:
+    with pytest.raises(UsageError) as info:
+        entry(line)
+    return info.value.code
+
+
+# ------------------------------------------------------------------ tokens
+@pytest.mark.parametrize("argv,want", [
+    ("-Ln", [("cmd", "list", None), ("opt", "n", None)]),
+    ("-At10.0.0.1:80", [("cmd", "add", None), ("opt", "t", "10.0.0.1:80")]),
+    ("--add-service --tcp-service=1.2.3.4:80", [("cmd", "add", None),
+                                                ("opt", "t", "1.2.3.4:80")]),
+    ("-A -t 1.2.3.4:80 -p -s rr", [("cmd", "add", None), ("opt", "t", "1.2.3.4:80"),
+                                   ("opt", "p", None), ("opt", "s", "rr")]),
+    ("-A -t 1.2.3.4:80 -p 60", [("cmd", "add", None), ("opt", "t", "1.2.3.4:80"),
+                                ("opt", "p", "60")]),
+    ("--start-daemon master", [("cmd", "startd", "master")]),
+    ("-L --foo", [("cmd", "list", None), ("bad", "--foo", None)]),
+    ("-L -t", [("cmd", "list", None), ("noarg", "-t", None)]),
+    ("--set 1 2 3", [("cmd", "timeout", None), ("arg", "1", None), ("arg", "2", None),
+                     ("arg", "3", None)]),
+    ("-Ln -- -x", [("cmd", "list", None), ("opt", "n", None), ("arg", "-x", None)]),
+])
+def test_tokens(argv, want):
+    assert tokens(argv.split()) == want
+
+
+def test_b_is_fullnat_on_real_server_commands():
+    assert tokens("-a -t 1.2.3.4:80 -r 5.6.7.8 -b -w 2".split(), fullnat_b=True)[3:] == [
+        ("opt", "fullnat", None), ("opt", "w", "2")]
+
+
+# ------------------------------------------------------------------ commands
+def test_add_service_every_option():
+    e = entry("-A -t 10.0.0.1:80 -s sh -p 600 -M 255.255.255.0 --pe sip -b sh-port,sh-fallback "
+              "-j enable")
+    svc = e.svc
+    assert (e.cmd, svc.protocol, str(svc.addr), svc.port) == ("add", 6, "10.0.0.1", 80)
+    assert (svc.scheduler, svc.timeout, svc.netmask, svc.pe_name) == \
+        ("sh", 600, 0xFFFFFF00, "sip")
+    assert svc.flags == (wire.SVC_F_PERSISTENT | wire.SVC_F_SCHED1 | wire.SVC_F_SCHED2
+                         | wire.SVC_F_SYNPROXY)
+
+
+@pytest.mark.parametrize("line,proto,addr,port,af", [
+    ("-E -u 10.0.0.1:53 -o", 17, "10.0.0.1", 53, 2),
+    ("-D --sctp-service 10.0.0.2:3868", 132, "10.0.0.2", 3868, 2),
+    ("-A -t [2001:db8::1]:443", 6, "2001:db8::1", 443, 10),
+    ("-A -t 10.0.0.1:http", 6, "10.0.0.1", 80, 2),
+    ("-A -u 10.0.0.1:domain", 17, "10.0.0.1", 53, 2),
+    ("-A -t 10.1:80", 6, "10.0.0.1", 80, 2),
+])
+def test_service_addresses(line, proto, addr, port, af):
+    svc = entry(line).svc
+    assert (svc.protocol, str(svc.addr), svc.port, svc.af) == (proto, addr, port, af)
+
+
+def test_fwmark_ipv6_service():
+    e = entry("-A -f 8 -6 -s lblcr -p 30 -M 64")
+    assert (e.svc.fwmark, e.svc.af, e.svc.netmask, e.svc.timeout) == (8, 10, 64, 30)
+
+
+@pytest.mark.parametrize("line,method,port", [
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11:8080 -m -w 3", wire.FWD_MASQ, 8080),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11:8080 -g", wire.FWD_DROUTE, 80),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11 -i", wire.FWD_TUNNEL, 80),
+    ("-e -t 10.0.0.1:80 -r 10.0.2.11:81 -b", wire.FWD_FULLNAT, 81),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11:81 --fullnat", wire.FWD_FULLNAT, 81),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11", wire.FWD_DROUTE, 80),
+])
+def test_real_server_methods(line, method, port):
+    e = entry(line)
+    assert (e.dest.forward, e.dest.port) == (method, port)
+
+
+def test_real_server_thresholds_and_tunnel():
+    e = entry("-a -t 10.0.0.1:80 -r 10.0.2.11 -i -w 5 -x 100 -y 10 --tun-type gue "
+              "--tun-port 6080 --tun-remcsum")
+    d = e.dest
+    assert (d.weight, d.u_threshold, d.l_threshold) == (5, 100, 10)
+    assert (d.tun_type, d.tun_port, d.tun_flags) == (wire.TUN_TYPE_GUE, 6080,
+                                                     wire.TUN_F_REMCSUM)
+
+
+def test_daemon_options():
+    e = entry("--start-daemon master --mcast-interface d0 --syncid 3 --sync-maxlen 1400 "
+              "--mcast-group 239.1.1.1 --mcast-port 8849 --mcast-ttl 2")
+    d = e.daemon
+    assert (d.state, d.mcast_ifn, d.syncid, d.sync_maxlen, str(d.mcast_group), d.mcast_port,
+            d.mcast_ttl) == ("master", "d0", 3, 1400, "239.1.1.1", 8849, 2)
+    assert entry("--stop-daemon backup").daemon.state == "backup"
+    assert entry("--start-daemon backup").daemon.mcast_ifn == "eth0"
+
+
+def test_set_timeouts():
+    t = entry("--set 900 120 300").timeouts
+    assert (t.tcp, t.tcp_fin, t.udp) == (900, 120, 300)
+
+
+@pytest.mark.parametrize("line,attrs", [
+    ("-L -n --stats --exact", {"numeric": True, "stats": True, "exact": True}),
+    ("-l --rate", {"rate": True}),
+    ("-L --thresholds --nosort", {"thresholds": True, "nosort": True}),
+    ("-L --persistent-conn --sort", {"persistent_conn": True}),
+    ("-L --tun-info -X", {"tun_info": True, "exact": True}),
+])
+def test_list_formats(line, attrs):
+    f = entry(line).fmt
+    for key, value in attrs.items():
+        assert getattr(f, key) == value
+
+
+@pytest.mark.parametrize("line,option", [
+    ("-L -c", "connection"), ("-L --timeout", "timeout"), ("-L --daemon", "daemon"),
+    ("-L --ext-stats", "ext-stats"), ("-L --json", "json"), ("-Ln -t 1.2.3.4:80", "service-address"),
+])
+def test_list_views(line, option):
+    assert option in entry(line).options
+
+
+def test_extension_commands():
+    e = entry("-P -t 10.0.0.1:80 -z 10.0.3.1")
+    assert (e.cmd, str(e.laddr.addr)) == ("addladdr", "10.0.3.1")
+    assert entry("-Q -t 10.0.0.1:80 -z 10.0.3.1").cmd == "delladdr"
+    assert entry("-G").cmd == "getladdr"
+    assert entry("-G -t 10.0.0.1:80 -n --json").json
+    assert not entry("-E -t 10.0.0.1:80 -j disable").svc.synproxy
+
+
+@pytest.mark.parametrize("line", ["-C", "-R", "-S", "-S -n", "-Z", "-Z -t 1.2.3.4:80", "-h",
+                                  "-v", "--version", "--help", "--clear", "--save", "--zero"])
+def test_simple_commands(line):
+    entry(line)
+
+
+def test_every_option_is_reachable():
+    """Each option of the table parses in some command line."""
+    lines = {
+        "t": "-A -t 1.2.3.4:80", "u": "-A -u 1.2.3.4:53", "sctp": "-A --sctp-service 1.2.3.4:1",
+        "f": "-A -f 1", "s": "-A -f 1 -s rr", "p": "-A -f 1 -p", "M": "-A -f 1 -p -M 255.0.0.0",
+        "r": "-a -f 1 -r 1.2.3.5", "m": "-a -f 1 -r 1.2.3.5 -m", "i": "-a -f 1 -r 1.2.3.5 -i",
+        "g": "-a -f 1 -r 1.2.3.5 -g", "fullnat": "-a -f 1 -r 1.2.3.5 --fullnat",
+        "w": "-a -f 1 -r 1.2.3.5 -w 1", "x": "-a -f 1 -r 1.2.3.5 -x 1",
+        "y": "-a -f 1 -r 1.2.3.5 -y 1", "n": "-Ln", "c": "-Lc",
+        "mcast-interface": "--start-daemon master --mcast-interface x",
+        "syncid": "--stop-daemon master --syncid 1", "timeout": "-L --timeout",
+        "daemon": "-L --daemon", "stats": "-L --stats", "rate": "-L --rate",
+        "thresholds": "-L --thresholds", "persistent-conn": "-L --persistent-conn",
+        "nosort": "-L --nosort", "sort": "-L --sort", "X": "-L -X", "6": "-A -f 1 -6",
+        "o": "-A -f 1 -o", "pe": "-A -f 1 -p --pe sip", "b": "-A -f 1 -b flag-1",
+        "mcast-group": "--start-daemon master --mcast-group 224.0.0.82",
+        "mcast-port": "--start-daemon master --mcast-port 1",
+        "mcast-ttl": "--start-daemon master --mcast-ttl 1",
+        "sync-maxlen": "--start-daemon master --sync-maxlen 100", "tun-info": "-L --tun-info",
+        "tun-type": "-a -f 1 -r 1.2.3.5 -i --tun-type gre",
+        "tun-port": "-a -f 1 -r 1.2.3.5 -i --tun-type gue --tun-port 1",
+        "tun-nocsum": "-a -f 1 -r 1.2.3.5 -i --tun-type gre --tun-nocsum",
+        "tun-csum": "-a -f 1 -r 1.2.3.5 -i --tun-type gre --tun-csum",
+        "tun-remcsum": "-a -f 1 -r 1.2.3.5 -i --tun-type gue --tun-port 1 --tun-remcsum",
+        "z": "-P -t 1.2.3.4:80 -z 1.2.3.6", "j": "-A -t 1.2.3.4:80 -j enable",
+        "json": "-L --json", "ext-stats": "-L --ext-stats",
+    }
+    assert set(lines) == {o.key for o in OPTIONS}
+    for key, line in lines.items():
+        entry(line)
+
+
+# ------------------------------------------------------------------ errors
+@pytest.mark.parametrize("line,code", [
+    ("-n -L", EXIT_TRYHELP), ("", EXIT_TRYHELP), ("-L --foo", EXIT_TRYHELP),
+    ("-L -t", EXIT_TRYHELP), ("-A", EXIT_FAIL), ("-A -t 10.0.0.9", EXIT_FAIL),
+    ("-A -E", EXIT_FAIL), ("-A -t 300.1.2.3:80", EXIT_FAIL), ("-A -t 1.2.3.4:99999", EXIT_FAIL),
+    ("-A -t 1.2.3.4:80 -p 0", EXIT_FAIL), ("-A -t 1.2.3.4:80 -o", EXIT_FAIL),
+    ("-A -t 1.2.3.4:80 -6", EXIT_FAIL), ("-A -f 0", EXIT_FAIL), ("-A -f 9 -6 -M 200", EXIT_FAIL),
+    ("-a -t 1.2.3.4:80 -r [2001:db8::5]:80 -m", EXIT_FAIL),
+    ("-a -t 1.2.3.4:80 -r 1.2.3.5 -m --tun-type gue", EXIT_FAIL),
+    ("-a -t 1.2.3.4:80 -r 1.2.3.5 -i --tun-type gue", EXIT_FAIL),
+    ("-a -t 1.2.3.4:80 -r 1.2.3.5 -i --tun-type gre --tun-remcsum", EXIT_FAIL),
+    ("-a -t 1.2.3.4:80 -r 1.2.3.5 -m -g", EXIT_FAIL), ("-a -t 1.2.3.4:80 -r 1.2.3.5 -w -1", EXIT_FAIL),
+    ("-L -c -t 1.2.3.4:80", EXIT_FAIL), ("-L --timeout --stats", EXIT_FAIL),
+    ("--set 1 2", EXIT_FAIL), ("--set 1 2 3 4", EXIT_FAIL), ("--start-daemon foo", EXIT_FAIL),
+    ("-A -t 1.2.3.4:80 -b bogus", EXIT_FAIL), ("-A -t 1.2.3.4:80 -b sh-port", EXIT_FAIL),
+    ("-S -c", EXIT_FAIL), ("-P -t 1.2.3.4:80", EXIT_FAIL), ("-A -t 1.2.3.4:80 -j maybe", EXIT_FAIL),
+    ("-P -t 1.2.3.4:80 -z 2001:db8::1", EXIT_FAIL), ("-L -j enable", EXIT_FAIL),
+])
+def test_usage_errors(line, code):
+    assert usage_code(line) == code
+
+
+def test_cli_reports_bad_input_without_touching_the_kernel():
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.main(["-A", "-t", "10.0.0.1"], out, err) == EXIT_FAIL
+    assert "Zero port" in err.getvalue() and out.getvalue() == ""
+
+
+def test_help_names_every_option():
+    text = cli.usage()
+    for opt in OPTIONS:
+        assert f"--{opt.long}" in text, opt.long
+
+
+# ------------------------------------------------------------------ against C ipvsadm
+def _c_cases():
+    for path in sorted(FIXTURES.glob("c-ipvsadm-*.json")):
+        data = json.loads(path.read_text())
+        for case in data["cases"]:
+            if case["stdin"] is None:
+                yield pytest.param(case, id=f"{path.stem}:{case['argv'] or '(none)'}")
+
+
+@pytest.mark.parametrize("case", list(_c_cases()))
+def test_exit_status_of_bad_input_matches_c_ipvsadm(case):
+    """Where our parser refuses a command line, the C tool refused it with
+    the same status; where ours accepts, C did not fail on parsing."""
+    argv = case["argv"].split()
+    if not argv or argv[0] in ("-h", "-v", "--version"):
+        return
+    try:
+        e = parse(argv)
+        check(e)
+    except UsageError as exc:
+        assert exc.code == case["rc"], (case["stderr"], str(exc))
+        return
+    # accepted: C either succeeded, or the kernel refused (255), or a listing failed (1)
+    assert case["rc"] in (0, 1, 255), (case["rc"], case["stderr"])
+    if case["rc"] == 255:
+        assert not case["stderr"].startswith("Try"), case["stderr"]
+
+
+def _c_adds():
+    for path in sorted(FIXTURES.glob("c-ipvsadm-*.json")):
+        for case in json.loads(path.read_text())["cases"]:
+            argv = case["argv"].split()
+            if case["stdin"] is None and case["rc"] == 0 and argv[:1] in (["-A"], ["-a"]) \
+                    or argv[:1] == ["-At10.0.0.25:80"]:
+                yield pytest.param(case, id=f"{path.stem}:{case['argv']}")
+
+
+@pytest.mark.parametrize("case", list(_c_adds()))
+def test_what_we_send_is_what_c_ipvsadm_created(case):
+    """Our request, decoded as the kernel would read it, saved as -Sn
+    saves it, is the line the C tool's command left in the table."""
+    from ipvsadm_py import fmt, model, wire
+
+    e = parse(case["argv"].split())
+    check(e)
+    op = cli.entry_op(e)
+    (msg,) = wire.parse_stream(wire.encode(op.cmd, op.attrs, family=1, flags=1, seq=1))
+    svc = model.Service.from_attrs(msg.attrs["service"])
+    f = fmt.Format(numeric=True, rule=True)
+    name = fmt.service_name(svc, f)
+    if "dest" in msg.attrs:
+        dest = model.Dest.from_attrs(msg.attrs["dest"], svc.af)
+        line = fmt.dest_line(svc, name, dest, f)
+    else:
+        line = fmt.service_line(svc, name, f)
+    assert line in case["after"].splitlines(keepends=True)
