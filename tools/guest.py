@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -141,8 +142,9 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     check_host(cfg)
     modroot = None
     if load != "none":
-        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules",
-                                  cfg.build_dir / "modroot")
+        # one per run: guests of one kernel may boot side by side
+        base = Path(tempfile.mkdtemp(prefix="modroot-", dir=cfg.build_dir))
+        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules", base)
     init = [sys.executable, "-m", "tools.guest_init", "--kver", cfg.kver, "--load", load]
     if modroot is not None:
         init += ["--modroot", str(modroot)]
@@ -169,6 +171,8 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     pump.join(timeout=10)
     if log:
         log.close()
+    if modroot is not None:
+        shutil.rmtree(modroot.parents[2], ignore_errors=True)
     if not quiet:
         print(f"[guest] {cfg.kver}: exit status {rc} after "
               f"{time.monotonic() - started:.0f} s", flush=True)

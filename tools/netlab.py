@@ -268,8 +268,10 @@ class Capture:
 
     def __init__(self, topo: Topology, ns: str, iface: str, bpf: str,
                  path: str) -> None:
-        self.argv = ["ip", "netns", "exec", ns, "tcpdump", "-U", "-n", "-i", iface,
-                     "-s", "256", "-w", str(path), bpf]
+        # --immediate-mode: hand over every packet at once, so none is
+        # still in a kernel block when the capture is stopped
+        self.argv = ["ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-U",
+                     "-n", "-i", iface, "-s", "256", "-w", str(path), bpf]
         self.path = str(path)
         self.proc: subprocess.Popen[str] | None = None
 
