@@ -302,6 +302,12 @@ class CraftedConnection:
     def send(self, payload: bytes, options: bytes = b"") -> None:
         self._send(ACK | PSH, options, payload)
 
+    def wait_acked(self) -> None:
+        """Wait until the server acknowledged everything sent so far: by then
+        it has processed those segments (and toa.ko has seen them)."""
+        self._expect(lambda s: bool(s.flags & ACK) and s.ack == self.snd_nxt,
+                     "ACK of our data")
+
     def recv(self, size: int) -> bytes:
         """Collect ``size`` bytes the server sent, acknowledging them."""
         while len(self.received) < size:

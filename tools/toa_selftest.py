@@ -87,6 +87,7 @@ def connect_and_accept(peer: craft.TunPeer, server: socket.socket, src: str, dst
         conn.handshake(ack_options)
         if data:
             conn.send(data, data_options)
+            conn.wait_acked()   # processed, so accept() already sees the client
         accepted, addr = server.accept()
         with accepted:
             if data:

@@ -11,13 +11,17 @@
  * part is an ftrace callback; the return part runs from the kernel's
  * rethook trampoline, with preemption off.
  *
- * The entry handler decides (peer name of a TCP socket with a record?) and
- * only then arms the return handler, so other calls cost one lookup.  It
- * copies the record, so nothing of ours is referenced across the call,
- * which may sleep in lock_sock().  At return the handler compares what the
- * function reported with the peer recorded when the option arrived: after
- * a reconnect elsewhere, or when a cgroup BPF program has rewritten the
- * address already, they differ and the result is left alone.
+ * The entry handler only notes the socket and the caller's buffer (peer
+ * names of TCP sockets); the lookup is done by the return handler, after
+ * the function has taken and released the socket lock.  That order
+ * matters: a new socket is in the accept queue before tcp_child_process()
+ * records its client, so accept() on another CPU can get it early, but
+ * the softirq creating it holds its lock until it is done, and getname()
+ * waits for that lock.  A looked-up record is copied, nothing of ours is
+ * referenced after the handler returns.  The handler then compares what
+ * the function reported with the peer recorded when the option arrived:
+ * after a reconnect elsewhere, or when a cgroup BPF program has rewritten
+ * the address already, they differ and the result is left alone.
  *
  * Unloading with a call in flight is safe: unregister_kretprobes() clears
  * the handler and waits for RCU; the pending return then goes through the
@@ -34,8 +38,8 @@
 #include "toa.h"
 
 struct toa_getname_ctx {
+	struct sock *sk;
 	struct sockaddr *uaddr;		/* the caller's kernel buffer */
-	struct toa_record rec;
 };
 
 static bool toa_same_peer(const struct sockaddr *uaddr,
@@ -93,7 +97,7 @@ static enum toa_stat toa_rewrite(struct sockaddr *uaddr,
 	return toa_rewrite6((struct sockaddr_in6 *)uaddr, &rec->client);
 }
 
-/* getname(sock, uaddr, peer): arm the return handler for TOA sockets. */
+/* getname(sock, uaddr, peer): arm the return handler for TCP peer names. */
 static int toa_getname_entry(struct kretprobe_instance *ri,
 			     struct pt_regs *regs)
 {
@@ -106,25 +110,29 @@ static int toa_getname_entry(struct kretprobe_instance *ri,
 		return 1;
 	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
 		return 1;
-	if (toa_store_empty() || !toa_store_get(sk, &ctx->rec)) {
-		toa_stat_inc(TOA_STAT_GETNAME_TOA_EMPTY);
-		return 1;
-	}
-	if (!toa_enabled()) {
-		toa_stat_inc(TOA_STAT_GETNAME_TOA_BYPASS);
-		return 1;
-	}
+	ctx->sk = sk;
 	ctx->uaddr = (struct sockaddr *)regs_get_kernel_argument(regs, 1);
 	return 0;
 }
 
+/* The caller still holds the socket, so ctx->sk is alive here. */
 static int toa_getname_return(struct kretprobe_instance *ri,
 			      struct pt_regs *regs)
 {
 	struct toa_getname_ctx *ctx = (struct toa_getname_ctx *)ri->data;
+	struct toa_record rec;
 
-	if ((long)regs_return_value(regs) > 0)
-		toa_stat_inc(toa_rewrite(ctx->uaddr, &ctx->rec));
+	if ((long)regs_return_value(regs) <= 0)
+		return 0;
+	if (toa_store_empty() || !toa_store_get(ctx->sk, &rec)) {
+		toa_stat_inc(TOA_STAT_GETNAME_TOA_EMPTY);
+		return 0;
+	}
+	if (!toa_enabled()) {
+		toa_stat_inc(TOA_STAT_GETNAME_TOA_BYPASS);
+		return 0;
+	}
+	toa_stat_inc(toa_rewrite(ctx->uaddr, &rec));
 	return 0;
 }
 
@@ -146,7 +154,7 @@ static struct kretprobe *toa_getname_rps[] = { &toa_getname4_rp, &toa_getname6_r
 
 int toa_getname_init(void)
 {
-	/* getname() may sleep in lock_sock(): allow many calls in flight. */
+	/* Calls sleep in lock_sock() while armed: allow many in flight. */
 	int maxactive = max_t(int, 256, 64 * num_possible_cpus());
 	int err, i;
 
