@@ -146,52 +146,40 @@ static struct kprobe toa_established_kp = {
 	.pre_handler = toa_established_pre,
 };
 
-static struct kprobe *toa_capture_kps[] = { &toa_child_kp, &toa_established_kp };
+/*
+ * register_kprobes() arms the probes in this order: the destructor first,
+ * so that every record ever made has a way out.  Unregistering them
+ * together is fine: toa_store_exit() frees whatever is left afterwards.
+ */
+static struct kprobe *toa_capture_kps[] = {
+	&toa_destruct_kp, &toa_child_kp, &toa_established_kp,
+};
 
-/* register_kprobes(), but only probes that ftrace carries are accepted. */
-static int toa_register_kprobes(struct kprobe **kps, int num)
+/* Only probes that ftrace carries are accepted (see the top of the file). */
+int toa_capture_init(void)
 {
 	int err, i;
 
-	err = register_kprobes(kps, num);
+	err = register_kprobes(toa_capture_kps, ARRAY_SIZE(toa_capture_kps));
 	if (err) {
-		pr_err("cannot probe %s and the others: %d\n",
-		       kps[0]->symbol_name, err);
+		pr_err("cannot probe the TCP functions: %d\n", err);
 		return err;
 	}
-	for (i = 0; i < num; i++) {
-		if (!kprobe_ftrace(kps[i])) {
+	for (i = 0; i < ARRAY_SIZE(toa_capture_kps); i++) {
+		if (!kprobe_ftrace(toa_capture_kps[i])) {
 			pr_err("probe on %s is not ftrace-based (CONFIG_KPROBES_ON_FTRACE?); refusing\n",
-			       kps[i]->symbol_name);
-			unregister_kprobes(kps, num);
+			       toa_capture_kps[i]->symbol_name);
+			toa_capture_exit();
 			return -EOPNOTSUPP;
 		}
 	}
 	return 0;
 }
 
-/* The destructor probe comes first so that every record has a way out. */
-int toa_capture_init(void)
-{
-	struct kprobe *destruct[] = { &toa_destruct_kp };
-	int err;
-
-	err = toa_register_kprobes(destruct, ARRAY_SIZE(destruct));
-	if (err)
-		return err;
-	err = toa_register_kprobes(toa_capture_kps, ARRAY_SIZE(toa_capture_kps));
-	if (err)
-		unregister_kprobes(destruct, ARRAY_SIZE(destruct));
-	return err;
-}
-
 /* Returns once no handler runs (unregister_kprobes() waits for RCU). */
 void toa_capture_exit(void)
 {
-	struct kprobe *destruct[] = { &toa_destruct_kp };
-
 	unregister_kprobes(toa_capture_kps, ARRAY_SIZE(toa_capture_kps));
-	unregister_kprobes(destruct, ARRAY_SIZE(destruct));
 }
 
 unsigned long toa_capture_missed(void)

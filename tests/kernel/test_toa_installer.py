@@ -80,8 +80,11 @@ def rs_system(kver, tmp_path) -> Iterator[Path]:
     was_loaded = toa_installer.loaded()
     mounts = Mounts()
     try:
+        # The guest's /tmp is itself an overlay, which cannot hold an upper dir.
+        (tmp_path / "src").mkdir()
+        mounts.mount(str(tmp_path / "src"), "-t", "tmpfs", "srcupper")
         for sub in ("upper", "work"):
-            (tmp_path / "src" / sub).mkdir(parents=True)
+            (tmp_path / "src" / sub).mkdir()
         mounts.mount("/usr/src", "-t", "overlay", "overlay", "-o",
                      f"lowerdir=/usr/src,upperdir={tmp_path}/src/upper,"
                      f"workdir={tmp_path}/src/work")

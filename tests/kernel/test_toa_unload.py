@@ -87,8 +87,10 @@ class Storm:
             sock.close()
 
 
-def module(*args: str) -> None:
-    subprocess.run(list(args), check=True, capture_output=True, timeout=120)
+def cycle(times: int) -> None:
+    """Unload and reload toa ``times`` times, in one shell (cheap to start)."""
+    subprocess.run(["sh", "-ec", f"for i in $(seq {times}); do rmmod toa; modprobe toa; done"],
+                   check=True, timeout=3000)
 
 
 def test_unload_and_reload_under_a_connection_storm(lab, kmsg_mark):
@@ -96,22 +98,21 @@ def test_unload_and_reload_under_a_connection_storm(lab, kmsg_mark):
         storm = Storm(lab, server)
         try:
             made_before = storm.made
-            for _ in range(CYCLES):
-                module("rmmod", "toa")
-                module("modprobe", "toa")
+            cycle(CYCLES)
             made_during = storm.made - made_before
         finally:
             storm.finish()
-        # It was a storm: connections kept completing while the module came and went.
-        assert made_during > 0 and not storm.failed, storm.failed[:5]
+    # It was a storm: connections kept completing while the module came and went.
+    assert made_during > 0 and not storm.failed, storm.failed[:5]
 
-        # The module of the last cycle works.
-        with lab.connection(LB4, RS4, PORT) as conn:
-            conn.handshake(toa_option(CLIENT4, 49999))
-            accepted, seen = accept_peer(server)
-            with accepted:
-                assert seen == (CLIENT4, 49999)
-            conn.reset()
+    # The module of the last cycle works.
+    with lab.listen(socket.AF_INET, RS4, PORT + 1) as server, \
+            lab.connection(LB4, RS4, PORT + 1) as conn:
+        conn.handshake(toa_option(CLIENT4, 49999))
+        accepted, seen = accept_peer(server)
+        with accepted:
+            assert seen == (CLIENT4, 49999)
+        conn.reset()
 
     final = wait_records_freed(0)
     assert live(final) == 0, final
