@@ -103,10 +103,12 @@ static int toa_getname_entry(struct kretprobe_instance *ri,
 {
 	struct socket *sock = (struct socket *)regs_get_kernel_argument(regs, 0);
 	struct toa_getname_ctx *ctx = (struct toa_getname_ctx *)ri->data;
+	/* An int argument: the register's upper half is undefined. */
+	int peer = (int)regs_get_kernel_argument(regs, 2);
 	struct kretprobe *rp = get_kretprobe(ri);
 	struct sock *sk = sock->sk;
 
-	if (!rp || !kprobe_ftrace(&rp->kp) || !regs_get_kernel_argument(regs, 2))
+	if (!rp || !kprobe_ftrace(&rp->kp) || !peer)
 		return 1;
 	if (!sk || sk->sk_protocol != IPPROTO_TCP || sk->sk_type != SOCK_STREAM)
 		return 1;
