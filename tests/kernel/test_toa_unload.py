@@ -88,9 +88,12 @@ class Storm:
 
 
 def cycle(times: int) -> None:
-    """Unload and reload toa ``times`` times, in one shell (cheap to start)."""
-    subprocess.run(["sh", "-ec", f"for i in $(seq {times}); do rmmod toa; modprobe toa; done"],
-                   check=True, timeout=3000)
+    """Unload and reload toa ``times`` times, in one shell (cheap to start);
+    a step that hangs fails the test instead of stalling the guest."""
+    script = (f"for i in $(seq {times}); do timeout 300 rmmod toa; "
+              "timeout 300 modprobe toa; "
+              "[ $((i % 10)) -ne 0 ] || echo \"toa cycle $i $(date +%T)\"; done")
+    subprocess.run(["sh", "-ec", script], check=True, timeout=3000)
 
 
 def test_unload_and_reload_under_a_connection_storm(lab, kmsg_mark):
