@@ -156,3 +156,9 @@ def demo(c, kver=None):
 
 
 ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo)
+
+# --- toa: the real-server installer (tools/toa_tasks.py) -------------------
+from tools import toa_tasks  # noqa: E402
+
+ns.add_collection(toa_tasks.ns)
+# --- end toa ---------------------------------------------------------------

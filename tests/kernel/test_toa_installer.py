@@ -1,0 +1,154 @@
+"""The real-server installer, run for real inside the guest.
+
+The guest shares the host's files read-only, so the test first gives the
+installer a system it may change, with mounts that vanish afterwards:
+
+  /usr/src              overlay (the headers stay visible, DKMS adds its tree)
+  /var/lib/dkms         empty tmpfs (DKMS state, its signing key)
+  /etc/modules-load.d   empty tmpfs (what install persists)
+  /lib/modules/KVER     a lean copy: indexes of built-in modules and the
+                        build/source links, but none of the distribution's
+                        module files
+
+The lean module tree is what keeps this cheap: DKMS runs ``depmod -a`` on
+install and on remove, which reads every module of the tree - about 80 s
+for Debian's 4000 modules under emulation, a fraction of a second here.
+Nothing else differs from a real server: real DKMS builds and signs
+toa.ko, real depmod and modprobe load it, the real self-test proves it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tools import kbuild
+from tools import toa_installer
+from tools.kbuild import ROOT, project_version
+
+pytestmark = pytest.mark.kernel
+
+
+def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(list(args), capture_output=True, text=True, timeout=1200)
+    if check and res.returncode:
+        raise AssertionError(f"{args} failed ({res.returncode}):\n{res.stdout}{res.stderr}")
+    return res
+
+
+def installer(*args: str) -> subprocess.CompletedProcess[str]:
+    """The command a real server runs, from the project's folder."""
+    return subprocess.run([sys.executable, "-m", "tools.toa_installer", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=1800)
+
+
+class Mounts:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def mount(self, target: str, *args: str) -> None:
+        sh("mount", *args, target)
+        self.done.append(target)
+
+    def undo(self) -> None:
+        for target in reversed(self.done):
+            sh("umount", "-l", target, check=False)
+
+
+def lean_module_tree(kver: str, dest: Path) -> None:
+    live = Path("/lib/modules") / kver
+    dest.mkdir(parents=True)
+    for name in ("modules.builtin", "modules.builtin.modinfo", "modules.order"):
+        if (live / name).exists():
+            shutil.copy2(live / name, dest / name)
+    (dest / "kernel").mkdir()
+    for link in ("build", "source"):
+        if (live / link).is_symlink():
+            (dest / link).symlink_to(os.readlink(live / link))
+
+
+@pytest.fixture
+def rs_system(kver, tmp_path) -> Iterator[Path]:
+    """A writable system as described above; the lean tree's folder."""
+    subprocess.run(["modprobe", "tun"], check=True)   # the self-test needs it
+    was_loaded = toa_installer.loaded()
+    mounts = Mounts()
+    try:
+        # The guest's /tmp is itself an overlay, which cannot hold an upper dir.
+        (tmp_path / "src").mkdir()
+        mounts.mount(str(tmp_path / "src"), "-t", "tmpfs", "srcupper")
+        for sub in ("upper", "work"):
+            (tmp_path / "src" / sub).mkdir()
+        mounts.mount("/usr/src", "-t", "overlay", "overlay", "-o",
+                     f"lowerdir=/usr/src,upperdir={tmp_path}/src/upper,"
+                     f"workdir={tmp_path}/src/work")
+        mounts.mount("/var/lib/dkms", "-t", "tmpfs", "dkms")
+        mounts.mount("/etc/modules-load.d", "-t", "tmpfs", "modload")
+        lean_module_tree(kver, tmp_path / "modules")
+        mounts.mount(f"/lib/modules/{kver}", "--bind", str(tmp_path / "modules"))
+        yield tmp_path / "modules"
+    finally:
+        subprocess.run(["modprobe", "-r", "toa"], capture_output=True)
+        mounts.undo()
+        if was_loaded:     # the build's toa.ko again, for the tests after us
+            subprocess.run(["modprobe", "toa"], check=True)
+
+
+def test_check_names_the_missing_headers_package(rs_system, kver):
+    (rs_system / "build").unlink()
+    res = installer("check", "--kver", kver)
+    assert res.returncode == 1
+    hint = toa_installer.headers_package(kver, kbuild.dpkg_version(f"linux-image-{kver}"))
+    assert hint in res.stdout, res.stdout
+    if kver.startswith("6.12."):
+        assert "-t bookworm-backports" in hint
+
+
+def test_install_status_selftest_uninstall(rs_system, kver, kmsg_mark):
+    version = project_version()
+    res = installer("check", "--kver", kver)
+    assert res.returncode == 0 and "ready to install" in res.stdout, res.stdout + res.stderr
+
+    res = installer("install")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out
+    assert "self-test passed" in out and out.count("PASS ") == 5, out
+    dkms_file = f"/lib/modules/{kver}/updates/dkms/toa.ko"
+    assert Path(dkms_file).exists()
+    assert toa_installer.module_file(kver) == dkms_file
+    assert toa_installer.loaded()
+    assert (Path("/etc/modules-load.d/lvs-toa.conf").read_text().split()[-1]) == "toa"
+    assert f"lvs-toa/{version}, {kver}, x86_64: installed" in toa_installer.dkms_status(kver)
+    # DKMS signs what it builds (with a key it made): say so in the status.
+    assert toa_installer.module_signer(dkms_file)
+    log = kmsg_mark()
+    assert "toa: loaded" in log
+
+    res = installer("status")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for expected in ("loaded       yes, version " + version, "at boot      yes",
+                     dkms_file, "signed by", "signatures   not enforced"):
+        assert expected in res.stdout, res.stdout
+
+    res = installer("selftest")
+    assert res.returncode == 0 and res.stdout.count("PASS ") == 5, res.stdout + res.stderr
+
+    res = installer("uninstall")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "unloaded toa" in res.stdout and "removed lvs-toa from DKMS" in res.stdout
+    assert not toa_installer.loaded()
+    assert not Path("/etc/modules-load.d/lvs-toa.conf").exists()
+    assert not Path(dkms_file).exists()
+    assert toa_installer.module_file(kver) is None
+    assert not list(Path("/usr/src").glob("lvs-toa-*"))
+
+    res = installer("status")
+    assert res.returncode == 1 and "loaded       no" in res.stdout, res.stdout
+    res = installer("uninstall")
+    assert res.returncode == 0 and "nothing to remove" in res.stdout

@@ -1,0 +1,181 @@
+"""Prove that toa.ko shows client addresses, without a balancer.
+
+Runs in a network namespace of its own (``unshare(CLONE_NEWNET)``, gone
+when the process ends), so a real server's network is never touched::
+
+        private namespace
+   +------------------------------------------------------+
+   | lo: 192.0.2.1, 2001:db8:5::1   (the "real server")   |
+   | tun toa0 <- 198.51.100.0/24, 2001:db8:6::/64         |
+   |            (the "balancer's" local addresses)        |
+   +------------------------------------------------------+
+
+Crafted connections (tools/toa_craft.py) come from 198.51.100.2 carrying
+TOA for 203.0.113.7 (and IPv6 equivalents); the check is what accept()
+and getpeername() of real listening sockets return.  Standard library
+only.  ``python3 -m tools.toa_selftest`` prints one line per check and
+exits 0 when all passed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+from typing import Callable
+
+from tools import toa_craft as craft
+
+CLONE_NEWNET = 0x40000000
+RS4, RS6 = "192.0.2.1", "2001:db8:5::1"
+LB4, LB6 = "198.51.100.2", "2001:db8:6::2"
+CLIENT4, CLIENT6 = "203.0.113.7", "2001:db8:7::7"
+PORT = 8080
+
+
+@dataclasses.dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def enter_private_netns() -> None:
+    """Move this (single-threaded) process into a new network namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)} (needs root)")
+
+
+def setup(netns: str | None = None) -> craft.TunPeer:
+    """The tun device and addresses of the drawing, in the current namespace."""
+    tun = craft.Tun("toa0")
+    for cmd in craft.ip_commands(tun.name, [f"{RS4}/32", f"{RS6}/128"],
+                                 ["198.51.100.0/24", "2001:db8:6::/64"], netns):
+        subprocess.run(cmd, check=True, capture_output=True)
+    return craft.TunPeer(tun)
+
+
+def listener(family: int, addr: str, port: int = PORT) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6 and addr == "::":
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((addr, port))
+    sock.listen(16)
+    sock.settimeout(10)
+    return sock
+
+
+def _peer(addr: tuple) -> tuple[str, int]:
+    return addr[0], addr[1]
+
+
+def connect_and_accept(peer: craft.TunPeer, server: socket.socket, src: str, dst: str,
+                       ack_options: bytes = b"", data: bytes = b"",
+                       data_options: bytes = b"") -> tuple[tuple, tuple]:
+    """One crafted connection; returns (accept()'s peer, getpeername()) after
+    the optional first data segment has reached the server."""
+    with craft.CraftedConnection(peer, src, dst, server.getsockname()[1]) as conn:
+        conn.handshake(ack_options)
+        if data:
+            conn.send(data, data_options)
+            conn.wait_acked()   # processed, so accept() already sees the client
+        accepted, addr = server.accept()
+        with accepted:
+            if data:
+                accepted.settimeout(10)
+                got = b""
+                while len(got) < len(data):
+                    got += accepted.recv(len(data) - len(got))
+            name = accepted.getpeername()
+        conn.reset()
+    return _peer(addr), _peer(name)
+
+
+def _expect(name: str, got: tuple[tuple, tuple], want: tuple[str, int]) -> Check:
+    ok = got[0] == want and got[1] == want
+    return Check(name, ok, f"accept() {got[0]}, getpeername() {got[1]}, expected {want}")
+
+
+def checks(peer: craft.TunPeer) -> list[Check]:
+    """Each check in turn; servers are made and closed per check."""
+    results = []
+    plans: list[tuple[str, Callable[[], Check]]] = [
+        ("ipv4 TOA on the handshake ACK", lambda: _v4_ack(peer)),
+        ("no TOA shows the real peer", lambda: _v4_plain(peer)),
+        ("ipv4 TOA on the first data segment", lambda: _v4_data(peer)),
+        ("ipv6 TOA on an IPv6 listener", lambda: _v6_ack(peer)),
+        ("ipv4 TOA on a dual-stack IPv6 listener", lambda: _mapped(peer)),
+    ]
+    for name, plan in plans:
+        try:
+            results.append(plan())
+        except (OSError, craft.HandshakeError) as exc:
+            results.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+    return results
+
+
+def _v4_ack(peer: craft.TunPeer) -> Check:
+    with listener(socket.AF_INET, RS4) as server:
+        got = connect_and_accept(peer, server, LB4, RS4, craft.toa_option(CLIENT4, 40001))
+    return _expect("ipv4 TOA on the handshake ACK", got, (CLIENT4, 40001))
+
+
+def _v4_plain(peer: craft.TunPeer) -> Check:
+    with listener(socket.AF_INET, RS4) as server:
+        got = connect_and_accept(peer, server, LB4, RS4)
+    ok = got[0][0] == LB4 and got[1][0] == LB4
+    return Check("no TOA shows the real peer", ok,
+                 f"accept() {got[0]}, getpeername() {got[1]}, expected {LB4}")
+
+
+def _v4_data(peer: craft.TunPeer) -> Check:
+    with listener(socket.AF_INET, RS4) as server:
+        got = connect_and_accept(peer, server, LB4, RS4, data=b"GET / HTTP/1.0\r\n\r\n",
+                                 data_options=craft.toa_option(CLIENT4, 40003))
+    return _expect("ipv4 TOA on the first data segment", got, (CLIENT4, 40003))
+
+
+def _v6_ack(peer: craft.TunPeer) -> Check:
+    with listener(socket.AF_INET6, RS6) as server:
+        got = connect_and_accept(peer, server, LB6, RS6, craft.toa_option(CLIENT6, 40004))
+    return _expect("ipv6 TOA on an IPv6 listener", got, (CLIENT6, 40004))
+
+
+def _mapped(peer: craft.TunPeer) -> Check:
+    with listener(socket.AF_INET6, "::") as server:
+        got = connect_and_accept(peer, server, LB4, RS4, craft.toa_option(CLIENT4, 40005))
+    return _expect("ipv4 TOA on a dual-stack IPv6 listener", got,
+                   (f"::ffff:{CLIENT4}", 40005))
+
+
+def run() -> list[Check]:
+    """All checks, in the current namespace (which they change: use a new one)."""
+    if not os.path.exists("/proc/net/toa_stats"):
+        return [Check("toa.ko is loaded", False, "/proc/net/toa_stats is missing")]
+    peer = setup()
+    try:
+        return checks(peer)
+    finally:
+        peer.close()
+
+
+def main() -> int:
+    craft.ensure_tun_device()   # before unshare: modprobe needs no namespace
+    enter_private_netns()
+    results = run()
+    for check in results:
+        print(check.line(), flush=True)
+    return 0 if results and all(c.ok for c in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
