@@ -146,6 +146,9 @@ def rollback(host: Host, written: list[Change]) -> list[str]:
         if change.old is None:
             continue
         try:
+            if same_value(change.kind, read_current(host, change.kind, change.target),
+                          change.old):
+                continue
             write_value(host, change.kind, change.target, change.old)
         except (OSError, BackendError, WriteError) as exc:
             errors.append(f"{change.target}: {_describe_error(exc)}")
@@ -171,11 +174,13 @@ def apply(host: Host, plan: Plan, state_path: str = STATE_PATH) -> list[Change]:
         try:
             write_value(host, change.kind, change.target, change.new)
         except (OSError, BackendError, WriteError) as exc:
-            errors = rollback(host, written)
+            # The failed target too: a value that read back wrong was changed.
+            errors = rollback(host, [*written, change])
             _restore_state_file(host, state_path, previous_text)
             raise ApplyError(
                 f"{change.target}: cannot write {change.new!r}: {_describe_error(exc)}; "
-                f"rolled back {len(written) - len(errors)} of {len(written)} earlier writes",
+                f"rolled back the {len(written)} earlier write(s)"
+                + (f", {len(errors)} of them failed" if errors else ""),
                 tuple(written), tuple(errors)) from exc
         written.append(change)
     return written

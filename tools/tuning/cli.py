@@ -1,4 +1,4 @@
-"""``lvs-tune``: plan, apply, revert and audit host tuning for the balancer.
+"""lvs-tune: plan, apply, revert and audit host tuning for the balancer.
 
     lvs-tune facts                      what the host looks like
     lvs-tune plan [--profile P]         the writes the profile needs (a table)
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", parents=common, help="list deviations; exit 1 if any")
     audit.add_argument("--json", action="store_true")
     unit = sub.add_parser("unit", help="print the systemd unit that applies at boot")
-    unit.add_argument("--command", help="absolute path of lvs-tune (default: this one)")
+    unit.add_argument("--exec", dest="exec_path", metavar="PATH",
+                      help="absolute path of lvs-tune for ExecStart (default: this one)")
     unit.add_argument("--unit-profile", default=DEFAULT_PROFILE_PATH,
                       help=f"profile the unit applies (default {DEFAULT_PROFILE_PATH})")
     return parser
@@ -117,7 +118,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_unit(args: argparse.Namespace) -> int:
-    print(unit_text(args.command, args.unit_profile), end="")
+    print(unit_text(args.exec_path, args.unit_profile), end="")
     return 0
 
 
