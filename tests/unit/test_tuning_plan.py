@@ -254,6 +254,9 @@ def test_sysctls(tmp_path):
     problems = {p.target: p.message for p in plan.problems}
     assert "ip_vs is not loaded" in problems["/proc/sys/net/ipv4/vs/conn_reuse_mode"]
     assert problems["/proc/sys/net/core/somaxconn"].startswith("read-only")
+    fake.ipvs()
+    plan = plan_of(tmp_path, sysctls={"net.ipv4.vs.conn_reuse_mode": 0})
+    assert "this ip_vs has no such sysctl" in plan.problems[0].message
 
 
 def test_rfs_rounds_like_the_kernel(tmp_path):

@@ -308,7 +308,9 @@ class _Builder:
         for key, wanted in self.profile.sysctls.items():
             value = self.facts.sysctls[key]
             if value.missing and key.startswith("net.ipv4.vs."):
-                self.problem(value.path, "missing: ip_vs is not loaded (modprobe ip_vs)")
+                self.problem(value.path, "missing: this ip_vs has no such sysctl"
+                             if self.facts.ipvs.loaded else
+                             "missing: ip_vs is not loaded (modprobe ip_vs)")
                 continue
             self.file("sysctl", value, wanted, f"sysctl {key}")
         rfs = self.profile.rfs
