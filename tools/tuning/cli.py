@@ -141,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """Entry point of the installed ``lvs-tune`` command."""
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:          # lvs-tune plan | head
+        sys.stderr.close()
+        sys.exit(1)
 
 
 if __name__ == "__main__":

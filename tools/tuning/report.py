@@ -74,7 +74,7 @@ def _value(value: Value) -> str:
     return "(missing)" if value.text is None else value.text
 
 
-def _nic_lines(nic: NicFacts, possible: int) -> list[str]:
+def _nic_lines(nic: NicFacts) -> list[str]:
     where = f"node {nic.numa_node}" if nic.numa_node is not None else "node ?"
     kind = f"driver {nic.driver}, {where}" if nic.device else "virtual (no device)"
     lines = [f"{nic.name}: {kind}, {len(nic.rx)} rx / {len(nic.tx)} tx queues, "
@@ -106,7 +106,7 @@ def facts_text(facts: HostFacts) -> str:
     out.append(f"irqbalance: {'installed' if st.installed else 'not installed'}, "
                f"{'running' if st.active else 'not running'}, enabled={st.enabled}")
     for nic in facts.nics.values():
-        out += _nic_lines(nic, cpus.possible)
+        out += _nic_lines(nic)
     out.append("sysctls:")
     out += [f"  {k} = {_value(v)}" for k, v in facts.sysctls.items()]
     ipvs = facts.ipvs
