@@ -60,8 +60,8 @@ def ethtool_k(ifname: str) -> dict[str, tuple[bool, bool]]:
 
 
 def multiqueue_nic() -> str:
-    for path in Path("/sys/class/net").iterdir():
-        if (path / "address").read_text().strip() == guest_nic.MAC:
+    for path in Path("/sys/class/net").iterdir():     # bonding_masters is a file
+        if path.is_dir() and (path / "address").read_text().strip() == guest_nic.MAC:
             return path.name
     pytest.fail(f"no multi-queue virtio NIC (MAC {guest_nic.MAC}) in the guest: "
                 "tests/guest_plugin.py adds one when the host can create a multi-queue "

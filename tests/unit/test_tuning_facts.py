@@ -134,6 +134,13 @@ def test_missing_irq_entries(tmp_path):
     assert by_number[irqs[1]].queue == 1 and by_number[irqs[1]].affinity.missing
 
 
+def test_bonding_masters_is_not_a_nic(tmp_path):
+    fake = FakeHost(tmp_path, 2)
+    fake.add_veth("veth0")
+    fake.write("sys/class/net/bonding_masters", "bond0")
+    assert F.list_nics(Host.open(tmp_path).fs) == ["veth0"]
+
+
 def test_veth_has_no_device_and_no_irqs(tmp_path):
     fake = FakeHost(tmp_path, 4)
     fake.add_veth("veth0")
