@@ -11,6 +11,7 @@ import sys
 from invoke import Collection, Exit, task
 
 from tools import guest, install as inst, kbuild
+from tools.tuning.tasks import tune  # host tuning: ./inv tune.plan, tune.apply, ...
 
 DEFAULT_DEMO_KVER_LINE = "6.1"
 
@@ -156,9 +157,9 @@ def demo(c, kver=None):
 
 
 ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo)
+ns.add_collection(tune)
 
 # --- toa: the real-server installer (tools/toa_tasks.py) -------------------
 from tools import toa_tasks  # noqa: E402
 
 ns.add_collection(toa_tasks.ns)
-# --- end toa ---------------------------------------------------------------

@@ -15,6 +15,7 @@ running kernel's parameter, so node ids match the host's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -23,10 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from tools import guest, kbuild
+from tools import guest, guest_nic, kbuild
 
 IN_GUEST = os.environ.get("LVS_GUEST") == "1"
 RESULTS = kbuild.ROOT / "build" / "guest"
+# Extra QEMU devices for every kernel-test guest.  Each entry is a context
+# manager that prepares on the host what the device needs, yields QEMU
+# arguments and cleans up after the guest has exited; one that cannot be set
+# up (TapError) is reported and left out, and the tests needing it fail.
+# multiqueue_nic: a multi-queue virtio NIC on a host tap that stays down
+# (tests/kernel/test_tuning.py).
+GUEST_DEVICES = (guest_nic.multiqueue_nic,)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -133,13 +141,14 @@ class HostRunner:
         self._write(f"\n[guest {kver}] booting for {len(self.items[kver])} kernel tests; "
                     f"console: {console}")
         started = time.monotonic()
-        cfg = guest.GuestConfig(kver, rwdirs=[out],
-                                timeout=self.config.getoption("guest_timeout"))
-        try:
-            self.status[kver] = guest.run(cfg, cmd, console=console, quiet=True)
-        except guest.GuestError as exc:
-            console.write_text(f"{exc}\n")
-            self.status[kver] = -1
+        with contextlib.ExitStack() as devices:
+            cfg = guest.GuestConfig(kver, rwdirs=[out], qemu_opts=self._devices(devices),
+                                    timeout=self.config.getoption("guest_timeout"))
+            try:
+                self.status[kver] = guest.run(cfg, cmd, console=console, quiet=True)
+            except guest.GuestError as exc:
+                console.write_text(f"{exc}\n")
+                self.status[kver] = -1
         results: dict[str, list[pytest.TestReport]] = {}
         if report.exists():
             for line in report.read_text().splitlines():
@@ -151,6 +160,16 @@ class HostRunner:
         self.results[kver] = results
         self._write(f"[guest {kver}] done in {time.monotonic() - started:.0f} s, "
                     f"exit status {self.status[kver]}")
+
+    def _devices(self, stack: contextlib.ExitStack) -> list[str]:
+        """QEMU arguments of GUEST_DEVICES; their cleanup joins ``stack``."""
+        opts: list[str] = []
+        for device in GUEST_DEVICES:
+            try:
+                opts += stack.enter_context(device())
+            except guest_nic.TapError as exc:
+                self._write(f"[guest] no {device.__name__} in the guest: {exc}")
+        return opts
 
     def _missing_report(self, item: pytest.Item, kver: str) -> pytest.TestReport:
         console = RESULTS / kver / "console.log"

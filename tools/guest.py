@@ -125,7 +125,9 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
     for word in cfg.append:
         cmd += ["--append", word]
     for opt in cfg.qemu_opts:
-        cmd += ["--qemu-opts", opt]
+        # One argument each, attached with "=": vng's --qemu-opts swallows
+        # everything after it (--exec too), and "-device" would look like an option.
+        cmd.append(f"--qemu-opt={opt}")
     return cmd + ["--exec", guest_cmd]
 
 

@@ -1,0 +1,67 @@
+"""The test guests' multi-queue NIC (tools/guest_nic.py) and how QEMU options
+reach virtme-ng (tools/guest.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import guest, guest_nic, kbuild
+
+
+def test_qemu_args_describe_a_multiqueue_virtio_nic_on_a_tap():
+    args = guest_nic.qemu_args("lvsmq42", queues=4)
+    assert args[0] == "-netdev" and args[2] == "-device"
+    netdev = dict(kv.partition("=")[::2] for kv in args[1].split(",")[1:])
+    assert args[1].startswith("tap,")
+    assert netdev == {"id": "lvsmq", "ifname": "lvsmq42", "script": "no",
+                      "downscript": "no", "vhost": "off", "queues": "4"}
+    device = dict(kv.partition("=")[::2] for kv in args[3].split(",")[1:])
+    assert args[3].startswith("virtio-net-pci,")
+    assert device == {"netdev": "lvsmq", "mq": "on", "vectors": "10", "mac": guest_nic.MAC}
+
+
+def test_tap_names_fit_ifnamsiz():
+    assert guest_nic.tap_name(4194304) == "lvsmq4194304"
+    assert len(guest_nic.tap_name(10**12)) <= 15
+
+
+def test_qemu_options_reach_qemu_and_exec_survives():
+    """vng must see each option as one --qemu-opt=VALUE: its --qemu-opts
+    would swallow --exec, and a bare "-device" looks like an option."""
+    kver = next(iter(kbuild.installed_kernels()), None)
+    vng = guest.vng_binary()
+    if kver is None or vng is None:
+        pytest.skip("no installed kernel or no vng")
+    cfg = guest.GuestConfig(kver, qemu_opts=guest_nic.qemu_args("lvsmqtest"))
+    argv = guest.vng_command(cfg, "echo guest-command")
+    assert [a for a in argv if a.startswith("--qemu-opt")] == \
+        [f"--qemu-opt={o}" for o in guest_nic.qemu_args("lvsmqtest")]
+    argv.insert(argv.index("--exec"), "--dry-run")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    words = res.stdout.split()
+    netdev = words.index("-netdev")
+    assert words[netdev + 1].startswith("tap,id=lvsmq,ifname=lvsmqtest,")
+    assert words[netdev + 3].startswith("virtio-net-pci,netdev=lvsmq,mq=on")
+    assert "virtme.exec=" in res.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/dev/net/tun").exists(),
+                    reason="needs root and /dev/net/tun")
+def test_tap_is_created_down_and_removed():
+    with guest_nic.multiqueue_nic() as opts:
+        name = guest_nic.tap_name()
+        assert f"ifname={name}" in opts[1]
+        link = subprocess.run(["ip", "-d", "link", "show", name], capture_output=True,
+                              text=True, check=True).stdout
+        assert "multi_queue" in link and "state DOWN" in link and ",UP" not in link
+        addrs = subprocess.run(["ip", "addr", "show", name], capture_output=True,
+                               text=True, check=True).stdout
+        assert "inet" not in addrs
+    assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0
