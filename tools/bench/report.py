@@ -12,6 +12,8 @@ ABSOLUTE = (
     ("nat_pps", "NAT: UDP packets/s reaching the RS", "pps"),
     ("fnat_pps", "FULLNAT: UDP packets/s reaching the RS (~1k sessions)", "pps"),
     ("fnat_pps_big_table", "FULLNAT: packets/s over ~1M live sessions", "pps"),
+    ("fnat_pps_small_flows_big_table", "FULLNAT: packets/s, ~1k flows beside the ~1M table",
+     "pps"),
     ("nat_cps", "NAT: new TCP connections/s", "cps"),
     ("fnat_cps", "FULLNAT: new TCP connections/s", "cps"),
     ("syncookie_pps", "syncookies: SYNs answered/s (local listener)", "pps"),
