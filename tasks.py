@@ -168,7 +168,7 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
     Prints a table of ratios against baselines measured in the same run,
     writes JSON and a PNG chart (docs/benchmarks.md).
     """
-    from tools import bench as bench_mod
+    from tools.bench import host as bench_mod
 
     chosen = _kernels(kver)[0]
     if not no_build:

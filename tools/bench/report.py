@@ -19,8 +19,8 @@ ABSOLUTE = (
     ("syncookie_pps", "syncookies: SYNs answered/s (local listener)", "pps"),
     ("synproxy_pps", "SYNPROXY: SYNs answered/s", "pps"),
     ("ackflood_drop_pps", "SYNPROXY: ACK-flood packets dropped/s", "pps"),
-    ("restore_c_s", "C ipvsadm -R, 10,000 rules", "s"),
-    ("list_c_s", "C ipvsadm -Ln, 10,000 rules", "s"),
+    ("restore_c_s", "C ipvsadm -R of the rules (10,000 in a full run)", "s"),
+    ("list_c_s", "C ipvsadm -Ln over them", "s"),
 )
 
 

@@ -208,6 +208,12 @@ class Lab:
             self.rps_cpu = 1
             t.sh(t.lb, "echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus")
         self.lb_mac = self.link(t.lb, "eth0")["address"]
+        # pktgen: one device on CPU 0's thread, added once (removing and
+        # adding again races with the thread, which removes asynchronously)
+        self._pg(["echo rem_device_all > /proc/net/pktgen/kpktgend_0"])
+        netlab.wait_for(lambda: t.sh(t.client, "test -e /proc/net/pktgen/eth0",
+                                     check=False).returncode != 0, timeout=30)
+        self._pg(["echo add_device eth0 > /proc/net/pktgen/kpktgend_0"])
 
         with t.inside(t.lb):
             self.ipvs = IPVS()
@@ -263,12 +269,10 @@ class Lab:
             raise ValueError(f"{nflows} flows need more than 254 source addresses")
         dev = "/proc/net/pktgen/eth0"
         self._pg([
-            "echo rem_device_all > /proc/net/pktgen/kpktgend_0",
-            "echo add_device eth0 > /proc/net/pktgen/kpktgend_0",
             f"echo 'count {count}' > {dev}",
             f"echo 'clone_skb 0' > {dev}",
             f"echo 'pkt_size 64' > {dev}",
-            f"echo 'delay 0' > {dev}",
+            f"echo 'delay 0' > {dev}",                 # also undoes an earlier ratep
             *([f"echo 'ratep {ratep}' > {dev}"] if ratep else []),
             f"echo 'dst {VIP}' > {dev}",
             f"echo 'dst_mac {self.lb_mac}' > {dev}",
@@ -347,8 +351,10 @@ class Lab:
     def flood(self, dst: str, port: int, kind: str, seconds: float) -> dict[str, float]:
         """SYN or ACK flood from the client; rates of what the lb took and answered."""
         t = self.topo
+        # drop only TCP: the balancer's ARP requests must still be answered,
+        # or its neighbour entry for the client fails after ~30 s of flood
         t.sh(t.client, "tc qdisc add dev eth0 clsact && tc filter add dev eth0 ingress "
-                       "protocol all prio 1 matchall action drop")
+                       "protocol ip prio 1 u32 match ip protocol 6 0xff action drop")
         try:
             c0, l0, s0 = self.rx(t.client), self.rx(t.lb), time.monotonic()
             out = sh(f"ip netns exec {t.client} taskset -c 0 {gen_binary()} flood eth0 "
