@@ -210,7 +210,7 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
 	 * the sequence state afresh.
 	 */
 	fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
-	fs->flags = IP_VS_FNAT_SEQ_INIT;
+	fs->flags = IP_VS_FNAT_SEQ_INIT | (fs->flags & IP_VS_SP_MASK);
 	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
 		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
 		if (stripped) {
@@ -419,7 +419,10 @@ void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp)
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->laddr, cp->lport,
 			    &cp->daddr, cp->dport, fs->c_nxt + fs->delta,
 			    fs->r_nxt);
+	/* SYNPROXY sessions number the RS's data differently */
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->vaddr, cp->vport,
-			    &cp->caddr, cp->cport, fs->r_nxt, fs->c_nxt);
+			    &cp->caddr, cp->cport,
+			    fs->r_nxt + (fs->flags & IP_VS_SP_EST ?
+					 fs->sp_delta : 0), fs->c_nxt);
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_EXPIRE_RST);
 }
