@@ -9,10 +9,13 @@
  *
  * H0 and H(T) are SipHash values of the client's 4-tuple under a secret
  * key of this module (H0 with a counter value outside 0..255), T the time
- * in seconds modulo 256, and data 9 bits: an index into a table of MSS
- * values, the client's window scale (15: none), SACK and timestamps.  An
- * ACK proves the cookie when ack - 1 decodes to T no older than
- * synproxy_cookie_max_age seconds and to data below 2^9.
+ * in seconds modulo 256, and data 9 bits (placed at bit 12 of the low
+ * part): an index into a table of MSS values, the client's window scale
+ * (15: none), SACK and timestamps.  An ACK proves the cookie when ack - 1
+ * decodes to T no older than synproxy_cookie_max_age seconds and to a low
+ * part whose 12 low bits and 3 high bits are 0 (a random guess passes
+ * with a chance of 2^-15, a segment of a finished session whose numbers
+ * moved by fewer than 4096 bytes never).
  *
  * Only then is a connection scheduled.  It sends the real server a SYN
  * with the client's ISN and options (MSS, window scale, SACK, timestamp),
@@ -65,6 +68,8 @@
 #define IP_VS_SP_LOCKS		64
 #define IP_VS_SP_NO_WS		15
 #define IP_VS_SP_DATA_BITS	9
+#define IP_VS_SP_DATA_SHIFT	12
+#define IP_VS_SP_OLD_WIN	(1U << 20)
 #define IP_VS_SP_LOW_MASK	0x00ffffff
 #define IP_VS_SP_H0_COUNT	0x100
 #define IP_VS_SP_RETRY_IVAL	HZ
@@ -294,7 +299,8 @@ static u32 ip_vs_sp_cookie(int af, const struct ip_vs_sp_flow *f, u32 c_isn,
 	u32 t = ip_vs_sp_now();
 
 	return ip_vs_sp_hash(af, f, IP_VS_SP_H0_COUNT) + c_isn + (t << 24) +
-	       ((ip_vs_sp_hash(af, f, t) + data) & IP_VS_SP_LOW_MASK);
+	       ((ip_vs_sp_hash(af, f, t) + (data << IP_VS_SP_DATA_SHIFT)) &
+		IP_VS_SP_LOW_MASK);
 }
 
 /* 0 and the data bits, -EINVAL for a wrong cookie, -ETIME for an old one */
@@ -303,11 +309,18 @@ static int ip_vs_sp_cookie_check(int af, const struct ip_vs_sp_flow *f,
 {
 	u32 x = cookie - ip_vs_sp_hash(af, f, IP_VS_SP_H0_COUNT) - c_isn;
 	u32 t = x >> 24;
+	u32 d;
 
-	*data = ((x & IP_VS_SP_LOW_MASK) - ip_vs_sp_hash(af, f, t)) &
+	d = ((x & IP_VS_SP_LOW_MASK) - ip_vs_sp_hash(af, f, t)) &
 		IP_VS_SP_LOW_MASK;
-	if (*data >> IP_VS_SP_DATA_BITS)
+
+	/* the low bits must be 0: a number shifted by a few bytes of data
+	 * (a segment of an older session) does not pass
+	 */
+	if (d & (BIT(IP_VS_SP_DATA_SHIFT) - 1) ||
+	    d >> (IP_VS_SP_DATA_SHIFT + IP_VS_SP_DATA_BITS))
 		return -EINVAL;
+	*data = d >> IP_VS_SP_DATA_SHIFT;
 	if (((ip_vs_sp_now() - t) & 0xff) > max_age)
 		return -ETIME;
 	return 0;
@@ -809,6 +822,21 @@ static int ip_vs_sp_fix_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 	return IP_VS_EXT_PASS;
 }
 
+/* Does @th acknowledge data of the (finished) session @cp?  Then it is a
+ * straggler of that session, not a new cookie.
+ */
+static bool ip_vs_sp_old_ack(const struct ip_vs_conn *cp,
+			     const struct tcphdr *th)
+{
+	u32 flags = ip_vs_sp_flags(cp), ack;
+
+	if (!(flags & IP_VS_SP_EST) || !(flags & IP_VS_FNAT_SEQ_R_NXT))
+		return false;
+	ack = ntohl(th->ack_seq) - cp->fnat.sp_delta;
+	return !after(ack, cp->fnat.r_nxt) &&
+	       after(ack, cp->fnat.r_nxt - IP_VS_SP_OLD_WIN);
+}
+
 static int ip_vs_sp_conn_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 			    struct ip_vs_iphdr *iph, struct ip_vs_proto_data *pd,
 			    const struct tcphdr *th)
@@ -833,7 +861,7 @@ static int ip_vs_sp_conn_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 		return NF_DROP;
 	}
 	if (th->ack && !th->syn && !th->rst &&
-	    ip_vs_sp_reuse_state(cp, &item)) {
+	    ip_vs_sp_reuse_state(cp, &item) && !ip_vs_sp_old_ack(cp, th)) {
 		struct ip_vs_sp_flow f;
 		u32 data;
 
