@@ -194,11 +194,12 @@ def test_toa_reaches_the_real_server(lab, tmp_path):
 
 
 def test_client_timestamps_removed_and_mss_lowered(lab, tmp_path):
-    with Capture(lab.topo, "rs1", "eth0", "tcp[tcpflags] & tcp-syn != 0",
+    # (BPF's tcp[] does not reach into IPv6: filter the flags here)
+    with Capture(lab.topo, "rs1", "eth0", f"tcp port {PORT}",
                  tmp_path / "rs.pcap") as at_rs, \
-            Capture(lab.topo, "rs2", "eth0", "tcp[tcpflags] & tcp-syn != 0",
+            Capture(lab.topo, "rs2", "eth0", f"tcp port {PORT}",
                     tmp_path / "rs2.pcap") as at_rs2, \
-            Capture(lab.topo, "client", "eth0", "tcp[tcpflags] & tcp-syn != 0",
+            Capture(lab.topo, "client", "eth0", f"tcp port {PORT}",
                     tmp_path / "client.pcap") as at_client:
         with lab.connect() as sock:
             whoami.whoami_tcp(sock)
@@ -306,8 +307,14 @@ def test_deleting_local_address_and_service_with_live_sessions(lab):
     with pytest.raises(OSError):                  # no address: no new session
         lab.connect().close()
     assert ext_stats(lab.topo)["fullnat_no_laddr"] >= 1
+    # Deleting the service takes its real servers away: as upstream does
+    # for every method, packets of their sessions are dropped from then on
+    # (the session holds the local address until it expires).
     lab.ipvs.delete_service(lab.tcp)
-    assert whoami.echo_stream(sock, 64 * 1024)   # the session outlives its service
+    sock.settimeout(3)
+    sock.sendall(b"ping\n")
+    with pytest.raises(TimeoutError):
+        sock.recv(64)
     sock.close()
 
 
