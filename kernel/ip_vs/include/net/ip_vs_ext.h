@@ -136,6 +136,12 @@ unsigned int ip_vs_fnat_reply_hook(void *priv, struct sk_buff *skb,
 void ip_vs_fnat_seq_local(const struct ip_vs_conn *cp, char *buf, size_t len,
 			  bool no_pe);
 
+/* ip_vs_fnat_tcp.c: where both ends of a NAT TCP session stand, for the
+ * RSTs of conn_expire_tcp_rst (ip_vs_xmit.c and ip_vs_core.c call it)
+ */
+void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
+			 unsigned int thoff, bool to_rs);
+
 /* ip_vs_ctl.c calls this on adding or editing a real server */
 int ip_vs_fnat_dest_check(const struct ip_vs_service *svc,
 			  const struct ip_vs_dest_user_kern *udest);
