@@ -235,13 +235,17 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest)
  * ip_vs_fnat_conn_expire - release what a FULLNAT connection holds
  * @cp: a connection that ip_vs_conn_expire() has just unlinked
  *
- * Sends the RSTs of conn_expire_tcp_rst first, while the connection still
- * knows its sequence numbers.
+ * Sends the RSTs of conn_expire_tcp_rst first (FULLNAT and NAT), while the
+ * connection still knows its sequence numbers and before an application
+ * helper is unbound from it.
  */
 void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp)
 {
 	struct ip_vs_laddr *laddr;
 
+	if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_MASQ &&
+	    cp->protocol == IPPROTO_TCP)
+		ip_vs_nat_tcp_expire(cp);
 	if (!ip_vs_conn_fnat(cp) || !cp->local)
 		return;
 	laddr = cp->local;

@@ -191,6 +191,12 @@ unsigned int ip_vs_fnat_reply_hook(void *priv, struct sk_buff *skb,
 void ip_vs_fnat_seq_local(const struct ip_vs_conn *cp, char *buf, size_t len,
 			  bool no_pe);
 
+/* ip_vs_fnat_tcp.c: where both ends of a NAT TCP session stand, for the
+ * RSTs of conn_expire_tcp_rst (ip_vs_xmit.c and ip_vs_core.c call it)
+ */
+void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
+			 unsigned int thoff, bool to_rs);
+
 /* ip_vs_synproxy.c: SYNPROXY and flood defence.  ip_vs_synproxy_in()
  * returns IP_VS_EXT_PASS or the verdict of a packet it has taken over
  * (the caller still owns its reference to @cp).
