@@ -101,6 +101,8 @@ struct ip_vs_sp_hs {
 
 static struct hlist_head ip_vs_sp_tab[1 << IP_VS_SP_TAB_BITS];
 static spinlock_t ip_vs_sp_locks[IP_VS_SP_LOCKS];
+/* handshake objects alive, checked at unload */
+static atomic_t ip_vs_sp_hs_alive = ATOMIC_INIT(0);
 
 /* TCP options that matter here, client's or RS's */
 struct ip_vs_sp_opts {
@@ -156,6 +158,7 @@ static void ip_vs_sp_hs_free(struct ip_vs_sp_hs *hs)
 	kfree_skb(hs->syn);
 	hs->syn = NULL;
 	kfree_rcu(hs, rcu);
+	atomic_dec(&ip_vs_sp_hs_alive);
 }
 
 static int ip_vs_sp_af(const struct sk_buff *skb)
@@ -571,6 +574,7 @@ static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 		kfree(hs);
 		goto fail;
 	}
+	atomic_inc(&ip_vs_sp_hs_alive);
 	hs->cp = cp;
 	spin_lock_init(&hs->lock);
 	skb_queue_head_init(&hs->held);
@@ -1267,4 +1271,7 @@ int ip_vs_synproxy_init(void)
 void ip_vs_synproxy_cleanup(void)
 {
 	/* every connection is gone: its handshake state with it */
+	WARN(atomic_read(&ip_vs_sp_hs_alive),
+	     "IPVS: SYNPROXY: %d handshake objects leaked\n",
+	     atomic_read(&ip_vs_sp_hs_alive));
 }
