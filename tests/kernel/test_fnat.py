@@ -227,7 +227,8 @@ def test_real_server_application_sees_the_client_through_toa(lab, toa_module):
             cport = sock.getsockname()[1]
             name, peer, port = whoami.whoami_tcp(sock)
             seen.append(name)
-        assert (peer, port) == (netlab.client_addr(lab.family), cport)
+        assert (peer, port) == (netlab.client_addr(lab.family), cport), (
+            Path("/proc/net/toa_stats").read_text(), ext_stats(lab.topo))
     assert sorted(seen) == ["rs1", "rs2"]
     # the servers' own log of peers names the client too
     logged = {peer[0] for server in lab.servers
