@@ -833,6 +833,12 @@ static unsigned int ip_vs_fnat_reply(struct sk_buff *skb,
 	ip_vs_conn_reply_account(cp, skb, l4off);
 	if (ip_vs_fnat_mangle(skb, cp, l4off, false, 0) < 0)
 		goto drop;
+	/* SYNPROXY: the RS's handshake, or its numbers for the client */
+	if (unlikely(cp->flags & IP_VS_CONN_F_SYNPROXY) &&
+	    ip_vs_synproxy_out(cp, skb, l4off) != IP_VS_EXT_PASS) {
+		ip_vs_conn_put(cp);
+		return NF_STOLEN;
+	}
 	ip_vs_fnat_send(af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, skb, net);
 	ip_vs_conn_put(cp);
 	return NF_STOLEN;

@@ -210,7 +210,7 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
 	 * the sequence state afresh.
 	 */
 	fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
-	fs->flags = IP_VS_FNAT_SEQ_INIT;
+	fs->flags = IP_VS_FNAT_SEQ_INIT | (fs->flags & IP_VS_SP_MASK);
 	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
 		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
 		if (stripped) {
@@ -422,8 +422,11 @@ void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp)
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->laddr, cp->lport,
 			    &cp->daddr, cp->dport, fs->c_nxt + fs->delta,
 			    fs->r_nxt);
+	/* SYNPROXY sessions number the RS's data differently */
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->vaddr, cp->vport,
-			    &cp->caddr, cp->cport, fs->r_nxt, fs->c_nxt);
+			    &cp->caddr, cp->cport,
+			    fs->r_nxt + (fs->flags & IP_VS_SP_EST ?
+					 fs->sp_delta : 0), fs->c_nxt);
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_EXPIRE_RST);
 }
 
@@ -455,11 +458,17 @@ void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
 			 unsigned int thoff, bool to_rs)
 {
 	struct ip_vs_fnat_seq *fs = &cp->fnat;
+	bool sp = cp->flags & IP_VS_CONN_F_SYNPROXY;
 	const struct tcphdr *th;
 	u32 end, *nxt, bit;
 
 	if (!ip_vs_nat_tcp_tracked(cp) ||
 	    !READ_ONCE(cp->ipvs->ext->conn_expire_tcp_rst))
+		return;
+	/* SYNPROXY keeps the RS's next number itself, in the RS's numbers
+	 * (ip_vs_sp_fix_out()); here its reply is already in the client's
+	 */
+	if (sp && !to_rs)
 		return;
 	/* the NAT handler made the fixed header writable, hence linear */
 	th = (const struct tcphdr *)(skb_network_header(skb) + thoff);
@@ -469,7 +478,10 @@ void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
 	bit = to_rs ? IP_VS_FNAT_SEQ_C_NXT : IP_VS_FNAT_SEQ_R_NXT;
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT)) {
 		fs->delta = 0;
-		fs->flags = IP_VS_FNAT_SEQ_INIT;
+		/* SYNPROXY's state shares the flags */
+		fs->flags = IP_VS_FNAT_SEQ_INIT |
+			    (sp ? fs->flags & (IP_VS_SP_MASK |
+					       IP_VS_FNAT_SEQ_R_NXT) : 0);
 	}
 	if (!(fs->flags & bit) || after(end, *nxt)) {
 		*nxt = end;
@@ -499,7 +511,10 @@ void ip_vs_nat_tcp_expire(struct ip_vs_conn *cp)
 		return;
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->caddr, cp->cport,
 			    &cp->daddr, cp->dport, fs->c_nxt, fs->r_nxt);
+	/* SYNPROXY sessions number the RS's data differently */
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->vaddr, cp->vport,
-			    &cp->caddr, cp->cport, fs->r_nxt, fs->c_nxt);
+			    &cp->caddr, cp->cport,
+			    fs->r_nxt + (fs->flags & IP_VS_SP_EST ?
+					 fs->sp_delta : 0), fs->c_nxt);
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_EXPIRE_RST);
 }
