@@ -210,7 +210,7 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
 	 * the sequence state afresh.
 	 */
 	fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
-	fs->flags = IP_VS_FNAT_SEQ_INIT | (fs->flags & IP_VS_SP_MASK);
+	ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT, ~IP_VS_SP_MASK);
 	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
 		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
 		if (stripped) {
@@ -247,7 +247,7 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
 	if (!(fs->flags & IP_VS_FNAT_SEQ_C_NXT) || after(end, fs->c_nxt)) {
 		fs->c_nxt = end;
-		fs->flags |= IP_VS_FNAT_SEQ_C_NXT;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_C_NXT, 0);
 	}
 	old = th->seq;
 	th->seq = htonl(ntohl(old) + fs->delta);
@@ -280,7 +280,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 	if (th->syn && th->ack) {
 		fs->rs_isn = ntohl(th->seq);
-		fs->flags |= IP_VS_FNAT_SEQ_RS_ISN;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_RS_ISN, 0);
 		if (READ_ONCE(cp->ipvs->ext->fnat_mss_adjust)) {
 			u16 by = ip_vs_toa_len(cp->af);
 
@@ -295,7 +295,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
 	if (!(fs->flags & IP_VS_FNAT_SEQ_R_NXT) || after(end, fs->r_nxt)) {
 		fs->r_nxt = end;
-		fs->flags |= IP_VS_FNAT_SEQ_R_NXT;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_R_NXT, 0);
 	}
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
 		return;
@@ -479,13 +479,13 @@ void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT)) {
 		fs->delta = 0;
 		/* SYNPROXY's state shares the flags */
-		fs->flags = IP_VS_FNAT_SEQ_INIT |
-			    (sp ? fs->flags & (IP_VS_SP_MASK |
-					       IP_VS_FNAT_SEQ_R_NXT) : 0);
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT,
+				     sp ? ~(IP_VS_SP_MASK |
+					    IP_VS_FNAT_SEQ_R_NXT) : ~0U);
 	}
 	if (!(fs->flags & bit) || after(end, *nxt)) {
 		*nxt = end;
-		fs->flags |= bit;
+		ip_vs_fnat_seq_flags(fs, bit, 0);
 	}
 }
 

@@ -173,7 +173,7 @@ static u32 ip_vs_sp_flags(const struct ip_vs_conn *cp)
 
 static void ip_vs_sp_set_flags(struct ip_vs_conn *cp, u32 set, u32 clear)
 {
-	WRITE_ONCE(cp->fnat.flags, (cp->fnat.flags & ~clear) | set);
+	ip_vs_fnat_seq_flags(&cp->fnat, set, clear);
 }
 
 /* The TCP header and options of @skb at @thoff, copied into @buf. */

@@ -12,6 +12,7 @@
 #define _NET_IP_VS_EXT_H
 
 #include <linux/types.h>
+#include <linux/atomic.h>
 #include <linux/list.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
@@ -64,6 +65,21 @@ struct ip_vs_fnat_seq {
 #define IP_VS_SP_RSWS_SHIFT	16	/* 4 bits: the RS's scale */
 #define IP_VS_SP_STORM_SHIFT	24	/* 8 bits: suspicious ACKs in a row */
 #define IP_VS_SP_MASK		0xffffff00	/* all of SYNPROXY's bits */
+
+/* Set and clear bits of a session's flags word.  Packets of the two
+ * directions and the handshake timer update it on different CPUs, so
+ * every change is one atomic read-modify-write.
+ */
+static inline void ip_vs_fnat_seq_flags(struct ip_vs_fnat_seq *fs, u32 set,
+					u32 clear)
+{
+	u32 old, new;
+
+	do {
+		old = READ_ONCE(fs->flags);
+		new = (old & ~clear) | set;
+	} while (cmpxchg(&fs->flags, old, new) != old);
+}
 
 /* A FULLNAT local address of a service.  Connections hold a reference,
  * so deleting an address in use only unlinks it from the service; it is
