@@ -32,6 +32,7 @@ from ipvsadm_py.errors import (NEED_ADMIN, NOT_LOADED, DaemonRunning, DestExists
 from ipvsadm_py.model import Daemon, Dest, Info, LocalAddress, Service, Timeouts
 
 SYSCTL_DIR = Path("/proc/sys/net/ipv4/vs")
+EXT_STATS_PROC = Path("/proc/net/ip_vs_ext_stats")
 
 
 @dataclasses.dataclass
@@ -275,6 +276,23 @@ class IPVS:
 
     def edit_service(self, svc: Service) -> None:
         self.do(ops.edit_service(svc))
+
+    def set_synproxy(self, svc: Service, enabled: bool = True) -> Service:
+        """Switch SYNPROXY (service flag 0x8000) on or off; returns the service
+        as it now is.  The kernel refuses it (EOPNOTSUPP) on a service with
+        tunnel or direct-routing real servers."""
+        flags = (svc.flags | wire.SVC_F_SYNPROXY) if enabled \
+            else (svc.flags & ~wire.SVC_F_SYNPROXY)
+        new = dataclasses.replace(svc, flags=flags)
+        self.edit_service(new)
+        return new
+
+    @staticmethod
+    def ext_stats(path: Path = EXT_STATS_PROC) -> dict[str, int]:
+        """The extended counters (FULLNAT, SYNPROXY, defence) of the caller's
+        namespace: name -> total over all CPUs (the last column)."""
+        lines = path.read_text().splitlines()[1:]
+        return {f[0]: int(f[-1]) for f in (line.split() for line in lines) if len(f) >= 2}
 
     def delete_service(self, svc: Service) -> None:
         self.do(ops.delete_service(svc))

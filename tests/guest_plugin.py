@@ -44,8 +44,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "every installed 6.1/6.12 kernel)")
     group.addoption("--no-kernel", action="store_true",
                     help="deselect kernel tests (host-only run)")
-    group.addoption("--guest-timeout", type=float, default=3000,
-                    help="seconds one guest may run (default 3000)")
+    group.addoption("--guest-timeout", type=float, default=4200,
+                    help="seconds one guest may run (default 4200)")
     group.addoption("--guest-report", help=argparse.SUPPRESS)
 
 

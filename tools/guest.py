@@ -21,6 +21,7 @@ import dataclasses
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,15 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
     return cmd + ["--exec", guest_cmd]
 
 
+def _kill_session(proc: subprocess.Popen) -> None:
+    """End vng and everything it started (QEMU included)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
 def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool = False,
         console: Path | None = None, quiet: bool = False) -> int:
     """Boot ``cfg.kver``, install and load our modules, run ``command``.
@@ -159,17 +169,22 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     started = time.monotonic()
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     log = console.open("w") if console else None
+    # vng starts virtme-run, which starts QEMU: a session of their own, so
+    # that a timeout (or an interrupted run) ends the guest and not only vng
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+                            stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+                            start_new_session=True)
     pump = threading.Thread(target=_pump, args=(proc.stdout, log, quiet), daemon=True)
     pump.start()
     try:
         rc = proc.wait(timeout=cfg.timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = proc.wait()
+        _kill_session(proc)
         print(f"[guest] {cfg.kver}: killed after {cfg.timeout:.0f} s", flush=True)
         rc = 124
+    except BaseException:
+        _kill_session(proc)
+        raise
     pump.join(timeout=10)
     if log:
         log.close()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import socket
 import subprocess
 import time
@@ -286,7 +287,16 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
-        time.sleep(0.5)   # let the last packets reach the file (-U flushes per packet)
+        # tcpdump may lag behind the traffic in a slow guest, and what it
+        # has not read yet is lost on SIGINT: stop once the file has
+        # stopped growing (-U writes every packet as it is read)
+        last, deadline = -1, time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(0.4)
+            size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+            if size == last:
+                break
+            last = size
         self.proc.send_signal(2)
         self.proc.wait(timeout=30)
 

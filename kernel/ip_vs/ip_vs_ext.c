@@ -42,6 +42,26 @@ static const char *const ip_vs_ext_stat_names[IP_VS_EXT_STAT_MAX] = {
 	[IP_VS_EXT_FNAT_TS_REMOVED]		= "fullnat_timestamp_removed",
 	[IP_VS_EXT_FNAT_MSS_ADJUSTED]		= "fullnat_mss_adjusted",
 	[IP_VS_EXT_FNAT_EXPIRE_RST]		= "conn_expire_tcp_rst",
+	[IP_VS_EXT_SP_RS_ERROR]			= "synproxy_rs_error",
+	[IP_VS_EXT_SP_NULL_ACK]			= "synproxy_null_ack",
+	[IP_VS_EXT_SP_BAD_ACK]			= "synproxy_bad_ack",
+	[IP_VS_EXT_SP_OK_ACK]			= "synproxy_ok_ack",
+	[IP_VS_EXT_SP_SYN_CNT]			= "synproxy_syn_cnt",
+	[IP_VS_EXT_SP_ACKSTORM]			= "synproxy_ackstorm",
+	[IP_VS_EXT_SP_SYNSEND_QLEN]		= "synproxy_synsend_qlen",
+	[IP_VS_EXT_SP_CONN_REUSED]		= "synproxy_conn_reused",
+	[IP_VS_EXT_SP_CONN_REUSED_CLOSE]	= "synproxy_conn_reused_close",
+	[IP_VS_EXT_SP_CONN_REUSED_TIMEWAIT]	= "synproxy_conn_reused_timewait",
+	[IP_VS_EXT_SP_CONN_REUSED_FINWAIT]	= "synproxy_conn_reused_finwait",
+	[IP_VS_EXT_SP_CONN_REUSED_CLOSEWAIT]	= "synproxy_conn_reused_closewait",
+	[IP_VS_EXT_SP_CONN_REUSED_LASTACK]	= "synproxy_conn_reused_lastack",
+	[IP_VS_EXT_SP_NO_DEST]			= "synproxy_no_dest",
+	[IP_VS_EXT_SP_STALE_ACK]		= "synproxy_stale_ack",
+	[IP_VS_EXT_SP_SYN_RETRY]		= "synproxy_syn_retry",
+	[IP_VS_EXT_SP_HS_FAIL]			= "synproxy_hs_fail",
+	[IP_VS_EXT_DEF_FRAG_DROP]		= "defence_ip_frag_drop",
+	[IP_VS_EXT_DEF_TCP_DROP]		= "defence_tcp_drop",
+	[IP_VS_EXT_DEF_UDP_DROP]		= "defence_udp_drop",
 };
 
 static int ip_vs_ext_zero;
@@ -50,6 +70,14 @@ static int ip_vs_ext_lport_lo = 1025;
 static int ip_vs_ext_lport_hi = 65535;
 static int ip_vs_ext_tries_lo = 10;
 static int ip_vs_ext_tries_hi = 60000;
+static int ip_vs_ext_mss_lo = 536;
+static int ip_vs_ext_mss_hi = 9000;
+static int ip_vs_ext_ws_hi = 14;
+static int ip_vs_ext_ttl_hi = 255;
+static int ip_vs_ext_store_hi = 5;
+static int ip_vs_ext_storm_hi = 255;
+static int ip_vs_ext_retry_hi = 6;
+static int ip_vs_ext_age_hi = 128;
 
 #define IP_VS_EXT_BOOL(name, field)					\
 	{ .procname = name, .data = &ip_vs_ext_defaults.field,		\
@@ -72,6 +100,25 @@ static struct ip_vs_ext_net ip_vs_ext_defaults = {
 	.fnat_lport_max		= 65535,
 	.fnat_lport_tries	= 10000,
 	.conn_expire_tcp_rst	= 1,
+	.sp_init_mss		= 1452,
+	.sp_sack		= 1,
+	.sp_wscale		= 0,
+	.sp_timestamp		= 0,
+	.sp_synack_ttl		= 63,
+	.sp_defer		= 0,
+	.sp_conn_reuse		= 1,
+	.sp_reuse_close		= 1,
+	.sp_reuse_time_wait	= 1,
+	.sp_reuse_fin_wait	= 0,
+	.sp_reuse_close_wait	= 0,
+	.sp_reuse_last_ack	= 0,
+	.sp_ack_store_thresh	= 3,
+	.sp_ack_storm_thresh	= 10,
+	.sp_syn_retry		= 3,
+	.sp_cookie_max_age	= 64,
+	.defence_tcp_drop	= 1,
+	.defence_udp_drop	= 1,
+	.defence_frag_drop	= 1,
 };
 
 /* The template of each namespace's table: .data points into the defaults
@@ -89,6 +136,32 @@ static struct ctl_table ip_vs_ext_vars[] = {
 	IP_VS_EXT_RANGE("fullnat_lport_tries", fnat_lport_tries,
 			ip_vs_ext_tries_lo, ip_vs_ext_tries_hi),
 	IP_VS_EXT_BOOL("conn_expire_tcp_rst", conn_expire_tcp_rst),
+	IP_VS_EXT_RANGE("synproxy_init_mss", sp_init_mss,
+			ip_vs_ext_mss_lo, ip_vs_ext_mss_hi),
+	IP_VS_EXT_BOOL("synproxy_sack", sp_sack),
+	IP_VS_EXT_RANGE("synproxy_wscale", sp_wscale,
+			ip_vs_ext_zero, ip_vs_ext_ws_hi),
+	IP_VS_EXT_BOOL("synproxy_timestamp", sp_timestamp),
+	IP_VS_EXT_RANGE("synproxy_synack_ttl", sp_synack_ttl,
+			ip_vs_ext_one, ip_vs_ext_ttl_hi),
+	IP_VS_EXT_BOOL("synproxy_defer", sp_defer),
+	IP_VS_EXT_BOOL("synproxy_conn_reuse", sp_conn_reuse),
+	IP_VS_EXT_BOOL("synproxy_conn_reuse_close", sp_reuse_close),
+	IP_VS_EXT_BOOL("synproxy_conn_reuse_time_wait", sp_reuse_time_wait),
+	IP_VS_EXT_BOOL("synproxy_conn_reuse_fin_wait", sp_reuse_fin_wait),
+	IP_VS_EXT_BOOL("synproxy_conn_reuse_close_wait", sp_reuse_close_wait),
+	IP_VS_EXT_BOOL("synproxy_conn_reuse_last_ack", sp_reuse_last_ack),
+	IP_VS_EXT_RANGE("synproxy_ack_skb_store_thresh", sp_ack_store_thresh,
+			ip_vs_ext_zero, ip_vs_ext_store_hi),
+	IP_VS_EXT_RANGE("synproxy_ack_storm_thresh", sp_ack_storm_thresh,
+			ip_vs_ext_one, ip_vs_ext_storm_hi),
+	IP_VS_EXT_RANGE("synproxy_syn_retry", sp_syn_retry,
+			ip_vs_ext_zero, ip_vs_ext_retry_hi),
+	IP_VS_EXT_RANGE("synproxy_cookie_max_age", sp_cookie_max_age,
+			ip_vs_ext_one, ip_vs_ext_age_hi),
+	IP_VS_EXT_BOOL("defence_tcp_drop", defence_tcp_drop),
+	IP_VS_EXT_BOOL("defence_udp_drop", defence_udp_drop),
+	IP_VS_EXT_BOOL("defence_frag_drop", defence_frag_drop),
 	{ }
 };
 
@@ -190,6 +263,8 @@ void ip_vs_ext_net_cleanup(struct netns_ipvs *ipvs)
 
 int ip_vs_ext_init(void)
 {
+	int ret;
+
 	/* The memory budget of a session (see struct ip_vs_conn): FULLNAT's
 	 * fields must fit in what a stock 6.1/6.12 session already costs in
 	 * its cache-line aligned slab object.
@@ -197,11 +272,18 @@ int ip_vs_ext_init(void)
 	BUILD_BUG_ON(sizeof(struct ip_vs_conn) > 320);
 	BUILD_BUG_ON(sizeof(struct ip_vs_fnat_seq) >
 		     2 * sizeof(struct ip_vs_seq));
-	return ip_vs_fnat_init();
+	ret = ip_vs_fnat_init();
+	if (ret)
+		return ret;
+	ret = ip_vs_synproxy_init();
+	if (ret)
+		ip_vs_fnat_cleanup();
+	return ret;
 }
 
 void ip_vs_ext_cleanup(void)
 {
+	ip_vs_synproxy_cleanup();
 	ip_vs_fnat_cleanup();
 	/* laddr objects are freed by RCU callbacks of this module */
 	rcu_barrier();

@@ -235,13 +235,17 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest)
  * ip_vs_fnat_conn_expire - release what a FULLNAT connection holds
  * @cp: a connection that ip_vs_conn_expire() has just unlinked
  *
- * Sends the RSTs of conn_expire_tcp_rst first, while the connection still
- * knows its sequence numbers.
+ * Sends the RSTs of conn_expire_tcp_rst first (FULLNAT and NAT), while the
+ * connection still knows its sequence numbers and before an application
+ * helper is unbound from it.
  */
 void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp)
 {
 	struct ip_vs_laddr *laddr;
 
+	if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_MASQ &&
+	    cp->protocol == IPPROTO_TCP)
+		ip_vs_nat_tcp_expire(cp);
 	if (!ip_vs_conn_fnat(cp) || !cp->local)
 		return;
 	laddr = cp->local;
@@ -829,6 +833,12 @@ static unsigned int ip_vs_fnat_reply(struct sk_buff *skb,
 	ip_vs_conn_reply_account(cp, skb, l4off);
 	if (ip_vs_fnat_mangle(skb, cp, l4off, false, 0) < 0)
 		goto drop;
+	/* SYNPROXY: the RS's handshake, or its numbers for the client */
+	if (unlikely(cp->flags & IP_VS_CONN_F_SYNPROXY) &&
+	    ip_vs_synproxy_out(cp, skb, l4off) != IP_VS_EXT_PASS) {
+		ip_vs_conn_put(cp);
+		return NF_STOLEN;
+	}
 	ip_vs_fnat_send(af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, skb, net);
 	ip_vs_conn_put(cp);
 	return NF_STOLEN;

@@ -52,5 +52,6 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			unsigned int thoff, struct ip_vs_fnat_csum *csum);
 void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp);
+void ip_vs_nat_tcp_expire(struct ip_vs_conn *cp);
 
 #endif /* IP_VS_FNAT_H */

@@ -210,7 +210,7 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
 	 * the sequence state afresh.
 	 */
 	fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
-	fs->flags = IP_VS_FNAT_SEQ_INIT;
+	ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT, ~IP_VS_SP_MASK);
 	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
 		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
 		if (stripped) {
@@ -247,7 +247,7 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
 	if (!(fs->flags & IP_VS_FNAT_SEQ_C_NXT) || after(end, fs->c_nxt)) {
 		fs->c_nxt = end;
-		fs->flags |= IP_VS_FNAT_SEQ_C_NXT;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_C_NXT, 0);
 	}
 	old = th->seq;
 	th->seq = htonl(ntohl(old) + fs->delta);
@@ -280,7 +280,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 	if (th->syn && th->ack) {
 		fs->rs_isn = ntohl(th->seq);
-		fs->flags |= IP_VS_FNAT_SEQ_RS_ISN;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_RS_ISN, 0);
 		if (READ_ONCE(cp->ipvs->ext->fnat_mss_adjust)) {
 			u16 by = ip_vs_toa_len(cp->af);
 
@@ -295,7 +295,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
 	if (!(fs->flags & IP_VS_FNAT_SEQ_R_NXT) || after(end, fs->r_nxt)) {
 		fs->r_nxt = end;
-		fs->flags |= IP_VS_FNAT_SEQ_R_NXT;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_R_NXT, 0);
 	}
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
 		return;
@@ -313,7 +313,9 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 /* ------------------------------------------------------------- RST */
 
-/* A RST from @saddr:@sport to @daddr:@dport, routed and sent. */
+/* A RST from @saddr:@sport to @daddr:@dport, routed and sent.  The source
+ * need not be ours: towards a NAT real server it is the client's address.
+ */
 static void ip_vs_fnat_send_rst(struct net *net, int af,
 				const union nf_inet_addr *saddr, __be16 sport,
 				const union nf_inet_addr *daddr, __be16 dport,
@@ -366,7 +368,8 @@ static void ip_vs_fnat_send_rst(struct net *net, int af,
 		ip6_local_out(net, NULL, skb);
 	} else {
 		struct flowi4 fl4 = { .daddr = daddr->ip, .saddr = saddr->ip,
-				      .flowi4_proto = IPPROTO_TCP };
+				      .flowi4_proto = IPPROTO_TCP,
+				      .flowi4_flags = FLOWI_FLAG_ANYSRC };
 		struct rtable *rt = ip_route_output_key(net, &fl4);
 		struct iphdr *ip4;
 
@@ -419,7 +422,99 @@ void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp)
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->laddr, cp->lport,
 			    &cp->daddr, cp->dport, fs->c_nxt + fs->delta,
 			    fs->r_nxt);
+	/* SYNPROXY sessions number the RS's data differently */
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->vaddr, cp->vport,
-			    &cp->caddr, cp->cport, fs->r_nxt, fs->c_nxt);
+			    &cp->caddr, cp->cport,
+			    fs->r_nxt + (fs->flags & IP_VS_SP_EST ?
+					 fs->sp_delta : 0), fs->c_nxt);
+	IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_EXPIRE_RST);
+}
+
+/* --------------------------------------------------------- NAT sessions */
+
+/*
+ * conn_expire_tcp_rst for NAT: a NAT session does not translate sequence
+ * numbers, so it only remembers the next one of each end, in the room
+ * FULLNAT uses for its own (struct ip_vs_fnat_seq with a zero delta).
+ * That room is shared with the sequence state of application helpers: a
+ * session with a helper, or whose sequence numbers a helper has shifted
+ * (IP_VS_CONN_F_SEQ_MASK, also carried by the sync daemon), is left alone.
+ */
+static bool ip_vs_nat_tcp_tracked(const struct ip_vs_conn *cp)
+{
+	return cp->protocol == IPPROTO_TCP && !cp->app &&
+	       IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_MASQ &&
+	       !(cp->flags & IP_VS_CONN_F_SEQ_MASK);
+}
+
+/**
+ * ip_vs_nat_tcp_track - remember the next sequence number of one end
+ * @cp: the connection
+ * @skb: a packet of it, already translated
+ * @thoff: offset of the TCP header from the network header
+ * @to_rs: client -> RS (true) or RS -> client
+ */
+void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
+			 unsigned int thoff, bool to_rs)
+{
+	struct ip_vs_fnat_seq *fs = &cp->fnat;
+	bool sp = cp->flags & IP_VS_CONN_F_SYNPROXY;
+	const struct tcphdr *th;
+	u32 end, *nxt, bit;
+
+	if (!ip_vs_nat_tcp_tracked(cp) ||
+	    !READ_ONCE(cp->ipvs->ext->conn_expire_tcp_rst))
+		return;
+	/* SYNPROXY keeps the RS's next number itself, in the RS's numbers
+	 * (ip_vs_sp_fix_out()); here its reply is already in the client's
+	 */
+	if (sp && !to_rs)
+		return;
+	/* the NAT handler made the fixed header writable, hence linear */
+	th = (const struct tcphdr *)(skb_network_header(skb) + thoff);
+	end = ntohl(th->seq) + th->syn + th->fin +
+	      (skb->len - skb_network_offset(skb) - thoff - th->doff * 4);
+	nxt = to_rs ? &fs->c_nxt : &fs->r_nxt;
+	bit = to_rs ? IP_VS_FNAT_SEQ_C_NXT : IP_VS_FNAT_SEQ_R_NXT;
+	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT)) {
+		fs->delta = 0;
+		/* SYNPROXY's state shares the flags */
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT,
+				     sp ? ~(IP_VS_SP_MASK |
+					    IP_VS_FNAT_SEQ_R_NXT) : ~0U);
+	}
+	if (!(fs->flags & bit) || after(end, *nxt)) {
+		*nxt = end;
+		ip_vs_fnat_seq_flags(fs, bit, 0);
+	}
+}
+
+/**
+ * ip_vs_nat_tcp_expire - conn_expire_tcp_rst for an expiring NAT session
+ * @cp: an unlinked NAT TCP connection
+ *
+ * As for FULLNAT: an ESTABLISHED session that times out is reset towards
+ * both ends; the real server's RST comes from the client's address, as
+ * every packet of the session did.
+ */
+void ip_vs_nat_tcp_expire(struct ip_vs_conn *cp)
+{
+	struct netns_ipvs *ipvs = cp->ipvs;
+	const struct ip_vs_fnat_seq *fs = &cp->fnat;
+	const u32 both = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT |
+			 IP_VS_FNAT_SEQ_R_NXT;
+
+	if (!ip_vs_nat_tcp_tracked(cp) ||
+	    cp->state != IP_VS_TCP_S_ESTABLISHED ||
+	    (fs->flags & both) != both || !READ_ONCE(ipvs->enable) ||
+	    !READ_ONCE(ipvs->ext->conn_expire_tcp_rst))
+		return;
+	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->caddr, cp->cport,
+			    &cp->daddr, cp->dport, fs->c_nxt, fs->r_nxt);
+	/* SYNPROXY sessions number the RS's data differently */
+	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->vaddr, cp->vport,
+			    &cp->caddr, cp->cport,
+			    fs->r_nxt + (fs->flags & IP_VS_SP_EST ?
+					 fs->sp_delta : 0), fs->c_nxt);
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_EXPIRE_RST);
 }

@@ -138,3 +138,37 @@ def test_stock_ipvsadm_forwarding(topo, method, proto, family):
         topo.ipvsadm("-C", check=False)
         for server in running:
             server.close()
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_expired_nat_session_resets_both_ends(topo, family):
+    """conn_expire_tcp_rst also covers NAT: an idle established NAT session
+    that times out is reset towards the client and the real server."""
+    running = _serve(topo, "tcp", family, None)
+    svc = f"-t {netlab.hostport(netlab.vip(family), PORT)}"
+    try:
+        topo.ipvsadm(f"-A {svc} -s rr")
+        topo.ipvsadm(f"-a {svc} -r {netlab.hostport(netlab.rs_addr(1, family), PORT)} -m")
+        topo.ipvsadm("--set 3 3 3")
+        before = _ext_counter(topo, "conn_expire_tcp_rst")
+        sock = netlab.connect(topo, topo.client, netlab.vip(family), PORT)
+        assert whoami.whoami_tcp(sock)[0] == "rs1"
+        sock.settimeout(120)
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(1):
+                pass
+        sock.close()
+        assert _ext_counter(topo, "conn_expire_tcp_rst") > before
+        netlab.wait_for(lambda: not topo.sh(
+            "rs1", f"ss -tnH state established '( sport = :{PORT} )'").stdout.strip())
+    finally:
+        topo.ipvsadm("--set 900 120 300")
+        topo.ipvsadm("-C", check=False)
+        for server in running:
+            server.close()
+
+
+def _ext_counter(topo, name: str) -> int:
+    text = topo.sh(topo.lb, "cat /proc/net/ip_vs_ext_stats").stdout
+    return next(int(line.split()[-1]) for line in text.splitlines()
+                if line.split()[:1] == [name])

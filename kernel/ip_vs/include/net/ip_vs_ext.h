@@ -12,6 +12,7 @@
 #define _NET_IP_VS_EXT_H
 
 #include <linux/types.h>
+#include <linux/atomic.h>
 #include <linux/list.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
@@ -27,8 +28,10 @@ struct ip_vs_conn;
 struct ip_vs_dest;
 struct ip_vs_service;
 struct ip_vs_dest_user_kern;
+struct ip_vs_service_user_kern;
 struct ip_vs_protocol;
 struct ip_vs_iphdr;
+struct ip_vs_proto_data;
 struct nf_hook_state;
 
 /* Sequence state of a FULLNAT connection.  It shares storage with the
@@ -40,7 +43,8 @@ struct ip_vs_fnat_seq {
 	__u32	rs_isn;		/* RS's ISN, from its SYN/ACK */
 	__u32	c_nxt;		/* next client seq (client space), for RST */
 	__u32	r_nxt;		/* next RS seq (RS space), for RST */
-	__u32	flags;		/* IP_VS_FNAT_SEQ_* */
+	__u32	flags;		/* IP_VS_FNAT_SEQ_*, IP_VS_SP_* */
+	__u32	sp_delta;	/* SYNPROXY: our ISN to the client - RS's ISN */
 };
 
 #define IP_VS_FNAT_SEQ_INIT	0x0001	/* delta is set (client SYN seen) */
@@ -48,6 +52,34 @@ struct ip_vs_fnat_seq {
 #define IP_VS_FNAT_SEQ_C_NXT	0x0004	/* c_nxt is valid */
 #define IP_VS_FNAT_SEQ_R_NXT	0x0008	/* r_nxt is valid */
 #define IP_VS_FNAT_SEQ_TOA_OK	0x0010	/* TOA reached the RS */
+
+/* SYNPROXY state of a connection, in ip_vs_fnat_seq.flags (used by NAT
+ * and FULLNAT connections carrying IP_VS_CONN_F_SYNPROXY; a NAT one has no
+ * other user of this storage, see ip_vs_synproxy.c).
+ */
+#define IP_VS_SP_HS		0x0100	/* handshake with the RS pending */
+#define IP_VS_SP_EST		0x0200	/* sp_delta is set */
+#define IP_VS_SP_DEAD		0x0400	/* gave up: RS silent or refused */
+#define IP_VS_SP_WIN		0x0800	/* rewrite the RS's window */
+#define IP_VS_SP_WS_SHIFT	12	/* 4 bits: scale we told the client */
+#define IP_VS_SP_RSWS_SHIFT	16	/* 4 bits: the RS's scale */
+#define IP_VS_SP_STORM_SHIFT	24	/* 8 bits: suspicious ACKs in a row */
+#define IP_VS_SP_MASK		0xffffff00	/* all of SYNPROXY's bits */
+
+/* Set and clear bits of a session's flags word.  Packets of the two
+ * directions and the handshake timer update it on different CPUs, so
+ * every change is one atomic read-modify-write.
+ */
+static inline void ip_vs_fnat_seq_flags(struct ip_vs_fnat_seq *fs, u32 set,
+					u32 clear)
+{
+	u32 old, new;
+
+	do {
+		old = READ_ONCE(fs->flags);
+		new = (old & ~clear) | set;
+	} while (cmpxchg(&fs->flags, old, new) != old);
+}
 
 /* A FULLNAT local address of a service.  Connections hold a reference,
  * so deleting an address in use only unlinks it from the service; it is
@@ -83,6 +115,26 @@ enum ip_vs_ext_stat {
 	IP_VS_EXT_FNAT_TS_REMOVED,
 	IP_VS_EXT_FNAT_MSS_ADJUSTED,
 	IP_VS_EXT_FNAT_EXPIRE_RST,
+	IP_VS_EXT_SP_RS_ERROR,
+	IP_VS_EXT_SP_NULL_ACK,
+	IP_VS_EXT_SP_BAD_ACK,
+	IP_VS_EXT_SP_OK_ACK,
+	IP_VS_EXT_SP_SYN_CNT,
+	IP_VS_EXT_SP_ACKSTORM,
+	IP_VS_EXT_SP_SYNSEND_QLEN,
+	IP_VS_EXT_SP_CONN_REUSED,
+	IP_VS_EXT_SP_CONN_REUSED_CLOSE,
+	IP_VS_EXT_SP_CONN_REUSED_TIMEWAIT,
+	IP_VS_EXT_SP_CONN_REUSED_FINWAIT,
+	IP_VS_EXT_SP_CONN_REUSED_CLOSEWAIT,
+	IP_VS_EXT_SP_CONN_REUSED_LASTACK,
+	IP_VS_EXT_SP_NO_DEST,
+	IP_VS_EXT_SP_STALE_ACK,
+	IP_VS_EXT_SP_SYN_RETRY,
+	IP_VS_EXT_SP_HS_FAIL,
+	IP_VS_EXT_DEF_FRAG_DROP,
+	IP_VS_EXT_DEF_TCP_DROP,
+	IP_VS_EXT_DEF_UDP_DROP,
 	IP_VS_EXT_STAT_MAX
 };
 
@@ -101,6 +153,25 @@ struct ip_vs_ext_net {
 	int	fnat_lport_max;
 	int	fnat_lport_tries;
 	int	conn_expire_tcp_rst;
+	int	sp_init_mss;
+	int	sp_sack;
+	int	sp_wscale;
+	int	sp_timestamp;
+	int	sp_synack_ttl;
+	int	sp_defer;
+	int	sp_conn_reuse;
+	int	sp_reuse_close;
+	int	sp_reuse_time_wait;
+	int	sp_reuse_fin_wait;
+	int	sp_reuse_close_wait;
+	int	sp_reuse_last_ack;
+	int	sp_ack_store_thresh;
+	int	sp_ack_storm_thresh;
+	int	sp_syn_retry;
+	int	sp_cookie_max_age;
+	int	defence_tcp_drop;
+	int	defence_udp_drop;
+	int	defence_frag_drop;
 
 	/* local address objects alive: configured, or kept by sessions */
 	atomic_t			num_laddrs;
@@ -135,6 +206,40 @@ unsigned int ip_vs_fnat_reply_hook(void *priv, struct sk_buff *skb,
 				   const struct nf_hook_state *state);
 void ip_vs_fnat_seq_local(const struct ip_vs_conn *cp, char *buf, size_t len,
 			  bool no_pe);
+
+/* ip_vs_fnat_tcp.c: where both ends of a NAT TCP session stand, for the
+ * RSTs of conn_expire_tcp_rst (ip_vs_xmit.c and ip_vs_core.c call it)
+ */
+void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
+			 unsigned int thoff, bool to_rs);
+
+/* ip_vs_synproxy.c: SYNPROXY and flood defence.  ip_vs_synproxy_in()
+ * returns IP_VS_EXT_PASS or the verdict of a packet it has taken over
+ * (the caller still owns its reference to @cp).
+ */
+#define IP_VS_EXT_PASS	(-1)
+int ip_vs_synproxy_init(void);
+void ip_vs_synproxy_cleanup(void);
+int ip_vs_synproxy_in(struct netns_ipvs *ipvs, struct sk_buff *skb,
+		      struct ip_vs_iphdr *iph, struct ip_vs_proto_data *pd,
+		      struct ip_vs_conn *cp);
+int ip_vs_synproxy_out(struct ip_vs_conn *cp, struct sk_buff *skb,
+		       unsigned int thoff);
+bool ip_vs_synproxy_retry(struct ip_vs_conn *cp);
+void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp);
+int ip_vs_synproxy_svc_check(const struct ip_vs_service *svc,
+			     unsigned int flags);
+int ip_vs_synproxy_dest_check(const struct ip_vs_service *svc,
+			      const struct ip_vs_dest_user_kern *udest);
+
+/* ip_vs_core.c (patched in): stats and state of a packet that SYNPROXY
+ * sends or consumes on a connection's behalf
+ */
+void ip_vs_conn_account(struct ip_vs_conn *cp, int direction,
+			struct sk_buff *skb, unsigned int iph_len);
+/* ip_vs_ctl.c (patched in): has the namespace a @protocol service on @addr? */
+bool ip_vs_addr_has_service(struct netns_ipvs *ipvs, int af, u16 protocol,
+			    const union nf_inet_addr *addr);
 
 /* ip_vs_ctl.c calls this on adding or editing a real server */
 int ip_vs_fnat_dest_check(const struct ip_vs_service *svc,
