@@ -156,7 +156,31 @@ def demo(c, kver=None):
         raise Exit(code=rc)
 
 
-ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo)
+@task(help={"kver": "kernel to measure (default: the first installed 6.1/6.12 kernel)",
+            "quick": "CI smoke: each measurement once, small counts (no speed claims)",
+            "json": "where to write the JSON (default build/bench/KVER/bench.json); "
+                    "the chart goes next to it as .png",
+            "memory": "guest memory (default 3G: a million sessions and their packets)",
+            "no_build": "do not rebuild the modules first"})
+def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
+    """Benchmarks of issue 8 in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
+
+    Prints a table of ratios against baselines measured in the same run,
+    writes JSON and a PNG chart (docs/benchmarks.md).
+    """
+    from tools.bench import host as bench_mod
+
+    chosen = _kernels(kver)[0]
+    if not no_build:
+        build(c, kver=chosen)
+    try:
+        bench_mod.run(chosen, quick=quick, json_path=json,
+                      memory=memory or bench_mod.BENCH_MEMORY)
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+
+
+ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo, bench)
 ns.add_collection(tune)
 
 # --- toa: the real-server installer (tools/toa_tasks.py) -------------------

@@ -1,0 +1,34 @@
+"""The benchmark's quick mode runs in the test guest (issue 8).
+
+Only the shape of the result is checked: every key is there and is either
+a positive number or null with a reason.  Nothing about speed is asserted
+(the guest is emulated and the machine shared).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tools.bench import runner
+
+pytestmark = pytest.mark.kernel
+
+
+def test_quick_benchmark_reports_every_key():
+    result = runner.run(quick=True)
+    json.dumps(result)                      # the document is plain JSON
+    problems = {}
+    for key in runner.KEYS:
+        value = result.get(key, "missing")
+        if value is None:
+            if not result["reasons"].get(key):
+                problems[key] = "null without a reason"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            problems[key] = f"not a positive number: {value!r}"
+    assert not problems, (problems, result["reasons"])
+    for key in ("bytes_per_session_nat", "bytes_per_session_fnat"):
+        assert result[key] is None or isinstance(result[key], int)
+    assert result["kernel"] and result["guest_cpus"] >= 1 and result["repeats"] == 1
+    assert result["quick"] is True

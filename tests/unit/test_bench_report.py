@@ -1,0 +1,43 @@
+"""Host side of the benchmark: flow spaces, the table, the chart."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tools.bench import report, runner
+
+
+@pytest.mark.parametrize("n", [1, 100, 1000, 60001, 120_000, 1_000_000])
+def test_flow_space_covers_n_with_coprime_sizes(n):
+    addrs, ports = runner.flow_space(n)
+    assert addrs * ports >= n
+    assert math.gcd(addrs, ports) == 1
+    assert ports <= 65535 - 1024 and addrs <= 254
+
+
+def _result(**values):
+    base = {k: None for k in runner.KEYS}
+    base.update(kernel="6.12.0-test", guest_cpus=2, repeats=5, quick=False,
+                reasons={"synproxy_vs_syncookie_ratio": "not available yet: no counters"})
+    base.update(values)
+    return base
+
+
+def test_table_shows_values_targets_and_reasons():
+    text = report.table(_result(fnat_vs_nat_pps_ratio=0.97, list_py_vs_c_ratio=2.0,
+                                nat_pps=1234.0))
+    assert "fnat_vs_nat_pps_ratio" in text and "0.970" in text and "met" in text
+    assert "missed (+33%)" in text
+    assert "not available yet: no counters" in text
+    assert "1,234" in text
+    md = report.markdown(_result(bytes_per_session_nat=320))
+    assert "| `bytes_per_session_nat` | 320 |" in md
+
+
+def test_chart_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = report.chart(_result(fnat_vs_nat_pps_ratio=0.9, restore_py_vs_c_ratio=12.0),
+                        tmp_path / "c.png")
+    assert path.stat().st_size > 1000

@@ -1,0 +1,686 @@
+"""Guest side of ``./inv bench``: every measurement of issue 8, in one guest.
+
+``python -m tools.bench.runner [--quick] --out PATH`` (as root, our modules
+loaded) builds its own lab of namespaces (``b-client``, ``b-lb``, ``b-rs1``;
+see docs/benchmarks.md), measures, and writes one JSON document.  Every
+figure is a ratio against a baseline measured in this run on this guest;
+absolute values are kept for context.  A figure whose feature the running
+module lacks is ``null`` with a reason in ``reasons``.
+
+Traffic generators: the kernel's pktgen for UDP packet rates and for
+filling the session table; ``tools/bench/gen.c`` (compiled on first use) for
+TCP connections per second and for SYN/ACK floods.
+
+Layout of the balancer's CPU work: the generator runs on CPU 0 and the
+balancer's receive path is steered to CPU 1 with RPS (the real servers'
+receive path follows it), so the generator does not share a CPU with
+what is measured.  With one CPU everything shares it (and the ratio is
+diluted by the generator's cost; the JSON says ``rps_cpu: null``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from netaddr import IPAddress
+
+from tools import netlab
+from tools.netlab import Topology
+
+ROOT = Path(__file__).resolve().parents[2]
+GEN_SRC = Path(__file__).with_name("gen.c")
+GEN_BUILT = ROOT / "build" / "bench" / "lvs-bench-gen"
+
+VIP = netlab.VIP4
+LB_ADDR = netlab.LB_C4
+UDP_NAT, UDP_FNAT = 9000, 9001          # UDP services (packet rates, sessions)
+TCP_NAT, TCP_FNAT, TCP_SYNPROXY = 80, 81, 82
+RS_TCP = {TCP_NAT: 8080, TCP_FNAT: 8081, TCP_SYNPROXY: 8082}
+COOKIE_PORT = 7000                      # a local listener in the balancer
+SRC_NET = "10.64.0.0/10"                # generated client addresses
+SVC_F_SYNPROXY = 0x8000
+#: Source /16 of each purpose's generated flows: 10.BASE.0.0/16.
+BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68}
+
+#: Target of each figure (reported, never asserted): (comparison, value).
+TARGETS = {
+    "fnat_vs_nat_pps_ratio": (">=", 0.95),
+    "fnat_vs_nat_cps_ratio": (">=", 0.9),
+    "synproxy_vs_syncookie_ratio": (">=", 1.0),
+    "ackflood_drop_vs_synflood_ratio": ("~", 2.3),
+    "bytes_fnat_vs_nat_ratio": ("<=", 1.2),
+    "lookup_1m_vs_1k_ratio": (">=", 0.8),
+    "restore_py_vs_c_ratio": ("<=", 1.0),
+    "list_py_vs_c_ratio": ("<=", 1.5),
+}
+RATIO_KEYS = tuple(TARGETS)
+#: Every key the JSON document has (issue 8), besides context.
+KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie_ratio",
+        "ackflood_drop_vs_synflood_ratio", "bytes_per_session_fnat",
+        "bytes_per_session_nat", "lookup_1m_vs_1k_ratio", "restore_py_vs_c_ratio",
+        "list_py_vs_c_ratio")
+
+
+@dataclasses.dataclass
+class Params:
+    repeats: int = 5
+    seconds: float = 4.0          # one measuring window
+    warmup: float = 1.0
+    flows: int = 1000             # flows of the packet-rate runs (= live sessions)
+    sessions: int = 120_000       # sessions of each bytes-per-session run
+    big: int = 1_000_000          # sessions of the big-table run
+    laddrs: int = 64              # FULLNAT local addresses (ports: laddrs x 60k)
+    concurrency: int = 64         # connects in flight
+    rules: int = 10_000           # control plane
+    services: int = 1000
+    max_passes: int = 8           # pktgen passes to fill a session table
+
+
+FULL = Params()
+QUICK = Params(repeats=1, seconds=1.0, warmup=0.5, flows=100, sessions=5000, big=20_000,
+               laddrs=4, concurrency=16, rules=500, services=50, max_passes=3)
+
+
+# ---------------------------------------------------------------- helpers
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def sh(cmd: str, check: bool = True, timeout: float = 600) -> str:
+    return netlab.run(cmd, check=check, timeout=timeout).stdout
+
+
+def median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    if num is None or not den:
+        return None
+    return num / den
+
+
+def paired_ratio(nums: list[float], dens: list[float]) -> float | None:
+    """Median of the ratios of each repeat's pair (feature, then baseline, measured
+    back to back): a slow drift of the shared host cancels within a pair."""
+    pairs = [n / d for n, d in zip(nums, dens) if d]
+    return statistics.median(pairs) if pairs else None
+
+
+def gen_binary() -> str:
+    """The C generator: the host-built one if current, else compiled into /tmp."""
+    if GEN_BUILT.exists() and GEN_BUILT.stat().st_mtime >= GEN_SRC.stat().st_mtime:
+        return str(GEN_BUILT)
+    out = Path("/tmp/lvs-bench-gen")
+    if not out.exists() or out.stat().st_mtime < GEN_SRC.stat().st_mtime:
+        sh(f"gcc -O2 -o {out} {GEN_SRC}")
+    return str(out)
+
+
+def build_gen(target: Path = GEN_BUILT) -> Path:
+    """Compile the generator on the host (``./inv bench`` does this first)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    netlab.run(["gcc", "-O2", "-Wall", "-o", str(target), str(GEN_SRC)])
+    return target
+
+
+def flow_space(n: int) -> tuple[int, int]:
+    """(addresses, ports) whose product is >= n and whose sizes are coprime.
+
+    pktgen steps the source address and the source port once per packet
+    each, wrapping independently: with coprime sizes the pair runs through
+    addresses x ports distinct flows before repeating.
+    """
+    addrs = max(1, math.ceil(n / 60000))
+    ports = math.ceil(n / addrs)
+    while math.gcd(addrs, ports) != 1:
+        ports += 1
+    return addrs, ports
+
+
+# ---------------------------------------------------------------- the lab
+
+class Lab:
+    """client -> lb (IPVS) -> rs1, with NAT and FULLNAT services side by side."""
+
+    def __init__(self, p: Params) -> None:
+        self.p = p
+        self.topo = Topology(n_rs=1, prefix="b-")
+        self.ipvs = None
+        self.procs: list[subprocess.Popen] = []
+        self.rps_cpu: int | None = None
+        self.svc: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ set up
+    def __enter__(self) -> "Lab":
+        self.topo.up()
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+        if self.ipvs is not None:
+            try:
+                self.ipvs.flush()
+            finally:
+                self.ipvs.close()
+        self.topo.down()
+
+    def _setup(self) -> None:
+        from ipvsadm_py import IPVS, Dest, LocalAddress, Service, Timeouts
+        from ipvsadm_py import wire
+
+        t = self.topo
+        sh("modprobe pktgen")
+        t.sysctl(t.lb, net__ipv4__conf__all__rp_filter=0,
+                 net__ipv4__conf__default__rp_filter=0, net__ipv4__conf__eth0__rp_filter=0)
+        t.sysctl(t.client, net__ipv4__ip_local_port_range="10000 65000")
+        t.ip_batch(t.lb, [f"route add {SRC_NET} via {netlab.CLIENT4}"]
+                   + [f"addr add 10.0.3.{i}/32 dev vip0" for i in range(1, self.p.laddrs + 1)])
+        # RS: drop UDP on arrival (counted by the interface first): the
+        # real server's own cost stays out of the packet rates.
+        t.sh(t.rs(1), "tc qdisc add dev eth0 clsact && tc filter add dev eth0 ingress "
+                      "protocol ip prio 1 u32 match ip protocol 17 0xff action drop")
+        if os.cpu_count() and os.cpu_count() >= 2:
+            self.rps_cpu = 1
+            t.sh(t.lb, "echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus")
+        self.lb_mac = self.link(t.lb, "eth0")["address"]
+        # pktgen: one device on CPU 0's thread, added once (removing and
+        # adding again races with the thread, which removes asynchronously)
+        self._pg(["echo rem_device_all > /proc/net/pktgen/kpktgend_0"])
+        netlab.wait_for(lambda: t.sh(t.client, "test -e /proc/net/pktgen/eth0",
+                                     check=False).returncode != 0, timeout=30)
+        self._pg(["echo add_device eth0 > /proc/net/pktgen/kpktgend_0"])
+
+        with t.inside(t.lb):
+            self.ipvs = IPVS()
+        self.ipvs.set_timeouts(Timeouts(udp=24 * 3600))
+        rs = IPAddress(netlab.rs_addr(1))
+        laddrs = [LocalAddress(addr=IPAddress(f"10.0.3.{i}"))
+                  for i in range(1, self.p.laddrs + 1)]
+
+        def service(name: str, proto: int, port: int, rport: int, fwd: int,
+                    flags: int = 0) -> None:
+            svc = Service(protocol=proto, addr=IPAddress(VIP), port=port, scheduler="rr",
+                          flags=flags)
+            self.ipvs.add_service(svc)
+            if fwd == wire.FWD_FULLNAT:
+                for la in laddrs:
+                    self.ipvs.add_laddr(svc, la)
+            self.ipvs.add_dest(svc, Dest(addr=rs, port=rport, forward=fwd, weight=1))
+            self.svc[name] = svc
+
+        fnat = wire.FWD_FULLNAT if self.ipvs.fullnat_supported() else None
+        self.fullnat = fnat is not None
+        service("udp_nat", wire.IPPROTO_UDP, UDP_NAT, UDP_NAT, wire.FWD_MASQ)
+        service("tcp_nat", wire.IPPROTO_TCP, TCP_NAT, RS_TCP[TCP_NAT], wire.FWD_MASQ)
+        if self.fullnat:
+            service("udp_fnat", wire.IPPROTO_UDP, UDP_FNAT, UDP_FNAT, fnat)
+            service("tcp_fnat", wire.IPPROTO_TCP, TCP_FNAT, RS_TCP[TCP_FNAT], fnat)
+
+    # ------------------------------------------------------------ counters
+    def link(self, ns: str, dev: str) -> dict:
+        return json.loads(sh(f"ip -n {ns} -s -j link show {dev}"))[0]
+
+    def rx(self, ns: str, dev: str = "eth0") -> int:
+        return self.link(ns, dev)["stats64"]["rx"]["packets"]
+
+    def conns(self, name: str) -> int:
+        """Live sessions of a service: its real servers' active + inactive
+        connection counts (exact at once; the service's own stats lag by
+        up to the estimator's 2 s)."""
+        return sum(d.active_conns + d.inact_conns for d in self.ipvs.dests(self.svc[name]))
+
+    # ------------------------------------------------------------ pktgen
+    def _pg(self, lines: list[str]) -> None:
+        script = "set -e\n" + "\n".join(lines)
+        self.topo.sh(self.topo.client, script)
+
+    def pktgen_setup(self, port: int, nflows: int, base: int, ratep: int = 0,
+                     count: int = 0) -> None:
+        """pktgen on the client's eth0: 64-byte UDP to VIP:port over ``nflows``
+        flows from source addresses 10.BASE.0.1 upwards (one /16 of SRC_NET
+        per purpose, so each purpose has its own sessions)."""
+        addrs, ports = flow_space(nflows)
+        if addrs > 254:
+            raise ValueError(f"{nflows} flows need more than 254 source addresses")
+        dev = "/proc/net/pktgen/eth0"
+        self._pg([
+            f"echo 'count {count}' > {dev}",
+            f"echo 'clone_skb 0' > {dev}",
+            f"echo 'pkt_size 64' > {dev}",
+            f"echo 'delay 0' > {dev}",                 # also undoes an earlier ratep
+            *([f"echo 'ratep {ratep}' > {dev}"] if ratep else []),
+            f"echo 'dst {VIP}' > {dev}",
+            f"echo 'dst_mac {self.lb_mac}' > {dev}",
+            f"echo 'src_min 10.{base}.0.1' > {dev}",
+            f"echo 'src_max 10.{base}.0.{addrs}' > {dev}",
+            # udp_src_max is exclusive; min == max means one fixed port
+            f"echo 'udp_src_min 1024' > {dev}",
+            f"echo 'udp_src_max {1024 + ports if ports > 1 else 1024}' > {dev}",
+            f"echo 'udp_dst_min {port}' > {dev}",
+            f"echo 'udp_dst_max {port}' > {dev}",
+        ])
+        self.flows = addrs * ports
+
+    def pktgen_start(self) -> subprocess.Popen:
+        return subprocess.Popen(["ip", "netns", "exec", self.topo.client, "sh", "-c",
+                                 "echo start > /proc/net/pktgen/pgctrl"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def pktgen_stop(self, proc: subprocess.Popen) -> None:
+        self.topo.sh(self.topo.client, "echo stop > /proc/net/pktgen/pgctrl", check=False)
+        proc.wait(timeout=60)
+
+    def forward_rate(self, port: int, nflows: int, base: int,
+                     seconds: float) -> dict[str, float]:
+        """Packets per second reaching the real server (and offered)."""
+        self.pktgen_setup(port, nflows, base)
+        proc = self.pktgen_start()
+        try:
+            time.sleep(self.p.warmup)
+            rs0, tx0, t0 = self.rx(self.topo.rs(1)), self.rx(self.topo.lb), time.monotonic()
+            time.sleep(seconds)
+            rs1, tx1, t1 = self.rx(self.topo.rs(1)), self.rx(self.topo.lb), time.monotonic()
+        finally:
+            self.pktgen_stop(proc)
+        return {"pps": (rs1 - rs0) / (t1 - t0), "offered_pps": (tx1 - tx0) / (t1 - t0)}
+
+    def fill(self, name: str, port: int, nflows: int, base: int) -> dict[str, float]:
+        """Create nflows live UDP sessions on service ``name``; returns the count."""
+        before = self.conns(name)
+        self.pktgen_setup(port, nflows, base, count=nflows)
+        started = time.monotonic()
+        rate = 0
+        for n in range(self.p.max_passes):
+            t0 = time.monotonic()
+            c0 = self.conns(name)
+            self.topo.sh(self.topo.client, "echo start > /proc/net/pktgen/pgctrl",
+                         timeout=3600)
+            made = self.conns(name) - before
+            rate = (self.conns(name) - c0) / max(time.monotonic() - t0, 1e-3)
+            log(f"  fill {name}: pass {n + 1}: {made}/{self.flows} sessions")
+            if made >= self.flows * 0.999:
+                break
+            # the next passes at 80 % of what this one created per second
+            self.pktgen_setup(port, nflows, base, count=nflows,
+                              ratep=max(1000, int(rate * 0.8)) if rate else 0)
+        return {"sessions": self.conns(name) - before,
+                "seconds": time.monotonic() - started}
+
+    # ------------------------------------------------------------ TCP
+    def serve(self) -> None:
+        gen = gen_binary()
+        proc = subprocess.Popen(["ip", "netns", "exec", self.topo.rs(1), gen, "serve",
+                                 *map(str, RS_TCP.values())],
+                                stdout=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the connection server did not start")
+
+    def connect_rate(self, port: int, seconds: float) -> dict[str, float]:
+        out = sh(f"ip netns exec {self.topo.client} taskset -c 0 {gen_binary()} connect "
+                 f"{VIP} {port} {seconds} {self.p.concurrency}")
+        done, failed, elapsed = out.split()
+        return {"cps": int(done) / float(elapsed), "failed": int(failed)}
+
+    def flood(self, dst: str, port: int, kind: str, seconds: float) -> dict[str, float]:
+        """SYN or ACK flood from the client; rates of what the lb took and answered."""
+        t = self.topo
+        # drop only TCP: the balancer's ARP requests must still be answered,
+        # or its neighbour entry for the client fails after ~30 s of flood
+        t.sh(t.client, "tc qdisc add dev eth0 clsact && tc filter add dev eth0 ingress "
+                       "protocol ip prio 1 u32 match ip protocol 6 0xff action drop")
+        try:
+            c0, l0, s0 = self.rx(t.client), self.rx(t.lb), time.monotonic()
+            out = sh(f"ip netns exec {t.client} taskset -c 0 {gen_binary()} flood eth0 "
+                     f"{self.lb_mac} 10.96.0.0/12 {dst} {port} {kind} {seconds}")
+            c1, l1, s1 = self.rx(t.client), self.rx(t.lb), time.monotonic()
+        finally:
+            t.sh(t.client, "tc qdisc del dev eth0 clsact", check=False)
+        sent, elapsed = out.split()
+        return {"answered_pps": (c1 - c0) / (s1 - s0), "taken_pps": (l1 - l0) / (s1 - s0),
+                "sent_pps": int(sent) / float(elapsed)}
+
+
+# ---------------------------------------------------------------- slab
+
+def slab() -> dict[str, int]:
+    """Bytes held in active objects of every slab cache."""
+    out = {}
+    for line in Path("/proc/slabinfo").read_text().splitlines()[2:]:
+        f = line.split()
+        out[f[0]] = int(f[1]) * int(f[3])
+    return out
+
+
+def slab_growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after.get(k, 0) - before.get(k, 0) for k in set(before) | set(after)
+            if after.get(k, 0) != before.get(k, 0)}
+
+
+# ---------------------------------------------------------------- support probes
+
+def synproxy_support(lab: Lab) -> str | None:
+    """None when the module does SYNPROXY, else why it does not (run-time probe:
+    a service keeps flag 0x8000 and /proc/net/ip_vs_ext_stats counts synproxy_*)."""
+    from ipvsadm_py import Dest, Service, ops
+    from ipvsadm_py import wire
+
+    stats = _ns_ext_stats(lab.topo.lb)
+    if not any(k.startswith("synproxy") for k in stats):
+        return "not available yet: no synproxy_* counters in /proc/net/ip_vs_ext_stats"
+    svc = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(VIP), port=TCP_SYNPROXY,
+                  scheduler="rr", flags=SVC_F_SYNPROXY)
+    err = lab.ipvs.run([ops.add_service(svc)])[0]
+    if err is not None:
+        return f"not available yet: the kernel refused a service with flag 0x8000 ({err})"
+    got = lab.ipvs.service(svc)
+    if not got.flags & SVC_F_SYNPROXY:
+        lab.ipvs.delete_service(svc)
+        return "not available yet: the kernel dropped service flag 0x8000"
+    fwd = wire.FWD_FULLNAT if lab.fullnat else wire.FWD_MASQ
+    if lab.fullnat:
+        from ipvsadm_py import LocalAddress
+        for i in range(1, lab.p.laddrs + 1):
+            lab.ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(f"10.0.3.{i}")))
+    lab.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)),
+                                port=RS_TCP[TCP_SYNPROXY], forward=fwd, weight=1))
+    lab.svc["tcp_synproxy"] = svc
+    return None
+
+
+# ---------------------------------------------------------------- measurements
+
+class Bench:
+    def __init__(self, p: Params, quick: bool) -> None:
+        self.p = p
+        self.quick = quick
+        self.result: dict[str, Any] = {k: None for k in KEYS}
+        self.reasons: dict[str, str] = {}
+        self.samples: dict[str, list] = {}
+        self.context: dict[str, Any] = {}
+
+    def null(self, key: str, reason: str) -> None:
+        self.result[key] = None
+        self.reasons[key] = reason
+
+    def step(self, name: str, fn: Callable[[], None], keys: tuple[str, ...]) -> None:
+        """Run one measurement; an error nulls its keys with the reason."""
+        log(f"{name} ...")
+        started = time.monotonic()
+        try:
+            fn()
+        except Exception as exc:      # reported, not hidden: the reason says what failed
+            log(f"{name} failed: {exc!r}")
+            for key in keys:
+                if self.result.get(key) is None and key not in self.reasons:
+                    self.null(key, f"measurement failed: {type(exc).__name__}: "
+                                   f"{str(exc)[:300]}")
+        log(f"{name} done in {time.monotonic() - started:.0f} s")
+
+    # -------------------------------------------------------- packet rates
+    def pps(self, lab: Lab) -> None:
+        if not lab.fullnat:
+            self.null("fnat_vs_nat_pps_ratio", "not available yet: FULLNAT is missing")
+        runs = {"nat": [], "fnat": [], "nat_offered": [], "fnat_offered": []}
+        for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
+            if name == "fnat" and not lab.fullnat:
+                continue
+            lab.fill(f"udp_{name}", port, self.p.flows, BASE[f"pps_{name}"])  # before timing
+        for _ in range(self.p.repeats):
+            for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
+                if name == "fnat" and not lab.fullnat:
+                    continue
+                r = lab.forward_rate(port, self.p.flows, BASE[f"pps_{name}"],
+                                     self.p.seconds)
+                runs[name].append(r["pps"])
+                runs[f"{name}_offered"].append(r["offered_pps"])
+                log(f"  {name}: {r['pps']:.0f} pps at the RS (offered {r['offered_pps']:.0f})")
+        self.samples["pps"] = runs
+        self.result["nat_pps"] = median(runs["nat"])
+        self.result["fnat_pps"] = median(runs["fnat"])
+        self.context["offered_pps"] = median(runs["nat_offered"] + runs["fnat_offered"])
+        if lab.fullnat:
+            self.result["fnat_vs_nat_pps_ratio"] = paired_ratio(runs["fnat"], runs["nat"])
+            self.context["fnat_vs_nat_pps_ratio_of_medians"] = ratio(
+                self.result["fnat_pps"], self.result["nat_pps"])
+
+    # -------------------------------------------------------- connections
+    def cps(self, lab: Lab) -> None:
+        if not lab.fullnat:
+            self.null("fnat_vs_nat_cps_ratio", "not available yet: FULLNAT is missing")
+        lab.serve()
+        runs: dict[str, list] = {"nat": [], "fnat": [], "failed": []}
+        lab.connect_rate(TCP_NAT, min(1.0, self.p.seconds))      # warm up both paths
+        for _ in range(self.p.repeats):
+            for name, port in (("nat", TCP_NAT), ("fnat", TCP_FNAT)):
+                if name == "fnat" and not lab.fullnat:
+                    continue
+                r = lab.connect_rate(port, self.p.seconds)
+                runs[name].append(r["cps"])
+                runs["failed"].append(r["failed"])
+                log(f"  {name}: {r['cps']:.0f} connections/s ({r['failed']} failed)")
+        self.samples["cps"] = runs
+        self.result["nat_cps"] = median(runs["nat"])
+        self.result["fnat_cps"] = median(runs["fnat"])
+        if lab.fullnat:
+            self.result["fnat_vs_nat_cps_ratio"] = paired_ratio(runs["fnat"], runs["nat"])
+            self.context["fnat_vs_nat_cps_ratio_of_medians"] = ratio(
+                self.result["fnat_cps"], self.result["nat_cps"])
+
+    # -------------------------------------------------------- floods
+    def floods(self, lab: Lab) -> None:
+        t = lab.topo
+        t.sysctl(t.lb, net__ipv4__tcp_syncookies=2)          # cookies for every SYN
+        listener = None
+        with t.inside(t.lb):
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind((LB_ADDR, COOKIE_PORT))
+        listener.listen(16)
+        runs: dict[str, list] = {"syncookie": [], "synproxy": [], "ackflood": []}
+        why = synproxy_support(lab)
+        try:
+            for _ in range(self.p.repeats):
+                r = lab.flood(LB_ADDR, COOKIE_PORT, "syn", self.p.seconds)
+                runs["syncookie"].append(r["answered_pps"])
+                log(f"  syncookie: {r['answered_pps']:.0f} SYN/ACK/s "
+                    f"(sent {r['sent_pps']:.0f}/s, lb took {r['taken_pps']:.0f}/s)")
+                if why is None:
+                    r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
+                    runs["synproxy"].append(r["answered_pps"])
+                    log(f"  synproxy: {r['answered_pps']:.0f} SYN/ACK/s")
+                    r = lab.flood(VIP, TCP_SYNPROXY, "ack", self.p.seconds)
+                    runs["ackflood"].append(r["taken_pps"] - r["answered_pps"])
+                    log(f"  ack flood: {r['taken_pps']:.0f} dropped/s")
+        finally:
+            listener.close()
+        self.samples["floods"] = runs
+        self.result["syncookie_pps"] = median(runs["syncookie"])
+        if why is not None:
+            for key in ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"):
+                self.null(key, why)
+            return
+        self.result["synproxy_pps"] = median(runs["synproxy"])
+        self.result["ackflood_drop_pps"] = median(runs["ackflood"])
+        self.result["synproxy_vs_syncookie_ratio"] = paired_ratio(runs["synproxy"],
+                                                                  runs["syncookie"])
+        self.result["ackflood_drop_vs_synflood_ratio"] = paired_ratio(runs["ackflood"],
+                                                                      runs["synproxy"])
+
+    # -------------------------------------------------------- memory
+    def memory(self, lab: Lab) -> None:
+        growth_by: dict[str, Any] = {}
+        for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
+            key = f"bytes_per_session_{name}"
+            if name == "fnat" and not lab.fullnat:
+                self.null(key, "not available yet: FULLNAT is missing")
+                continue
+            before = slab()
+            made = lab.fill(f"udp_{name}", port, self.p.sessions, BASE[f"mem_{name}"])
+            time.sleep(1)                  # RCU-freed objects of the fill are back
+            after = slab()
+            growth = slab_growth(before, after)
+            count = made["sessions"]
+            # Caches that grew by at least one byte per session are the
+            # sessions' (ip_vs_conn, any kmalloc-N of a hash entry); the rest is
+            # the guest's background (dentries, inodes, sk_buffs in flight).
+            kept = {k: v for k, v in growth.items() if count and v >= count}
+            total = sum(kept.values())
+            top = dict(sorted(growth.items(), key=lambda kv: -abs(kv[1]))[:8])
+            growth_by[name] = {"sessions": count, "slab_growth_bytes": total,
+                               "counted_caches": kept,
+                               "all_caches_growth_bytes": sum(growth.values()),
+                               "largest_changes": top, "fill_seconds": made["seconds"]}
+            log(f"  {name}: {count} sessions, slab +{total} bytes; top {top}")
+            if count <= 0 or total <= 0:
+                self.null(key, f"no measurable growth ({count} sessions, {total} bytes)")
+            else:
+                self.result[key] = round(total / count)
+                if count < 100_000 and not self.quick:
+                    self.reasons[key] = f"only {count} sessions (< 100,000) were created"
+        self.context["memory"] = growth_by
+        self.result["bytes_fnat_vs_nat_ratio"] = ratio(self.result["bytes_per_session_fnat"],
+                                                       self.result["bytes_per_session_nat"])
+
+    # -------------------------------------------------------- big table
+    def lookup(self, lab: Lab) -> None:
+        """Forwarding rate over every live session: ~1k live vs ~1M live."""
+        if not lab.fullnat:
+            self.null("lookup_1m_vs_1k_ratio", "not available yet: FULLNAT is missing")
+            return
+        small = self.result.get("fnat_pps")
+        made = lab.fill("udp_fnat", UDP_FNAT, self.p.big, BASE["big"])
+        rates, hot = [], []
+        for _ in range(self.p.repeats):
+            r = lab.forward_rate(UDP_FNAT, self.p.big, BASE["big"], self.p.seconds)
+            rates.append(r["pps"])
+            log(f"  {self.p.big} flows over a table of {made['sessions']} new sessions: "
+                f"{r['pps']:.0f} pps")
+            # context: the small flow set again, now beside the big table
+            r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"], self.p.seconds)
+            hot.append(r["pps"])
+            log(f"  {self.p.flows} flows beside that table: {r['pps']:.0f} pps")
+        self.samples["lookup_big"] = rates
+        self.samples["lookup_small_flows_big_table"] = hot
+        self.result["fnat_pps_big_table"] = median(rates)
+        self.result["fnat_pps_small_flows_big_table"] = median(hot)
+        self.context["big_table_sessions"] = made["sessions"]
+        self.context["big_table_fill_seconds"] = made["seconds"]
+        self.context["small_table_flows"] = self.p.flows
+        self.result["lookup_1m_vs_1k_ratio"] = ratio(self.result["fnat_pps_big_table"], small)
+
+    # -------------------------------------------------------- control plane
+    def control(self, lab: Lab) -> None:
+        from ipvsadm_py import bench as ctl
+
+        r = ctl.measure(self.p.rules, self.p.services, self.p.repeats)
+        self.context["control_plane"] = r
+        self.result["restore_c_s"] = r["restore_c_s"]
+        self.result["list_c_s"] = r["list_c_s"]
+        self.result["restore_py_vs_c_ratio"] = r["restore_py_vs_c_ratio"]
+        self.result["list_py_vs_c_ratio"] = r["list_py_vs_c_ratio"]
+
+    # -------------------------------------------------------- all
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        from tools.guest_init import kernel_log, kernel_log_problems
+
+        with Lab(self.p) as lab:
+            conn_tab = lab.ipvs.info().conn_tab_size
+            self.context.update(rps_cpu=lab.rps_cpu, conn_tab_size=conn_tab,
+                                fullnat=lab.fullnat, laddrs=self.p.laddrs)
+            self.step("packet rates (pktgen, UDP)", lambda: self.pps(lab),
+                      ("fnat_vs_nat_pps_ratio",))
+            # UDP sessions never expire here (24 h timeout); the TCP ones of the
+            # connection runs do (10 s after the reset), so memory comes first.
+            self.step("memory per session", lambda: self.memory(lab),
+                      ("bytes_per_session_nat", "bytes_per_session_fnat"))
+            self.step("big session table", lambda: self.lookup(lab),
+                      ("lookup_1m_vs_1k_ratio",))
+            self.step("connections per second", lambda: self.cps(lab),
+                      ("fnat_vs_nat_cps_ratio",))
+            self.step("SYN/ACK floods", lambda: self.floods(lab),
+                      ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"))
+            self.context["lb_ext_stats"] = {
+                k: v for k, v in _ns_ext_stats(lab.topo.lb).items() if v}
+            self.context["softnet_drops"] = softnet_drops()
+        self.step("control plane (ipvsadm-py vs ipvsadm)", lambda: self.control(None),
+                  ("restore_py_vs_c_ratio", "list_py_vs_c_ratio"))
+        problems = kernel_log_problems(kernel_log())
+        mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+        out = {
+            "kernel": os.uname().release,
+            "guest_cpus": os.cpu_count(),
+            "guest_memory_kb": int(mem),
+            "repeats": self.p.repeats,
+            "quick": self.quick,
+            **self.result,
+            "reasons": self.reasons,
+            "targets": {k: list(v) for k, v in TARGETS.items()},
+            "params": dataclasses.asdict(self.p),
+            "context": self.context,
+            "samples": self.samples,
+            "kernel_log_problems": problems[:50],
+            "seconds": round(time.monotonic() - started),
+        }
+        for key in KEYS:
+            if out[key] is None and key not in self.reasons:
+                out["reasons"][key] = "not measured"
+        return out
+
+
+def _ns_ext_stats(ns: str) -> dict[str, int]:
+    text = netlab.run(["ip", "netns", "exec", ns, "cat", "/proc/net/ip_vs_ext_stats"],
+                      check=False).stdout
+    return {line.split()[0]: int(line.split()[-1])
+            for line in text.splitlines()[1:] if line.split()}
+
+
+def softnet_drops() -> list[int]:
+    """Per-CPU backlog drops (second column of /proc/net/softnet_stat)."""
+    return [int(line.split()[1], 16)
+            for line in Path("/proc/net/softnet_stat").read_text().splitlines()]
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    return Bench(QUICK if quick else FULL, quick).run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    result = run(args.quick)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
