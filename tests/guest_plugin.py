@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,7 +28,8 @@ import pytest
 from tools import guest, guest_nic, kbuild
 
 IN_GUEST = os.environ.get("LVS_GUEST") == "1"
-RESULTS = kbuild.ROOT / "build" / "guest"
+# LVS_GUEST_RESULTS: another place for them, e.g. for a second run at once
+RESULTS = Path(os.environ.get("LVS_GUEST_RESULTS", kbuild.ROOT / "build" / "guest"))
 # Extra QEMU devices for every kernel-test guest.  Each entry is a context
 # manager that prepares on the host what the device needs, yields QEMU
 # arguments and cleans up after the guest has exited; one that cannot be set
@@ -117,6 +119,7 @@ class HostRunner:
         self.results: dict[str, dict[str, list[pytest.TestReport]]] = {}
         self.status: dict[str, int] = {}
         self.items: dict[str, list[pytest.Item]] = {}
+        self.threads: dict[str, threading.Thread] = {}
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
@@ -179,13 +182,35 @@ class HostRunner:
                 + "\n".join(tail))
         return pytest.TestReport(item.nodeid, item.location, {}, "failed", text, "call", [])
 
+    def _run_guest_safely(self, kver: str) -> None:
+        try:
+            self._run_guest(kver)
+        except Exception as exc:   # reported as missing results of its tests
+            self._write(f"[guest {kver}] harness error: {exc!r}")
+            self.status.setdefault(kver, -1)
+        finally:
+            self.results.setdefault(kver, {})
+
+    def _start_guests(self) -> None:
+        """Boot every kernel's guest at once, each in a thread of its own:
+        much of a kernel test's time is waiting (timers, retries, captures),
+        which the guests then do side by side."""
+        if self.threads:
+            return
+        for kver in self.items:
+            thread = threading.Thread(target=self._run_guest_safely, args=(kver,),
+                                      name=f"guest-{kver}", daemon=True)
+            self.threads[kver] = thread
+            thread.start()
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         if not item.get_closest_marker("kernel"):
             return None
         kver = _kver_of(item) or "?"
         if kver not in self.results:
-            self._run_guest(kver)
+            self._start_guests()
+            self.threads[kver].join()
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         reports = self.results[kver].get(item.nodeid) or [self._missing_report(item, kver)]
         for rep in reports:

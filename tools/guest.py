@@ -17,6 +17,7 @@ Guest side: ``tools/guest_init.py``.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import shlex
@@ -132,6 +133,9 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
     return cmd + ["--exec", guest_cmd]
 
 
+_LIVE: set[subprocess.Popen] = set()   # guests running now, ended at exit
+
+
 def _kill_session(proc: subprocess.Popen) -> None:
     """End vng and everything it started (QEMU included)."""
     try:
@@ -139,6 +143,12 @@ def _kill_session(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+
+
+@atexit.register
+def _kill_live_guests() -> None:
+    for proc in list(_LIVE):
+        _kill_session(proc)
 
 
 def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool = False,
@@ -174,6 +184,7 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
                             start_new_session=True)
+    _LIVE.add(proc)
     pump = threading.Thread(target=_pump, args=(proc.stdout, log, quiet), daemon=True)
     pump.start()
     try:
@@ -185,6 +196,7 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     except BaseException:
         _kill_session(proc)
         raise
+    _LIVE.discard(proc)
     pump.join(timeout=10)
     if log:
         log.close()

@@ -18,6 +18,7 @@ itself, which we do not ask for).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Iterator
 QUEUES = 4
 MAC = "52:54:00:4c:56:53"
 NETDEV_ID = "lvsmq"
+_SERIAL = itertools.count()
 
 
 class TapError(Exception):
@@ -75,7 +77,8 @@ def multiqueue_nic(queues: int = QUEUES) -> Iterator[list[str]]:
 
     Raises TapError (before yielding) if the host cannot create it.
     """
-    ifname = tap_name()
+    # one tap per guest: guests of several kernels may run at once
+    ifname = f"{tap_name()}{next(_SERIAL)}"[:15]
     create_tap(ifname)
     try:
         yield qemu_args(ifname, queues)

@@ -55,9 +55,10 @@ def test_qemu_options_reach_qemu_and_exec_survives():
 @pytest.mark.skipif(os.geteuid() != 0 or not Path("/dev/net/tun").exists(),
                     reason="needs root and /dev/net/tun")
 def test_tap_is_created_down_and_removed():
-    with guest_nic.multiqueue_nic() as opts:
-        name = guest_nic.tap_name()
-        assert f"ifname={name}" in opts[1]
+    with guest_nic.multiqueue_nic() as opts, guest_nic.multiqueue_nic() as other:
+        name = opts[1].split("ifname=")[1].split(",")[0]
+        assert name.startswith(guest_nic.tap_name())
+        assert f"ifname={name}," not in other[1]     # one tap per guest
         link = subprocess.run(["ip", "-d", "link", "show", name], capture_output=True,
                               text=True, check=True).stdout
         assert "multi_queue" in link and "state DOWN" in link and ",UP" not in link
