@@ -28,6 +28,18 @@ done
 eval exec /usr/bin/socat $args
 """
 
+# Its `timeout 2 socat ...` client and `timeout 5 socat ...` server assume
+# real hardware; under emulation, with a module loaded on first use, two
+# seconds are sometimes not enough.  Ten times the duration instead.
+TIMEOUT_SCALED = """#!/bin/sh
+case "$1" in
+    *[!0-9.]*|"") exec /usr/bin/timeout "$@" ;;
+esac
+d=$(awk "BEGIN { print $1 * 10 }")
+shift
+exec /usr/bin/timeout "$d" "$@"
+"""
+
 
 def test_upstream_ipvs_selftest(kver, tmp_path):
     upstream = ROOT / "build" / kver / "upstream"
@@ -40,8 +52,9 @@ def test_upstream_ipvs_selftest(kver, tmp_path):
     workdir = tmp_path / "selftests" / script.parent.relative_to(selftests)
     shim = tmp_path / "bin"
     shim.mkdir()
-    (shim / "socat").write_text(SOCAT_RETRY)
-    (shim / "socat").chmod(0o755)
+    for name, text in (("socat", SOCAT_RETRY), ("timeout", TIMEOUT_SCALED)):
+        (shim / name).write_text(text)
+        (shim / name).chmod(0o755)
     env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}")
     res = subprocess.run(["bash", "./ipvs.sh"], cwd=workdir, capture_output=True,
                          text=True, timeout=900, env=env)
