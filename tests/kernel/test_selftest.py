@@ -40,6 +40,21 @@ shift
 exec /usr/bin/timeout "$d" "$@"
 """
 
+# 6.1's script uses nc: its server (no timeout) waits for a client that
+# gave up if it came before the server listened, and the script hangs.
+# The client retries its connect like the socat one above.
+NC_RETRY = """#!/bin/sh
+case " $* " in
+    *" -l "*) exec /usr/bin/nc "$@" ;;
+esac
+i=0
+until /usr/bin/nc "$@"; do
+    i=$((i + 1))
+    [ "$i" -lt 50 ] || exit 1
+    sleep 0.2
+done
+"""
+
 
 def test_upstream_ipvs_selftest(kver, tmp_path):
     upstream = ROOT / "build" / kver / "upstream"
@@ -52,7 +67,8 @@ def test_upstream_ipvs_selftest(kver, tmp_path):
     workdir = tmp_path / "selftests" / script.parent.relative_to(selftests)
     shim = tmp_path / "bin"
     shim.mkdir()
-    for name, text in (("socat", SOCAT_RETRY), ("timeout", TIMEOUT_SCALED)):
+    for name, text in (("socat", SOCAT_RETRY), ("timeout", TIMEOUT_SCALED),
+                       ("nc", NC_RETRY)):
         (shim / name).write_text(text)
         (shim / name).chmod(0o755)
     env = dict(os.environ, PATH=f"{shim}:{os.environ['PATH']}")
