@@ -30,6 +30,7 @@ import dataclasses
 import os
 import socket
 import subprocess
+import threading
 import time
 from typing import Iterator, Sequence
 
@@ -236,15 +237,17 @@ class Topology:
 
     # ------------------------------------------------------------ RS setups
     def rs_for_dr(self, family: int) -> None:
-        """VIP on each server's loopback, without answering ARP for it."""
+        """VIP on each server's loopback, without answering ARP for it
+        (again for the same family: nothing changes)."""
         for name in self.servers:
             self.sysctl(name, net__ipv4__conf__all__arp_ignore=1,
                         net__ipv4__conf__all__arp_announce=2)
-            self.ip_batch(name, [f"addr add {vip(family)}/{32 if family == 4 else 128} "
+            self.ip_batch(name, [f"addr replace {vip(family)}/{32 if family == 4 else 128} "
                                  f"dev lo{' nodad' if family == 6 else ''}"])
 
     def rs_for_tunnel(self, family: int) -> None:
-        """IPIP (IPv4) or ip6ip6 (IPv6) decapsulation with the VIP on the tunnel."""
+        """IPIP (IPv4) or ip6ip6 (IPv6) decapsulation with the VIP on the tunnel
+        (again for the same family: nothing changes)."""
         run(["modprobe", "ipip" if family == 4 else "ip6_tunnel"])
         dev = "tunl0" if family == 4 else "ip6tnl0"
         for name in self.servers:
@@ -253,7 +256,7 @@ class Topology:
                             net__ipv4__conf__default__rp_filter=0,
                             net__ipv4__conf__tunl0__rp_filter=0)
             self.ip_batch(name, [f"link set {dev} up",
-                                 f"addr add {vip(family)}/{32 if family == 4 else 128} "
+                                 f"addr replace {vip(family)}/{32 if family == 4 else 128} "
                                  f"dev {dev}{' nodad' if family == 6 else ''}"])
 
 
@@ -303,6 +306,40 @@ class Capture:
     def packets(self) -> list:
         from scapy.all import rdpcap  # imported late: scapy is slow to load
         return list(rdpcap(self.path))
+
+
+def connect_while_servers_silent(topo: Topology, connect, port: int, pcap: str,
+                                 silent_for: float = 2.5):
+    """Connect (``connect()`` returns a socket) while everything the real
+    servers send is lost for ``silent_for`` seconds, so that the SYNs toward
+    them are sent again.  Returns the socket and the SYNs the balancer sent
+    toward the servers (scapy TCP layers, in order)."""
+    from scapy.all import TCP
+    result: dict = {}
+
+    def attempt() -> None:
+        try:
+            result["sock"] = connect()
+        except OSError as exc:
+            result["error"] = exc
+
+    with Capture(topo, topo.lb, "br0", f"tcp dst port {port}", pcap) as cap:
+        for name in topo.servers:
+            topo.sh(name, "tc qdisc add dev eth0 root netem loss 100%")
+        try:
+            thread = threading.Thread(target=attempt, daemon=True)
+            thread.start()
+            time.sleep(silent_for)
+        finally:
+            for name in topo.servers:
+                topo.sh(name, "tc qdisc del dev eth0 root", check=False)
+        thread.join(90)
+    if "error" in result:
+        raise result["error"]
+    if "sock" not in result:
+        raise TimeoutError("the connection did not complete once the servers spoke")
+    return result["sock"], [p[TCP] for p in cap.packets()
+                            if TCP in p and p[TCP].flags & 0x12 == 0x02]
 
 
 def send_raw(topo: Topology, ns: str, packet: bytes, family: int) -> None:

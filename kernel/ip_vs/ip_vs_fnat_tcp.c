@@ -203,14 +203,19 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
 				  struct tcphdr *th,
 				  struct ip_vs_fnat_csum *csum)
 {
+	const u32 sent = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT;
 	struct ip_vs_fnat_seq *fs = &cp->fnat;
 	bool stripped = false;
 
-	/* A new SYN (first, retransmitted, or reusing the session) starts
-	 * the sequence state afresh.
+	/* The SYN we sent again (the client's retransmission, or SYNPROXY's
+	 * retry) keeps our ISN: the RS may be waiting with a SYN/ACK for it.
+	 * A SYN of another ISN (the client reusing the session) starts the
+	 * sequence state afresh.
 	 */
-	fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
-	ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT, ~IP_VS_SP_MASK);
+	if ((fs->flags & sent) != sent || ntohl(th->seq) + 1 != fs->c_nxt) {
+		fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT, ~IP_VS_SP_MASK);
+	}
 	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
 		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
 		if (stripped) {

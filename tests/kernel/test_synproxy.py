@@ -283,6 +283,59 @@ def test_requests_through_synproxy(lab):
     assert "synproxy_bad_ack" not in moved, moved
 
 
+def test_stream_through_synproxy_survives_loss(lab):
+    """5% loss on the client's and the real servers' links: retransmissions
+    and SACK blocks cross the proxied sequence spaces (cookie ISN toward the
+    client, the RS's ISN and, in FULLNAT, our own ISN toward the RS)."""
+    hosts = (lab.topo.client, *lab.topo.servers)
+    for name in hosts:
+        lab.topo.sh(name, "tc qdisc add dev eth0 root netem loss 5%")
+    try:
+        for _ in range(3):
+            with lab.connect(timeout=60) as sock:
+                whoami.whoami_tcp(sock)
+                assert whoami.echo_stream(sock, 1024 * 1024)
+    finally:
+        for name in hosts:
+            lab.topo.sh(name, "tc qdisc del dev eth0 root", check=False)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_syn_retry_keeps_the_isn(family, tmp_path):
+    """FULLNAT: the RS's SYN/ACKs are lost for a while; each SYN the balancer
+    sends again carries the same sequence number (ours), and the connection
+    completes once the RS is heard."""
+    topo = make_topo()
+    try:
+        lab = Lab(topo, family, "fnat")
+        try:
+            lab.sysctl(synproxy_syn_retry=6)
+            before = lab.stats()
+
+            def connect_and_ask():
+                sock = lab.connect(timeout=60)
+                sock.sendall(b"hello\n")   # the ACK went first: the RS gets SYNs
+                return sock
+
+            sock, syns = netlab.connect_while_servers_silent(
+                topo, connect_and_ask, PORT, tmp_path / "syns.pcap")
+            with sock:
+                reply = b""
+                while not reply.endswith(b"\n"):
+                    chunk = sock.recv(4096)
+                    assert chunk, "the connection closed"
+                    reply += chunk
+                assert reply.split()[0] in (b"rs1", b"rs2")
+            assert len(syns) >= 2, syns
+            assert len({syn.seq for syn in syns}) == 1, [syn.seq for syn in syns]
+            assert delta(before, lab.stats()).get("synproxy_syn_retry", 0) >= 1
+        finally:
+            lab.sysctl(synproxy_syn_retry=DEFAULTS["synproxy_syn_retry"])
+            lab.close()
+    finally:
+        topo.down()
+
+
 def test_toa_reaches_rs_through_synproxy(tmp_path):
     """FULLNAT + SYNPROXY: the released handshake ACK carries TOA."""
     topo = make_topo()
