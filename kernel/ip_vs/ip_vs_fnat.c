@@ -88,42 +88,56 @@ static bool ip_vs_fnat_match(const struct ip_vs_conn *cp,
 	       ip_vs_addr_equal(k->af, &cp->daddr, k->raddr);
 }
 
-/* Find a live connection from its RS side; takes a reference. */
-static struct ip_vs_conn *ip_vs_fnat_lookup(const struct ip_vs_fnat_key *k)
+/* The entry of bucket @hash for @k (under RCU or the bucket's lock).
+ * There is at most one: ip_vs_fnat_hash_unique() sees to it.
+ */
+static struct ip_vs_conn *ip_vs_fnat_find(unsigned int hash,
+					  const struct ip_vs_fnat_key *k)
 {
 	struct ip_vs_conn *cp;
 
-	hlist_for_each_entry_rcu(cp, &ip_vs_fnat_tab[ip_vs_fnat_hash(k)],
-				 l_list) {
-		/* HASHED: fully built and not yet unlinked by expiry */
-		if (ip_vs_fnat_match(cp, k) &&
-		    (READ_ONCE(cp->flags) & IP_VS_CONN_F_HASHED) &&
-		    __ip_vs_conn_get(cp))
+	hlist_for_each_entry_rcu(cp, &ip_vs_fnat_tab[hash], l_list,
+				 lockdep_is_held(ip_vs_fnat_lock(hash)))
+		if (ip_vs_fnat_match(cp, k))
 			return cp;
-	}
 	return NULL;
+}
+
+/* Find a live connection from its RS side; takes a reference. */
+static struct ip_vs_conn *ip_vs_fnat_lookup(const struct ip_vs_fnat_key *k)
+{
+	struct ip_vs_conn *cp = ip_vs_fnat_find(ip_vs_fnat_hash(k), k);
+
+	/* HASHED: fully built and not yet unlinked by expiry */
+	if (cp && (READ_ONCE(cp->flags) & IP_VS_CONN_F_HASHED) &&
+	    __ip_vs_conn_get(cp))
+		return cp;
+	return NULL;
+}
+
+static void ip_vs_fnat_key_of(const struct ip_vs_conn *cp,
+			      struct ip_vs_fnat_key *k)
+{
+	*k = (struct ip_vs_fnat_key){
+		.ipvs = cp->ipvs, .laddr = &cp->laddr, .raddr = &cp->daddr,
+		.lport = cp->lport, .rport = cp->dport, .af = cp->af,
+		.protocol = cp->protocol,
+	};
 }
 
 /* Insert @cp under its bucket lock unless its RS-side tuple is taken. */
 static bool ip_vs_fnat_hash_unique(struct ip_vs_conn *cp)
 {
-	struct ip_vs_fnat_key k = {
-		.ipvs = cp->ipvs, .laddr = &cp->laddr, .raddr = &cp->daddr,
-		.lport = cp->lport, .rport = cp->dport, .af = cp->af,
-		.protocol = cp->protocol,
-	};
-	unsigned int hash = ip_vs_fnat_hash(&k);
-	spinlock_t *lock = ip_vs_fnat_lock(hash);
-	struct ip_vs_conn *other;
-	bool added = true;
+	struct ip_vs_fnat_key k;
+	unsigned int hash;
+	spinlock_t *lock;
+	bool added;
 
+	ip_vs_fnat_key_of(cp, &k);
+	hash = ip_vs_fnat_hash(&k);
+	lock = ip_vs_fnat_lock(hash);
 	spin_lock_bh(lock);
-	hlist_for_each_entry(other, &ip_vs_fnat_tab[hash], l_list) {
-		if (ip_vs_fnat_match(other, &k)) {
-			added = false;
-			break;
-		}
-	}
+	added = !ip_vs_fnat_find(hash, &k);
 	if (added)
 		hlist_add_head_rcu(&cp->l_list, &ip_vs_fnat_tab[hash]);
 	spin_unlock_bh(lock);
@@ -132,13 +146,11 @@ static bool ip_vs_fnat_hash_unique(struct ip_vs_conn *cp)
 
 static void ip_vs_fnat_unhash(struct ip_vs_conn *cp)
 {
-	struct ip_vs_fnat_key k = {
-		.ipvs = cp->ipvs, .laddr = &cp->laddr, .raddr = &cp->daddr,
-		.lport = cp->lport, .rport = cp->dport, .af = cp->af,
-		.protocol = cp->protocol,
-	};
-	spinlock_t *lock = ip_vs_fnat_lock(ip_vs_fnat_hash(&k));
+	struct ip_vs_fnat_key k;
+	spinlock_t *lock;
 
+	ip_vs_fnat_key_of(cp, &k);
+	lock = ip_vs_fnat_lock(ip_vs_fnat_hash(&k));
 	spin_lock_bh(lock);
 	hlist_del_rcu(&cp->l_list);
 	spin_unlock_bh(lock);
