@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Private interfaces between our FULLNAT files (ip_vs_ext.c, ip_vs_laddr.c,
- * ip_vs_fnat.c, ip_vs_fnat_tcp.c).  The upstream files see only
+ * Private interfaces between our FULLNAT and SYNPROXY files (ip_vs_ext.c,
+ * ip_vs_laddr.c, ip_vs_fnat.c, ip_vs_fnat_tcp.c, ip_vs_synproxy.c).  The upstream files see only
  * <net/ip_vs_ext.h>.
  */
 #ifndef IP_VS_FNAT_H
@@ -46,6 +46,10 @@ struct ip_vs_fnat_csum {
 	bool	full;		/* recompute the whole L4 checksum */
 };
 
+void ip_vs_tcp_options(struct tcphdr *th,
+		       bool (*fn)(u8 *opt, u8 len, void *arg), void *arg);
+void ip_vs_tcp_sack_sub(struct sk_buff *skb, struct tcphdr *th, u32 delta,
+			bool full);
 int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		      unsigned int thoff, unsigned int mtu,
 		      struct ip_vs_fnat_csum *csum);

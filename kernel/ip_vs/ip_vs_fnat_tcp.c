@@ -37,11 +37,12 @@
 
 #define IP_VS_TCP_MAX_HLEN	60	/* doff is 4 bits of 32-bit words */
 
-/* Walk the options of @th; @fn sees each (kind, pointer to kind, length)
- * and stops the walk by returning true.  Malformed options end the walk.
+/* The one walker of TCP options (FULLNAT and SYNPROXY): @fn sees each
+ * (pointer to its kind, its length) and stops the walk by returning true.
+ * Malformed options end the walk.
  */
-static void ip_vs_tcp_options(struct tcphdr *th,
-			      bool (*fn)(u8 *opt, u8 len, void *arg), void *arg)
+void ip_vs_tcp_options(struct tcphdr *th,
+		       bool (*fn)(u8 *opt, u8 len, void *arg), void *arg)
 {
 	u8 *p = (u8 *)(th + 1), *end = (u8 *)th + th->doff * 4;
 
@@ -87,7 +88,7 @@ static bool ip_vs_tcp_lower_mss(u8 *opt, u8 len, void *arg)
 	return true;
 }
 
-/* SACK blocks of the RS are in our sequence space: shift into the client's. */
+/* SACK blocks in one sequence space: shift them into the other. */
 struct ip_vs_tcp_sack_arg {
 	struct sk_buff	*skb;
 	struct tcphdr	*th;
@@ -112,6 +113,22 @@ static bool ip_vs_tcp_sack_shift(u8 *opt, u8 len, void *arg)
 						 false);
 	}
 	return true;
+}
+
+/**
+ * ip_vs_tcp_sack_sub - subtract @delta from the SACK block edges of @th
+ * @skb: the packet
+ * @th: its TCP header, writable up to the end of the options
+ * @delta: the shift between the two sequence spaces
+ * @full: the whole checksum is recomputed later (no incremental update)
+ */
+void ip_vs_tcp_sack_sub(struct sk_buff *skb, struct tcphdr *th, u32 delta,
+			bool full)
+{
+	struct ip_vs_tcp_sack_arg a = { .skb = skb, .th = th, .delta = delta,
+					.full = full };
+
+	ip_vs_tcp_options(th, ip_vs_tcp_sack_shift, &a);
 }
 
 static u32 ip_vs_fnat_isn(const struct ip_vs_conn *cp)
@@ -279,7 +296,6 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 {
 	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
 	struct ip_vs_fnat_seq *fs = &cp->fnat;
-	struct ip_vs_tcp_sack_arg sack;
 	__be32 old;
 	u32 end;
 
@@ -311,9 +327,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 			inet_proto_csum_replace4(&th->check, skb, old,
 						 th->ack_seq, false);
 	}
-	sack = (struct ip_vs_tcp_sack_arg){ .skb = skb, .th = th,
-		.delta = fs->delta, .full = csum->full };
-	ip_vs_tcp_options(th, ip_vs_tcp_sack_shift, &sack);
+	ip_vs_tcp_sack_sub(skb, th, fs->delta, csum->full);
 }
 
 /* ------------------------------------------------------------- RST */

@@ -187,38 +187,29 @@ static struct tcphdr *ip_vs_sp_th(struct sk_buff *skb, unsigned int thoff,
 	return skb_header_pointer(skb, thoff, th->doff * 4, buf);
 }
 
+static bool ip_vs_sp_opt(u8 *p, u8 len, void *arg)
+{
+	struct ip_vs_sp_opts *o = arg;
+
+	if (p[0] == TCPOPT_MSS && len == TCPOLEN_MSS) {
+		o->mss = get_unaligned_be16(p + 2);
+	} else if (p[0] == TCPOPT_WINDOW && len == TCPOLEN_WINDOW) {
+		o->ws = min_t(u8, p[2], 14);
+	} else if (p[0] == TCPOPT_SACK_PERM && len == TCPOLEN_SACK_PERM) {
+		o->sack = true;
+	} else if (p[0] == TCPOPT_TIMESTAMP && len == TCPOLEN_TIMESTAMP) {
+		o->ts = true;
+		o->tsval = get_unaligned_be32(p + 2);
+	}
+	return false;
+}
+
 static void ip_vs_sp_parse(const struct tcphdr *th, struct ip_vs_sp_opts *o)
 {
-	const u8 *p = (const u8 *)(th + 1), *end = (const u8 *)th + th->doff * 4;
-
 	memset(o, 0, sizeof(*o));
 	o->ws = IP_VS_SP_NO_WS;
-	while (p < end) {
-		u8 kind = p[0], len;
-
-		if (kind == TCPOPT_EOL)
-			break;
-		if (kind == TCPOPT_NOP) {
-			p++;
-			continue;
-		}
-		if (end - p < 2)
-			break;
-		len = p[1];
-		if (len < 2 || len > end - p)
-			break;
-		if (kind == TCPOPT_MSS && len == TCPOLEN_MSS)
-			o->mss = get_unaligned_be16(p + 2);
-		else if (kind == TCPOPT_WINDOW && len == TCPOLEN_WINDOW)
-			o->ws = min_t(u8, p[2], 14);
-		else if (kind == TCPOPT_SACK_PERM && len == TCPOLEN_SACK_PERM)
-			o->sack = true;
-		else if (kind == TCPOPT_TIMESTAMP && len == TCPOLEN_TIMESTAMP) {
-			o->ts = true;
-			o->tsval = get_unaligned_be32(p + 2);
-		}
-		p += len;
-	}
+	/* the walker's callback may write; ip_vs_sp_opt only reads */
+	ip_vs_tcp_options((struct tcphdr *)th, ip_vs_sp_opt, o);
 }
 
 /* Options of a SYN or SYN/ACK; returns their length (multiple of 4). */
@@ -582,9 +573,7 @@ static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 	hs->c_isn = ntohl(th->seq) - 1;
 	hs->c_ws = co->ws;
 	hs->ws = READ_ONCE(ipvs->ext->sp_wscale);
-	if (!ip_vs_conn_fnat(cp))
-		memset(&cp->fnat, 0, sizeof(cp->fnat));
-	cp->fnat.sp_delta = 0;
+	/* a new connection: ip_vs_conn_new() zeroed cp->fnat */
 	ip_vs_sp_set_flags(cp, IP_VS_SP_HS, IP_VS_SP_EST | IP_VS_SP_DEAD);
 	__skb_queue_tail(&hs->held, skb);
 	ip_vs_sp_hs_link(hs);
@@ -741,54 +730,12 @@ static int ip_vs_sp_hold(struct ip_vs_conn *cp, struct sk_buff *skb,
 	return ret;
 }
 
-struct ip_vs_sp_shift {
-	struct sk_buff	*skb;
-	struct tcphdr	*th;
-	u32		delta;
-};
-
-/* SACK blocks of the client name RS data: into the RS's numbers. */
-static void ip_vs_sp_sack_in(struct ip_vs_sp_shift *a)
-{
-	u8 *p = (u8 *)(a->th + 1), *end = (u8 *)a->th + a->th->doff * 4;
-
-	while (p < end) {
-		u8 len;
-
-		if (*p == TCPOPT_EOL)
-			return;
-		if (*p == TCPOPT_NOP) {
-			p++;
-			continue;
-		}
-		if (end - p < 2)
-			return;
-		len = p[1];
-		if (len < 2 || len > end - p)
-			return;
-		if (p[0] == TCPOPT_SACK && !((len - 2) % 8)) {
-			u8 *e;
-
-			for (e = p + 2; e < p + len; e += 4) {
-				__be32 old = get_unaligned((__be32 *)e);
-				__be32 new = htonl(ntohl(old) - a->delta);
-
-				put_unaligned(new, (__be32 *)e);
-				inet_proto_csum_replace4(&a->th->check, a->skb,
-							 old, new, false);
-			}
-		}
-		p += len;
-	}
-}
-
 /* Client -> RS of an established SYNPROXY session: acknowledgment and SACK
  * into the RS's numbers, and the ack-storm check.
  */
 static int ip_vs_sp_fix_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 			   unsigned int thoff)
 {
-	struct ip_vs_sp_shift a;
 	struct tcphdr *th;
 	__be32 old;
 	u32 ack, flags = ip_vs_sp_flags(cp), storm;
@@ -820,9 +767,8 @@ static int ip_vs_sp_fix_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 	}
 	th->ack_seq = htonl(ack);
 	inet_proto_csum_replace4(&th->check, skb, old, th->ack_seq, false);
-	a = (struct ip_vs_sp_shift){ .skb = skb, .th = th,
-				     .delta = cp->fnat.sp_delta };
-	ip_vs_sp_sack_in(&a);
+	/* the client's SACK blocks name RS data: into the RS's numbers */
+	ip_vs_tcp_sack_sub(skb, th, cp->fnat.sp_delta, false);
 	return IP_VS_EXT_PASS;
 }
 
