@@ -104,6 +104,16 @@ class Lab:
         self.topo.sh(self.topo.lb, " && ".join(
             f"echo {v} > {SYSCTL}/{k}" for k, v in values.items()))
 
+    def diagnose(self) -> str:
+        """Sockets of both ends, the balancer's sessions and counters: what a
+        stalled connection leaves behind, for the failure message."""
+        parts = [f"--- {ns}: ss -tnio\n" + self.topo.sh(ns, "ss -tnio", check=False).stdout
+                 for ns in (self.topo.client, *self.topo.servers)]
+        parts.append("--- lb: ip_vs_conn\n" + "\n".join(self.conns()))
+        parts.append("--- lb: ip_vs_ext_stats (non-zero)\n" + "\n".join(
+            f"{k} {v}" for k, v in self.stats().items() if v))
+        return "\n".join(parts)
+
     def close(self) -> None:
         for server in self.servers:
             server.close()
@@ -268,8 +278,11 @@ def test_requests_through_synproxy(lab):
     answers = []
     for _ in range(20):
         with lab.connect() as sock:
-            answers.append(whoami.whoami_tcp(sock))
-            assert whoami.echo_stream(sock, 256 * 1024)
+            try:
+                answers.append(whoami.whoami_tcp(sock))
+                assert whoami.echo_stream(sock, 256 * 1024)
+            except (OSError, AssertionError) as exc:
+                raise AssertionError(f"{exc!r}\n{lab.diagnose()}") from exc
     moved = delta(before, lab.stats())
     assert sorted({name for name, _, _ in answers}) == ["rs1", "rs2"]
     if lab.mode == "nat":
@@ -293,8 +306,11 @@ def test_stream_through_synproxy_survives_loss(lab):
     try:
         for _ in range(3):
             with lab.connect(timeout=60) as sock:
-                whoami.whoami_tcp(sock)
-                assert whoami.echo_stream(sock, 1024 * 1024)
+                try:
+                    whoami.whoami_tcp(sock)
+                    assert whoami.echo_stream(sock, 1024 * 1024)
+                except (OSError, AssertionError) as exc:
+                    raise AssertionError(f"{exc!r}\n{lab.diagnose()}") from exc
     finally:
         for name in hosts:
             lab.topo.sh(name, "tc qdisc del dev eth0 root", check=False)
