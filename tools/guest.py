@@ -50,6 +50,9 @@ class GuestConfig:
     qemu_opts: Sequence[str] = ()     # extra QEMU arguments
     rwdirs: Sequence[Path] = ()       # host folders the guest may write
     timeout: float = 3600.0
+    # kernel messages of level warning and above on the console (and so in
+    # the console log): an oops that takes the guest down is not lost
+    kernel_messages: bool = True
 
     @property
     def vmlinuz(self) -> Path:
@@ -124,6 +127,9 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
            "--overlay-rwdir", f"/lib/modules/{cfg.kver}"]
     for path in cfg.rwdirs:
         cmd += ["--rwdir", str(path)]
+    if cfg.kernel_messages:
+        # the boot console to our output; the last loglevel= wins over vng's
+        cmd += ["--verbose", "--append", "loglevel=5"]
     for word in cfg.append:
         cmd += ["--append", word]
     for opt in cfg.qemu_opts:
