@@ -78,6 +78,20 @@ static spinlock_t *ip_vs_fnat_lock(unsigned int hash)
 	return &ip_vs_fnat_locks[hash & (IP_VS_FNAT_LOCKS - 1)];
 }
 
+/* The source and destination address of the IP header of @skb. */
+static void ip_vs_fnat_addrs(const struct sk_buff *skb, int af,
+			     union nf_inet_addr *saddr,
+			     union nf_inet_addr *daddr)
+{
+	if (af == AF_INET6) {
+		saddr->in6 = ipv6_hdr(skb)->saddr;
+		daddr->in6 = ipv6_hdr(skb)->daddr;
+	} else {
+		saddr->ip = ip_hdr(skb)->saddr;
+		daddr->ip = ip_hdr(skb)->daddr;
+	}
+}
+
 static bool ip_vs_fnat_match(const struct ip_vs_conn *cp,
 			     const struct ip_vs_fnat_key *k)
 {
@@ -369,13 +383,7 @@ static void ip_vs_fnat_l4_csum(struct sk_buff *skb, int af, u8 proto,
 	union nf_inet_addr s, d;
 	__wsum sum;
 
-	if (af == AF_INET6) {
-		s.in6 = ipv6_hdr(skb)->saddr;
-		d.in6 = ipv6_hdr(skb)->daddr;
-	} else {
-		s.ip = ip_hdr(skb)->saddr;
-		d.ip = ip_hdr(skb)->daddr;
-	}
+	ip_vs_fnat_addrs(skb, af, &s, &d);
 	saddr = &s;
 	daddr = &d;
 	if (proto == IPPROTO_UDP && af == AF_INET && !*check)
@@ -475,13 +483,7 @@ static int ip_vs_fnat_mangle(struct sk_buff *skb, struct ip_vs_conn *cp,
 	ports = (__be16 *)(skb->data + l4off);
 	osport = ports[0];
 	odport = ports[1];
-	if (af == AF_INET6) {
-		osaddr.in6 = ipv6_hdr(skb)->saddr;
-		odaddr.in6 = ipv6_hdr(skb)->daddr;
-	} else {
-		osaddr.ip = ip_hdr(skb)->saddr;
-		odaddr.ip = ip_hdr(skb)->daddr;
-	}
+	ip_vs_fnat_addrs(skb, af, &osaddr, &odaddr);
 	if (to_rs) {
 		ports[0] = cp->lport;
 		ports[1] = cp->dport;
@@ -993,13 +995,7 @@ unsigned int ip_vs_fnat_reply_hook(void *priv, struct sk_buff *skb,
 	ports = skb_header_pointer(skb, l4off, sizeof(_ports), _ports);
 	if (!ports)
 		return NF_ACCEPT;
-	if (af == AF_INET6) {
-		saddr.in6 = ipv6_hdr(skb)->saddr;
-		daddr.in6 = ipv6_hdr(skb)->daddr;
-	} else {
-		saddr.ip = ip_hdr(skb)->saddr;
-		daddr.ip = ip_hdr(skb)->daddr;
-	}
+	ip_vs_fnat_addrs(skb, af, &saddr, &daddr);
 	k = (struct ip_vs_fnat_key){ .ipvs = ipvs, .laddr = &daddr,
 		.raddr = &saddr, .lport = ports[1], .rport = ports[0],
 		.af = af, .protocol = proto };
