@@ -102,8 +102,10 @@ def _ask(topo, proto: str, family: int) -> tuple[str, str]:
 @pytest.fixture(scope="module", params=list(METHODS))
 def method_topo(request):
     """One topology per forwarding method, shared by its four protocol and
-    family cases (a namespace set-up costs seconds under emulation)."""
-    with Topology(n_rs=2) as topology:
+    family cases (a namespace set-up costs seconds under emulation).  Its
+    namespaces have names of their own (``nat-client``, ...): the module's
+    other tests build theirs while it lives."""
+    with Topology(n_rs=2, prefix=f"{request.param}-") as topology:
         yield request.param, topology
 
 
