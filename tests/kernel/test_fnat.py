@@ -483,6 +483,25 @@ def test_icmp_too_big_from_both_sides(lab, tmp_path):
     sock.close()
 
 
+def test_balancer_reports_its_own_smaller_mtu(lab, tmp_path):
+    """The link toward the real servers has a smaller MTU than the client's:
+    the balancer answers the client's too-big segments itself ("fragmentation
+    needed" / "packet too big" for that MTU), the client takes the MTU, and
+    the stream completes in smaller segments."""
+    topo = lab.topo
+    mtu = 1200 if lab.family == 4 else 1280
+    topo.sh(topo.lb, f"ip link set br0 mtu {mtu}")
+    with Capture(topo, topo.client, "eth0", "icmp or icmp6", tmp_path / "e.pcap") as cap:
+        with lab.connect() as sock:
+            whoami.whoami_tcp(sock)
+            assert whoami.echo_stream(sock, 256 * 1024)
+    from scapy.all import ICMP, ICMPv6PacketTooBig
+    told = [p[ICMP].nexthopmtu if ICMP in p else p[ICMPv6PacketTooBig].mtu
+            for p in _icmp_errors(cap)]
+    assert told and set(told) == {mtu}, told
+    assert f"mtu {mtu}" in topo.sh(topo.client, f"ip route get {lab.vip}").stdout
+
+
 def _icmp_errors(cap: Capture) -> list:
     """ICMP(v6) errors in a running capture (the file grows as it runs)."""
     from scapy.all import ICMP, ICMPv6PacketTooBig
