@@ -131,6 +131,13 @@ class Topology:
         args = [f"{k.replace('__', '.')}={v}" for k, v in values.items()]
         run(["ip", "netns", "exec", ns, "sysctl", "-qw", *args])
 
+    def ext_stats(self) -> dict[str, int]:
+        """The balancer's extended counters (/proc/net/ip_vs_ext_stats of
+        its namespace, totals over all CPUs)."""
+        from ipvsadm_py import IPVS   # the library's reader; imported late
+        with self.inside(self.lb):
+            return IPVS.ext_stats()
+
     def ipvsadm(self, args: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
         """The stock ipvsadm, in the balancer's namespace."""
         return self.sh(self.lb, f"ipvsadm {args}", check=check)

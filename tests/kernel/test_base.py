@@ -164,7 +164,7 @@ def test_expired_nat_session_resets_both_ends(topo, family):
         topo.ipvsadm(f"-A {svc} -s rr")
         topo.ipvsadm(f"-a {svc} -r {netlab.hostport(netlab.rs_addr(1, family), PORT)} -m")
         topo.ipvsadm("--set 3 3 3")
-        before = _ext_counter(topo, "conn_expire_tcp_rst")
+        before = topo.ext_stats()["conn_expire_tcp_rst"]
         sock = netlab.connect(topo, topo.client, netlab.vip(family), PORT)
         assert whoami.whoami_tcp(sock)[0] == "rs1"
         sock.settimeout(120)
@@ -172,7 +172,7 @@ def test_expired_nat_session_resets_both_ends(topo, family):
             while sock.recv(1):
                 pass
         sock.close()
-        assert _ext_counter(topo, "conn_expire_tcp_rst") > before
+        assert topo.ext_stats()["conn_expire_tcp_rst"] > before
         netlab.wait_for(lambda: not topo.sh(
             "rs1", f"ss -tnH state established '( sport = :{PORT} )'").stdout.strip())
     finally:
@@ -182,7 +182,3 @@ def test_expired_nat_session_resets_both_ends(topo, family):
             server.close()
 
 
-def _ext_counter(topo, name: str) -> int:
-    text = topo.sh(topo.lb, "cat /proc/net/ip_vs_ext_stats").stdout
-    return next(int(line.split()[-1]) for line in text.splitlines()
-                if line.split()[:1] == [name])

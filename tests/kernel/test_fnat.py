@@ -38,12 +38,6 @@ SYSCTL = Path("/proc/sys/net/ipv4/vs")
 TOA_ENABLED = Path("/sys/module/toa/parameters/enabled")
 
 
-def ext_stats(topo: Topology) -> dict[str, int]:
-    """The TOTAL column of /proc/net/ip_vs_ext_stats in the balancer."""
-    text = topo.sh(topo.lb, "cat /proc/net/ip_vs_ext_stats").stdout
-    return {line.split()[0]: int(line.split()[-1]) for line in text.splitlines()[1:]}
-
-
 class Lab:
     """A FULLNAT service per protocol and family with its real servers."""
 
@@ -199,12 +193,12 @@ def test_toa_reaches_the_real_server(lab, tmp_path):
     packets = [p for p in cap.packets() + cap2.packets() if TCP in p]
     toas = [(p, _toa_of(p)) for p in packets if _toa_of(p)]
     assert toas, ("no TOA option reached the real servers",
-                  {k: v for k, v in ext_stats(lab.topo).items() if v},
+                  {k: v for k, v in lab.topo.ext_stats().items() if v},
                   [p.summary() + str(p[TCP].options) for p in packets])
     first, (port, addr) = toas[0]
     assert (port, addr) == (cport, netlab.client_addr(lab.family))
     assert first[TCP].flags & 0x10 and not first[TCP].flags & 0x02  # ACK, not SYN
-    assert ext_stats(lab.topo)["fullnat_add_toa_ok"] >= 1
+    assert lab.topo.ext_stats()["fullnat_add_toa_ok"] >= 1
 
 
 @pytest.fixture
@@ -228,7 +222,7 @@ def test_real_server_application_sees_the_client_through_toa(lab, toa_module):
             name, peer, port = whoami.whoami_tcp(sock)
             seen.append(name)
         assert (peer, port) == (netlab.client_addr(lab.family), cport), (
-            Path("/proc/net/toa_stats").read_text(), ext_stats(lab.topo))
+            Path("/proc/net/toa_stats").read_text(), lab.topo.ext_stats())
     assert sorted(seen) == ["rs1", "rs2"]
     # the servers' own log of peers names the client too
     logged = {peer[0] for server in lab.servers
@@ -328,10 +322,10 @@ def test_port_exhaustion_is_counted_and_harms_no_session(fnat_topo):
                          net__ipv4__vs__fullnat_lport_max=40000)
         first = lab.connect()
         whoami.whoami_tcp(first)
-        before = ext_stats(fnat_topo)["fullnat_lport_exhausted"]
+        before = fnat_topo.ext_stats()["fullnat_lport_exhausted"]
         with pytest.raises(OSError):
             lab.connect().close()   # one port, one RS: no tuple left
-        assert ext_stats(fnat_topo)["fullnat_lport_exhausted"] > before
+        assert fnat_topo.ext_stats()["fullnat_lport_exhausted"] > before
         assert whoami.echo_stream(first, 64 * 1024)   # the first one lives on
         first.close()
     finally:
@@ -349,7 +343,7 @@ def test_deleting_local_address_and_service_with_live_sessions(lab):
     assert whoami.echo_stream(sock, 64 * 1024)   # drains on the deleted address
     with pytest.raises(OSError):                  # no address: no new session
         lab.connect().close()
-    assert ext_stats(lab.topo)["fullnat_no_laddr"] >= 1
+    assert lab.topo.ext_stats()["fullnat_no_laddr"] >= 1
     # Deleting the service takes its real servers away: as upstream does
     # for every method, packets of their sessions are dropped from then on
     # (the session holds the local address until it expires).
@@ -372,7 +366,7 @@ def test_expired_session_resets_both_ends(lab):
             while sock.recv(1):
                 pass
         sock.close()
-        assert ext_stats(lab.topo)["conn_expire_tcp_rst"] >= 1
+        assert lab.topo.ext_stats()["conn_expire_tcp_rst"] >= 1
         # and the real server's socket is gone too
         netlab.wait_for(lambda: not lab.topo.sh(
             name, f"ss -tnH state established '( sport = :{PORT} )'").stdout.strip())
@@ -410,7 +404,7 @@ def test_client_port_reuse_of_a_closed_session(lab):
         sock.connect((lab.vip, PORT))
         assert whoami.whoami_tcp(sock)[0] in ("rs1", "rs2")
         sock.close()
-    assert ext_stats(lab.topo)["fullnat_conn_reused"] >= 1
+    assert lab.topo.ext_stats()["fullnat_conn_reused"] >= 1
 
 
 def _next_seq(cap: Capture, sport: int) -> int:

@@ -93,8 +93,7 @@ class Lab:
                               timeout=timeout)
 
     def stats(self) -> dict[str, int]:
-        text = self.topo.sh(self.topo.lb, "cat /proc/net/ip_vs_ext_stats").stdout
-        return {line.split()[0]: int(line.split()[-1]) for line in text.splitlines()[1:]}
+        return self.topo.ext_stats()
 
     def conns(self) -> list[str]:
         text = self.topo.sh(self.topo.lb, "cat /proc/net/ip_vs_conn").stdout
