@@ -8,6 +8,7 @@
 #define IP_VS_FNAT_H
 
 #include <linux/tcp.h>
+#include <net/tcp.h>
 #include <net/ip_vs.h>
 
 #define IP_VS_EXT_INC(ipvs, item) \
@@ -21,6 +22,30 @@
 static inline bool ip_vs_conn_fnat(const struct ip_vs_conn *cp)
 {
 	return IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_FULLNAT;
+}
+
+/* Move the next-sequence mark @nxt of @fs (valid once flag @bit is set)
+ * forward to @end, never back: packets of one direction of a session may
+ * be handled on two CPUs at once, and a mark moved back would make
+ * SYNPROXY's ack-storm check drop the client's honest ACKs.
+ */
+static inline void ip_vs_fnat_seq_advance(struct ip_vs_fnat_seq *fs, u32 *nxt,
+					  u32 bit, u32 end)
+{
+	u32 old, seen;
+
+	if (!(READ_ONCE(fs->flags) & bit)) {
+		WRITE_ONCE(*nxt, end);
+		ip_vs_fnat_seq_flags(fs, bit, 0);
+		return;
+	}
+	old = READ_ONCE(*nxt);
+	while (after(end, old)) {
+		seen = cmpxchg(nxt, old, end);
+		if (seen == old)
+			return;
+		old = seen;
+	}
 }
 
 static inline unsigned int ip_vs_toa_len(int af)

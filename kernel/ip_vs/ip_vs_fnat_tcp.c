@@ -267,10 +267,7 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		return 0;	/* joined without a SYN (sloppy_tcp): no shift */
 
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
-	if (!(fs->flags & IP_VS_FNAT_SEQ_C_NXT) || after(end, fs->c_nxt)) {
-		fs->c_nxt = end;
-		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_C_NXT, 0);
-	}
+	ip_vs_fnat_seq_advance(fs, &fs->c_nxt, IP_VS_FNAT_SEQ_C_NXT, end);
 	old = th->seq;
 	th->seq = htonl(ntohl(old) + fs->delta);
 	if (!csum->full)
@@ -314,10 +311,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 		}
 	}
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
-	if (!(fs->flags & IP_VS_FNAT_SEQ_R_NXT) || after(end, fs->r_nxt)) {
-		fs->r_nxt = end;
-		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_R_NXT, 0);
-	}
+	ip_vs_fnat_seq_advance(fs, &fs->r_nxt, IP_VS_FNAT_SEQ_R_NXT, end);
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
 		return;
 	if (th->ack) {
@@ -502,10 +496,7 @@ void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
 				     sp ? ~(IP_VS_SP_MASK |
 					    IP_VS_FNAT_SEQ_R_NXT) : ~0U);
 	}
-	if (!(fs->flags & bit) || after(end, *nxt)) {
-		*nxt = end;
-		ip_vs_fnat_seq_flags(fs, bit, 0);
-	}
+	ip_vs_fnat_seq_advance(fs, nxt, bit, end);
 }
 
 /**

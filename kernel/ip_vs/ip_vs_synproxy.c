@@ -1028,8 +1028,8 @@ static void ip_vs_sp_fix_out(struct ip_vs_conn *cp, struct sk_buff *skb,
 		u32 end = ntohl(th->seq) + th->syn + th->fin +
 			  (skb->len - thoff - th->doff * 4);
 
-		if (after(end, cp->fnat.r_nxt))
-			cp->fnat.r_nxt = end;
+		ip_vs_fnat_seq_advance(&cp->fnat, &cp->fnat.r_nxt,
+				       IP_VS_FNAT_SEQ_R_NXT, end);
 	}
 	th->seq = htonl(ntohl(old) + cp->fnat.sp_delta);
 	inet_proto_csum_replace4(&th->check, skb, old, th->seq, false);

@@ -293,6 +293,7 @@ def test_requests_through_synproxy(lab):
     assert moved.get("synproxy_ok_ack") == 20, moved
     assert moved.get("synproxy_syn_cnt", 0) >= 20, moved
     assert "synproxy_bad_ack" not in moved, moved
+    assert "synproxy_ackstorm" not in moved, moved   # honest ACKs are never a storm
 
 
 def test_stream_through_synproxy_survives_loss(lab):
