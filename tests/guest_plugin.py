@@ -54,6 +54,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after the other kernel tests of a guest")
     if not IN_GUEST:
+        guest.end_guests_on_sigterm()
         config.pluginmanager.register(HostRunner(config), "lvs-host-runner")
     elif config.getoption("guest_report"):
         config.pluginmanager.register(GuestReporter(config), "lvs-guest-reporter")

@@ -157,6 +157,17 @@ def _kill_live_guests() -> None:
         _kill_session(proc)
 
 
+def end_guests_on_sigterm() -> None:
+    """A SIGTERM (a CI timeout, ``kill``) ends the live guests too; atexit
+    alone does not run then.  Call from the main thread."""
+    def handler(signum: int, frame: object) -> None:
+        _kill_live_guests()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool = False,
         console: Path | None = None, quiet: bool = False) -> int:
     """Boot ``cfg.kver``, install and load our modules, run ``command``.
