@@ -34,10 +34,11 @@ static inline void ip_vs_fnat_seq_advance(struct ip_vs_fnat_seq *fs, u32 *nxt,
 {
 	u32 old, seen;
 
-	if (!(READ_ONCE(fs->flags) & bit)) {
+	/* acquire: a set flag comes with its mark (set after it) */
+	if (!(smp_load_acquire(&fs->flags) & bit)) {
 		WRITE_ONCE(*nxt, end);
 		ip_vs_fnat_seq_flags(fs, bit, 0);
-		return;
+		/* a second CPU may have been here too: converge on the max */
 	}
 	old = READ_ONCE(*nxt);
 	while (after(end, old)) {

@@ -223,13 +223,18 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
 	const u32 sent = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT;
 	struct ip_vs_fnat_seq *fs = &cp->fnat;
 	bool stripped = false;
+	u32 flags, ahead;
 
 	/* The SYN we sent again (the client's retransmission, or SYNPROXY's
 	 * retry) keeps our ISN: the RS may be waiting with a SYN/ACK for it.
-	 * A SYN of another ISN (the client reusing the session) starts the
-	 * sequence state afresh.
+	 * It is the SYN whose end is at most 64K behind what the client sent
+	 * (a fast-open SYN's data is not sent again with it).  A SYN of
+	 * another ISN (the client starting over) starts the state afresh.
 	 */
-	if ((fs->flags & sent) != sent || ntohl(th->seq) + 1 != fs->c_nxt) {
+	/* acquire: c_nxt is set before its flag */
+	flags = smp_load_acquire(&fs->flags);
+	ahead = READ_ONCE(fs->c_nxt) - (ntohl(th->seq) + 1);
+	if ((flags & sent) != sent || ahead > 0xffff) {
 		fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
 		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT, ~IP_VS_SP_MASK);
 	}
