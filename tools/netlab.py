@@ -317,10 +317,12 @@ class Capture:
 
 def connect_while_servers_silent(topo: Topology, connect, port: int, pcap: str,
                                  silent_for: float = 2.5):
-    """Connect (``connect()`` returns a socket) while everything the real
-    servers send is lost for ``silent_for`` seconds, so that the SYNs toward
-    them are sent again.  Returns the socket and the SYNs the balancer sent
-    toward the servers (scapy TCP layers, in order)."""
+    """Connect (``connect()`` returns a socket) while every TCP segment the
+    real servers send is lost for ``silent_for`` seconds, so that the SYNs
+    toward them are sent again (ARP and neighbour discovery go on: the
+    balancer need not learn the servers again afterwards).  Returns the
+    socket and the SYNs the balancer sent toward the servers (scapy TCP
+    layers, in order)."""
     from scapy.all import TCP
     result: dict = {}
 
@@ -332,14 +334,16 @@ def connect_while_servers_silent(topo: Topology, connect, port: int, pcap: str,
 
     with Capture(topo, topo.lb, "br0", f"tcp dst port {port}", pcap) as cap:
         for name in topo.servers:
-            topo.sh(name, "tc qdisc add dev eth0 root netem loss 100%")
+            topo.sh(name, "tc qdisc add dev eth0 clsact && " + " && ".join(
+                f"tc filter add dev eth0 egress protocol {proto} flower ip_proto tcp "
+                f"action drop" for proto in ("ip", "ipv6")))
         try:
             thread = threading.Thread(target=attempt, daemon=True)
             thread.start()
             time.sleep(silent_for)
         finally:
             for name in topo.servers:
-                topo.sh(name, "tc qdisc del dev eth0 root", check=False)
+                topo.sh(name, "tc qdisc del dev eth0 clsact", check=False)
         thread.join(90)
     if "error" in result:
         raise result["error"]
