@@ -295,4 +295,7 @@ def test_records_are_freed_with_their_sockets(lab):
     final = wait_records_freed(live(start))
     # Records of sockets other tests still hold may remain; none of ours.
     assert live(final) <= live(start), (start, final)
-    assert final["store_fail"] == 0 and final["probe_missed"] == 0, final
+    # (counted since the module loaded: a flood of an earlier test may have
+    # made a probe miss, where a handler was running when another hit)
+    assert final["store_fail"] == start["store_fail"], (start, final)
+    assert final["probe_missed"] == start["probe_missed"], (start, final)
