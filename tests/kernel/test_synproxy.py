@@ -642,6 +642,42 @@ def test_ack_rst_fin_floods_create_no_session(lab4):
         lab.sysctl(defence_tcp_drop=1)
 
 
+def test_ack_storm_on_a_session_is_cut(lab4, tmp_path):
+    """ACKs of data the RS never sent (an ACK storm between two middleboxes,
+    or an attacker who knows a session's ports) pass the balancer up to
+    synproxy_ack_storm_thresh in a row; the rest are dropped and counted in
+    synproxy_ackstorm, and the session itself lives on."""
+    from scapy.all import TCP
+    lab = lab4
+    extra = 5
+    with Capture(lab.topo, lab.topo.client, "eth0", f"tcp port {PORT}",
+                 tmp_path / "c.pcap") as cap:
+        sock = lab.connect()
+        whoami.whoami_tcp(sock)
+    with sock:
+        cport = sock.getsockname()[1]
+        segs = [p[TCP] for p in cap.packets() if TCP in p and cport in (p[TCP].sport,
+                                                                        p[TCP].dport)]
+        synack = next(t for t in segs if t.dport == cport and t.flags & 0x12 == 0x12)
+        got = sum(len(bytes(t.payload)) for t in segs if t.dport == cport)
+        sent = max((t.seq + len(bytes(t.payload))) % (1 << 32)
+                   for t in segs if t.sport == cport and not t.flags & 0x02)
+        # a quarter of the sequence space beyond anything the RS sent
+        bogus = (synack.seq + 1 + got + (1 << 30)) % (1 << 32)
+        before = lab.stats()
+        sender = RawSender(lab.topo, lab.topo.client, 4)
+        try:
+            for _ in range(DEFAULTS["synproxy_ack_storm_thresh"] + extra):
+                sender.send(ip_layer(4, netlab.client_addr(4), lab.vip) /
+                            TCP(sport=cport, dport=PORT, flags="A", seq=sent, ack=bogus))
+        finally:
+            sender.close()
+        netlab.wait_for(lambda: delta(before, lab.stats()).get("synproxy_ackstorm", 0)
+                        >= extra)
+        assert delta(before, lab.stats())["synproxy_ackstorm"] == extra
+        assert whoami.echo_stream(sock, 64 * 1024)   # the session lives on
+
+
 def test_udp_to_tcp_vip_per_sysctl(lab4):
     lab = lab4
     with lab.topo.inside(lab.topo.lb):
