@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Private interfaces between our FULLNAT and SYNPROXY files (ip_vs_ext.c,
- * ip_vs_laddr.c, ip_vs_fnat.c, ip_vs_fnat_tcp.c, ip_vs_synproxy.c).  The upstream files see only
- * <net/ip_vs_ext.h>.
+ * ip_vs_laddr.c, ip_vs_fnat.c, ip_vs_fnat_tcp.c, ip_vs_synproxy.c).  The
+ * upstream files see only <net/ip_vs_ext.h>.
  */
 #ifndef IP_VS_FNAT_H
 #define IP_VS_FNAT_H
