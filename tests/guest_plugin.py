@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tools import guest, guest_nic, kbuild
+from tools.guest_init import TEST_START, console_excerpt, mark_log
 
 IN_GUEST = os.environ.get("LVS_GUEST") == "1"
 # LVS_GUEST_RESULTS: another place for them, e.g. for a second run at once
@@ -99,11 +100,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class GuestReporter:
-    """Inside the guest: every test report as one JSON line, written at once."""
+    """Inside the guest: every test report as one JSON line, written at once;
+    and the start of every test in the kernel log, so that the console of a
+    guest that crashed says which test was running."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.path = Path(config.getoption("guest_report"))
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
+        mark_log(TEST_START + nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = self.config.hook.pytest_report_to_serializable(config=self.config,
@@ -177,10 +183,10 @@ class HostRunner:
 
     def _missing_report(self, item: pytest.Item, kver: str) -> pytest.TestReport:
         console = RESULTS / kver / "console.log"
-        tail = console.read_text(errors="replace").splitlines()[-40:] if console.exists() else []
+        shown = console_excerpt(console.read_text(errors="replace")) if console.exists() else ""
         text = (f"no result from the guest for this test (guest exit status "
-                f"{self.status.get(kver)}); console ({console}) ends with:\n"
-                + "\n".join(tail))
+                f"{self.status.get(kver)}); console ({console}), the last test started, "
+                f"the first crash report and the end:\n{shown}")
         return pytest.TestReport(item.nodeid, item.location, {}, "failed", text, "call", [])
 
     def _run_guest_safely(self, kver: str) -> None:

@@ -34,3 +34,35 @@ def test_modules_to_load(tmp_path):
     assert guest_init.modules_to_load(tmp_path, "all") == ["ip_vs", "ip_vs_rr", "toa"]
     assert guest_init.modules_to_load(tmp_path, "none") == []
     assert guest_init.modules_to_load(tmp_path, "ip_vs, toa") == ["ip_vs", "toa"]
+
+
+def _console(crash_at: int | None, length: int = 300) -> str:
+    lines = [f"[ {n}.0] line {n}" for n in range(length)]
+    lines[10] = "[ 10.0] lvs-test: start tests/kernel/test_a.py::test_one[6.1]"
+    lines[20] = "[ 20.0] lvs-test: start tests/kernel/test_b.py::test_two[6.1]"
+    if crash_at is not None:
+        lines[crash_at] = "[ 99.0] BUG: kernel NULL pointer dereference, address: 0"
+    return "\n".join(lines)
+
+
+def test_console_excerpt_shows_the_test_the_crash_and_the_end():
+    shown = guest_init.console_excerpt(_console(crash_at=100), tail=40, crash=30).splitlines()
+    assert shown[0].endswith("test_b.py::test_two[6.1]")
+    assert shown[1] == "[first crash report]"
+    assert shown[2] == "[ 95.0] line 95" and "BUG: kernel NULL" in shown[7]
+    assert shown[31] == "[ 124.0] line 124"
+    assert shown[32] == "[end of the console]"
+    assert shown[33:] == [f"[ {n}.0] line {n}" for n in range(260, 300)]
+
+
+def test_console_excerpt_without_a_crash_is_the_last_test_and_the_tail():
+    shown = guest_init.console_excerpt(_console(crash_at=None), tail=40).splitlines()
+    assert shown[0].endswith("test_two[6.1]") and shown[1] == "[end of the console]"
+    assert len(shown) == 42 and shown[-1] == "[ 299.0] line 299"
+
+
+def test_console_excerpt_of_a_crash_near_the_end_is_not_repeated():
+    shown = guest_init.console_excerpt(_console(crash_at=290), tail=40).splitlines()
+    assert "[first crash report]" not in shown
+    assert sum("BUG: kernel NULL" in line for line in shown) == 1
+    assert guest_init.console_excerpt("") == ""
