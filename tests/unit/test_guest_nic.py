@@ -40,6 +40,7 @@ def test_qemu_options_reach_qemu_and_exec_survives():
     cfg = guest.GuestConfig(kver, qemu_opts=guest_nic.qemu_args("lvsmqtest"))
     argv = guest.vng_command(cfg, "echo guest-command")
     assert [a for a in argv if a.startswith("--qemu-opt")] == \
+        ["--qemu-opt=-accel", "--qemu-opt=tcg,thread=single"] + \
         [f"--qemu-opt={o}" for o in guest_nic.qemu_args("lvsmqtest")]
     argv.insert(argv.index("--exec"), "--dry-run")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
@@ -50,6 +51,9 @@ def test_qemu_options_reach_qemu_and_exec_survives():
     assert words[netdev + 1].startswith("tap,id=lvsmq,ifname=lvsmqtest,")
     assert words[netdev + 3].startswith("virtio-net-pci,netdev=lvsmq,mq=on")
     assert "virtme.exec=" in res.stdout
+    # single-threaded TCG (tools/guest.py says why), and no other accelerator
+    assert words[words.index("-accel") + 1] == "tcg,thread=single"
+    assert "accel=kvm:tcg" not in res.stdout
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not Path("/dev/net/tun").exists(),
