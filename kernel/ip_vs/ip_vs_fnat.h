@@ -49,6 +49,17 @@ static inline void ip_vs_fnat_seq_advance(struct ip_vs_fnat_seq *fs, u32 *nxt,
 	}
 }
 
+/*
+ * The sequence number just after the segment of @th (SYN and FIN count
+ * one each); @thoff is the TCP header's offset from skb->data.
+ */
+static inline u32 ip_vs_tcp_end_seq(const struct sk_buff *skb,
+				    const struct tcphdr *th, unsigned int thoff)
+{
+	return ntohl(th->seq) + th->syn + th->fin +
+	       (skb->len - thoff - th->doff * 4);
+}
+
 static inline unsigned int ip_vs_toa_len(int af)
 {
 	return af == AF_INET6 ? IP_VS_TOA_LEN_V6 : IP_VS_TOA_LEN_V4;

@@ -140,13 +140,6 @@ static u32 ip_vs_fnat_isn(const struct ip_vs_conn *cp)
 			      cp->dport);
 }
 
-static u32 ip_vs_tcp_end_seq(const struct sk_buff *skb,
-			     const struct tcphdr *th, unsigned int thoff)
-{
-	return ntohl(th->seq) + th->syn + th->fin +
-	       (skb->len - thoff - th->doff * 4);
-}
-
 /* -------------------------------------------------------------- TOA */
 
 static void ip_vs_toa_fill(u8 *opt, const struct ip_vs_conn *cp)
@@ -490,8 +483,7 @@ void ip_vs_nat_tcp_track(struct ip_vs_conn *cp, struct sk_buff *skb,
 		return;
 	/* the NAT handler made the fixed header writable, hence linear */
 	th = (const struct tcphdr *)(skb_network_header(skb) + thoff);
-	end = ntohl(th->seq) + th->syn + th->fin +
-	      (skb->len - skb_network_offset(skb) - thoff - th->doff * 4);
+	end = ip_vs_tcp_end_seq(skb, th, skb_network_offset(skb) + thoff);
 	nxt = to_rs ? &fs->c_nxt : &fs->r_nxt;
 	bit = to_rs ? IP_VS_FNAT_SEQ_C_NXT : IP_VS_FNAT_SEQ_R_NXT;
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT)) {

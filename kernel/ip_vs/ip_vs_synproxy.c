@@ -1024,13 +1024,10 @@ static void ip_vs_sp_fix_out(struct ip_vs_conn *cp, struct sk_buff *skb,
 {
 	__be32 old = th->seq;
 
-	if (!ip_vs_conn_fnat(cp)) {
-		u32 end = ntohl(th->seq) + th->syn + th->fin +
-			  (skb->len - thoff - th->doff * 4);
-
+	if (!ip_vs_conn_fnat(cp))
 		ip_vs_fnat_seq_advance(&cp->fnat, &cp->fnat.r_nxt,
-				       IP_VS_FNAT_SEQ_R_NXT, end);
-	}
+				       IP_VS_FNAT_SEQ_R_NXT,
+				       ip_vs_tcp_end_seq(skb, th, thoff));
 	th->seq = htonl(ntohl(old) + cp->fnat.sp_delta);
 	inet_proto_csum_replace4(&th->check, skb, old, th->seq, false);
 	if (flags & IP_VS_SP_WIN) {
