@@ -113,6 +113,17 @@ class Lab:
             f"{k} {v}" for k, v in self.stats().items() if v))
         return "\n".join(parts)
 
+    def echo(self, size: int, timeout: float = 20) -> tuple[str, str, int]:
+        """One connection: who answered (whoami_tcp) and ``size`` bytes
+        echoed back; a failure carries diagnose() in its message."""
+        with self.connect(timeout=timeout) as sock:
+            try:
+                answer = whoami.whoami_tcp(sock)
+                assert whoami.echo_stream(sock, size)
+            except (OSError, AssertionError) as exc:
+                raise AssertionError(f"{exc!r}\n{self.diagnose()}") from exc
+        return answer
+
     def close(self) -> None:
         for server in self.servers:
             server.close()
@@ -274,14 +285,7 @@ def test_requests_through_synproxy(lab):
     """Real clients through a SYNPROXY service: each request answered, one
     proven cookie per connection, the real servers see the client (NAT)."""
     before = lab.stats()
-    answers = []
-    for _ in range(20):
-        with lab.connect() as sock:
-            try:
-                answers.append(whoami.whoami_tcp(sock))
-                assert whoami.echo_stream(sock, 256 * 1024)
-            except (OSError, AssertionError) as exc:
-                raise AssertionError(f"{exc!r}\n{lab.diagnose()}") from exc
+    answers = [lab.echo(256 * 1024) for _ in range(20)]
     moved = delta(before, lab.stats())
     assert sorted({name for name, _, _ in answers}) == ["rs1", "rs2"]
     if lab.mode == "nat":
@@ -305,12 +309,7 @@ def test_stream_through_synproxy_survives_loss(lab):
         lab.topo.sh(name, "tc qdisc add dev eth0 root netem loss 5%")
     try:
         for _ in range(3):
-            with lab.connect(timeout=60) as sock:
-                try:
-                    whoami.whoami_tcp(sock)
-                    assert whoami.echo_stream(sock, 1024 * 1024)
-                except (OSError, AssertionError) as exc:
-                    raise AssertionError(f"{exc!r}\n{lab.diagnose()}") from exc
+            lab.echo(1024 * 1024, timeout=60)
     finally:
         for name in hosts:
             lab.topo.sh(name, "tc qdisc del dev eth0 root", check=False)
