@@ -186,7 +186,7 @@ class HostRunner:
         shown = console_excerpt(console.read_text(errors="replace")) if console.exists() else ""
         text = (f"no result from the guest for this test (guest exit status "
                 f"{self.status.get(kver)}); console ({console}), the last test started, "
-                f"the first crash report and the end:\n{shown}")
+                f"the first kernel problem and the end:\n{shown}")
         return pytest.TestReport(item.nodeid, item.location, {}, "failed", text, "call", [])
 
     def _run_guest_safely(self, kver: str) -> None:

@@ -132,15 +132,10 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
         cmd += ["--verbose", "--append", "loglevel=5"]
     for word in cfg.append:
         cmd += ["--append", word]
-    # Single-threaded TCG: all vCPUs of a guest take turns on one host thread.
-    # QEMU 7.2's multi-threaded TCG (Debian 12) can go on executing a stale
-    # translation after another vCPU patched kernel text (ftrace and kprobes
-    # do, e.g. whenever toa.ko loads or unloads): seen as both vCPUs looping
-    # on an int3 at inet_getname+0 that memory had already turned back into
-    # a NOP, and in CI as a jump to address 0 while toa.ko was loading.  The
-    # guest keeps its CPUs (SMP kernel, per-CPU queues), only the emulator
-    # stops running them in parallel; with one guest per kernel line side by
-    # side on a two-core machine that costs little.
+    # Single-threaded TCG: the vCPUs take turns on one host thread.  QEMU
+    # 7.2's multi-threaded TCG ran stale kernel text after ftrace patched it
+    # (toa.ko reloads): a lockup on an int3 already gone, and a jump to 0 in
+    # CI.  README, Tests, has the details.
     cmd += ["--qemu-opt=-accel", "--qemu-opt=tcg,thread=single"]
     for opt in cfg.qemu_opts:
         # One argument each, attached with "=": vng's --qemu-opts swallows

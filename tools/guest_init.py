@@ -37,27 +37,23 @@ def kernel_log_problems(text: str) -> list[str]:
 # What a test writes into the kernel log when it starts (tests/guest_plugin.py),
 # so that a console that ends in a crash says which test was running.
 TEST_START = "lvs-test: start "
-# First lines of a crash report; the excerpt starts a little before them.
-CRASH_START = re.compile(r"(BUG:|Oops|general protection fault|kernel BUG at|"
-                         r"Kernel panic|WARNING:|watchdog: BUG)")
 
 
-def console_excerpt(text: str, tail: int = 40, crash: int = 80) -> str:
+def console_excerpt(text: str, tail: int = 40, report: int = 80) -> str:
     """The part of a guest console worth showing when a guest died: the last
-    test that started, the first crash report (``crash`` lines from a few
-    before its first line) and the last ``tail`` lines."""
+    test that started, the first problem the kernel reported (``report``
+    lines from a few before its first LOG_PROBLEMS line) and the last
+    ``tail`` lines."""
     lines = text.splitlines()
-    parts: list[str] = []
-    started = [n for n, line in enumerate(lines) if TEST_START in line]
-    if started:
-        parts.append(lines[started[-1]])
-    first = next((n for n, line in enumerate(lines) if CRASH_START.search(line)), None)
-    end_of_crash = 0
+    parts = [next((line for line in reversed(lines) if TEST_START in line), None)]
+    first = next((n for n, line in enumerate(lines) if LOG_PROBLEMS.search(line)), None)
+    end_of_report = 0
     if first is not None and first < len(lines) - tail:
         begin = max(0, first - 5)
-        end_of_crash = min(len(lines) - tail, begin + crash)
-        parts += ["[first crash report]", *lines[begin:end_of_crash]]
-    last = lines[max(end_of_crash, len(lines) - tail):]
+        end_of_report = min(len(lines) - tail, begin + report)
+        parts += ["[first kernel problem]", *lines[begin:end_of_report]]
+    parts = [part for part in parts if part is not None]
+    last = lines[max(end_of_report, len(lines) - tail):]
     if parts and last:
         parts.append("[end of the console]")
     return "\n".join(parts + last)

@@ -46,9 +46,9 @@ def _console(crash_at: int | None, length: int = 300) -> str:
 
 
 def test_console_excerpt_shows_the_test_the_crash_and_the_end():
-    shown = guest_init.console_excerpt(_console(crash_at=100), tail=40, crash=30).splitlines()
+    shown = guest_init.console_excerpt(_console(crash_at=100), tail=40, report=30).splitlines()
     assert shown[0].endswith("test_b.py::test_two[6.1]")
-    assert shown[1] == "[first crash report]"
+    assert shown[1] == "[first kernel problem]"
     assert shown[2] == "[ 95.0] line 95" and "BUG: kernel NULL" in shown[7]
     assert shown[31] == "[ 124.0] line 124"
     assert shown[32] == "[end of the console]"
@@ -63,6 +63,6 @@ def test_console_excerpt_without_a_crash_is_the_last_test_and_the_tail():
 
 def test_console_excerpt_of_a_crash_near_the_end_is_not_repeated():
     shown = guest_init.console_excerpt(_console(crash_at=290), tail=40).splitlines()
-    assert "[first crash report]" not in shown
+    assert "[first kernel problem]" not in shown
     assert sum("BUG: kernel NULL" in line for line in shown) == 1
     assert guest_init.console_excerpt("") == ""
