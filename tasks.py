@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 from invoke import Collection, Exit, task
 
@@ -101,16 +102,20 @@ def dkms_remove(c, set=None):
             "memory": "guest memory (default 2G)", "cpus": "guest CPUs (default 2)",
             "append": "extra kernel command line (repeatable)",
             "strict_log": "exit 125 if the command succeeded but the kernel log "
-                          "shows an oops/WARN/BUG/leak"},
-      iterable=["append"])
-def vm(c, kver=None, load="all", memory="2G", cpus=2, append=None, strict_log=False):
+                          "shows an oops/WARN/BUG/leak",
+            "rwdir": "a host folder the guest may write (repeatable; the rest of "
+                     "the host is read-only in the guest)"},
+      iterable=["append", "rwdir"])
+def vm(c, kver=None, load="all", memory="2G", cpus=2, append=None, strict_log=False,
+       rwdir=None):
     """Boot a kernel in QEMU with our modules and run the command after `--`.
 
     Example: ./inv vm --kver 6.1.0-56-amd64 -- "ipvsadm -Ln && cat /proc/net/ip_vs"
     The exit status is the command's.
     """
     command = c.remainder or "true"
-    cfg = guest.GuestConfig(_kernels(kver)[0], cpus=cpus, memory=memory, append=append or ())
+    cfg = guest.GuestConfig(_kernels(kver)[0], cpus=cpus, memory=memory, append=append or (),
+                            rwdirs=[Path(d).resolve() for d in rwdir or ()])
     try:
         rc = guest.run(cfg, command, load=load, strict_log=strict_log)
     except kbuild.BuildError as exc:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import errno as E
 import os
-from pathlib import Path
 from typing import Iterable, Sequence
 
 from ipvsadm_py import model, nl, wire
@@ -31,8 +30,8 @@ from ipvsadm_py.errors import (NEED_ADMIN, NOT_LOADED, DaemonRunning, DestExists
                                describe_errno)
 from ipvsadm_py.model import Daemon, Dest, Info, LocalAddress, Service, Timeouts
 
-SYSCTL_DIR = Path("/proc/sys/net/ipv4/vs")
-EXT_STATS_PROC = Path("/proc/net/ip_vs_ext_stats")
+SYSCTL_DIR = "/proc/sys/net/ipv4/vs"
+EXT_STATS_PROC = "/proc/net/ip_vs_ext_stats"
 
 
 @dataclasses.dataclass
@@ -239,7 +238,7 @@ class IPVS:
     @staticmethod
     def synproxy_supported() -> bool:
         """Whether the module has the SYNPROXY side (its sysctls exist)."""
-        return (SYSCTL_DIR / "synproxy_init_mss").exists()
+        return os.path.exists(f"{SYSCTL_DIR}/synproxy_init_mss")
 
     # ------------------------------------------------------------ changing
     def run(self, ops: Iterable[Op]) -> list[IPVSError | None]:
@@ -288,10 +287,11 @@ class IPVS:
         return new
 
     @staticmethod
-    def ext_stats(path: Path = EXT_STATS_PROC) -> dict[str, int]:
+    def ext_stats(path: str | os.PathLike = EXT_STATS_PROC) -> dict[str, int]:
         """The extended counters (FULLNAT, SYNPROXY, defence) of the caller's
         namespace: name -> total over all CPUs (the last column)."""
-        lines = path.read_text().splitlines()[1:]
+        with open(path) as stream:
+            lines = stream.read().splitlines()[1:]
         return {f[0]: int(f[-1]) for f in (line.split() for line in lines) if len(f) >= 2}
 
     def delete_service(self, svc: Service) -> None:
@@ -409,18 +409,18 @@ class ops:  # noqa: N801 - a namespace of Op builders, named like the verbs
 # ---------------------------------------------------------------- sysctls
 def read_sysctl(name: str) -> int | None:
     """``/proc/sys/net/ipv4/vs/NAME`` as an integer (None if absent)."""
-    path = SYSCTL_DIR / name
     try:
-        words = path.read_text().split()
+        with open(f"{SYSCTL_DIR}/{name}") as stream:
+            words = stream.read().split()
         return int(words[0]) if len(words) == 1 else None   # single integers only
     except (OSError, ValueError):
         return None
 
 
 def write_sysctl(name: str, value: int) -> None:
-    path = SYSCTL_DIR / name
     try:
-        path.write_text(f"{value}\n")
+        with open(f"{SYSCTL_DIR}/{name}", "w") as stream:
+            stream.write(f"{value}\n")
     except FileNotFoundError:
         raise Unsupported(f"sysctl net.ipv4.vs.{name} does not exist in this kernel") from None
     except PermissionError:
@@ -433,12 +433,12 @@ def write_sysctl(name: str, value: int) -> None:
 def list_sysctls() -> dict[str, int]:
     """Every integer sysctl of IPVS in this namespace."""
     out: dict[str, int] = {}
-    if not SYSCTL_DIR.is_dir():
+    if not os.path.isdir(SYSCTL_DIR):
         return out
-    for path in sorted(SYSCTL_DIR.iterdir()):
-        value = read_sysctl(path.name)
+    for name in sorted(os.listdir(SYSCTL_DIR)):
+        value = read_sysctl(name)
         if value is not None:
-            out[path.name] = value
+            out[name] = value
     return out
 
 

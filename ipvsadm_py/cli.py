@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import sys
-from pathlib import Path
 from typing import Sequence, TextIO
 
 from ipvsadm_py import __version__, fmt, model, nl
@@ -20,8 +19,8 @@ from ipvsadm_py.errors import IPVSError, NotLoaded, PermissionDenied, Unsupporte
 from ipvsadm_py.options import EXIT_FAIL, EXIT_TRYHELP, Entry, UsageError, check, parse
 
 PROG = "ipvsadm-py"
-CONN_PROC = Path("/proc/net/ip_vs_conn")
-EXT_STATS_PROC = Path("/proc/net/ip_vs_ext_stats")
+CONN_PROC = "/proc/net/ip_vs_conn"
+EXT_STATS_PROC = "/proc/net/ip_vs_ext_stats"
 EXIT_LIST = 1
 EXIT_KERNEL = 255
 
@@ -49,23 +48,25 @@ def tryhelp(ctx: Context) -> None:
 
 
 # ------------------------------------------------------------------ ops
+_OP_BUILDERS = {
+    "add": lambda e: ops.add_service(e.svc), "edit": lambda e: ops.edit_service(e.svc),
+    "del": lambda e: ops.delete_service(e.svc), "flush": lambda e: ops.flush(),
+    "zero": lambda e: ops.zero(e.svc if "service-address" in e.options else None),
+    "adddest": lambda e: ops.add_dest(e.svc, e.dest),
+    "editdest": lambda e: ops.edit_dest(e.svc, e.dest),
+    "deldest": lambda e: ops.delete_dest(e.svc, e.dest),
+    "timeout": lambda e: ops.set_timeouts(e.timeouts or model.Timeouts()),
+    "startd": lambda e: ops.start_daemon(e.daemon),
+    "stopd": lambda e: ops.stop_daemon(e.daemon),
+    "addladdr": lambda e: ops.add_laddr(e.svc, e.laddr),
+    "delladdr": lambda e: ops.delete_laddr(e.svc, e.laddr),
+}
+
+
 def entry_op(e: Entry) -> Op | None:
     """The kernel operation of a changing command (None for the others)."""
-    builders = {
-        "add": lambda: ops.add_service(e.svc), "edit": lambda: ops.edit_service(e.svc),
-        "del": lambda: ops.delete_service(e.svc), "flush": ops.flush,
-        "zero": lambda: ops.zero(e.svc if "service-address" in e.options else None),
-        "adddest": lambda: ops.add_dest(e.svc, e.dest),
-        "editdest": lambda: ops.edit_dest(e.svc, e.dest),
-        "deldest": lambda: ops.delete_dest(e.svc, e.dest),
-        "timeout": lambda: ops.set_timeouts(e.timeouts or model.Timeouts()),
-        "startd": lambda: ops.start_daemon(e.daemon),
-        "stopd": lambda: ops.stop_daemon(e.daemon),
-        "addladdr": lambda: ops.add_laddr(e.svc, e.laddr),
-        "delladdr": lambda: ops.delete_laddr(e.svc, e.laddr),
-    }
-    build = builders.get(e.cmd)
-    return build() if build else None
+    build = _OP_BUILDERS.get(e.cmd)
+    return build(e) if build else None
 
 
 # ------------------------------------------------------------------ listing
@@ -107,7 +108,8 @@ def do_list(ctx: Context, e: Entry) -> int:
 
 def list_connections(ctx: Context, e: Entry) -> int:
     try:
-        text = CONN_PROC.read_text()
+        with open(CONN_PROC) as stream:
+            text = stream.read()
     except OSError:
         ctx.err.write(f"cannot open file {CONN_PROC}\n")
         return EXIT_LIST
@@ -120,7 +122,8 @@ def list_connections(ctx: Context, e: Entry) -> int:
 
 def list_ext_stats(ctx: Context, e: Entry) -> int:
     try:
-        text = EXT_STATS_PROC.read_text()
+        with open(EXT_STATS_PROC) as stream:
+            text = stream.read()
     except OSError:
         ctx.err.write(f"{EXT_STATS_PROC} is missing: the FULLNAT/SYNPROXY side of this "
                       "ip_vs module is not there\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import socket
+import struct
 from typing import Any, Callable, Sequence, TypeVar
 
 from ipvsadm_py import model, wire
@@ -42,14 +43,16 @@ def _i32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def _words(addr: Any) -> tuple[int, ...]:
-    if addr is None:
+_WORDS6 = struct.Struct(">IIII").unpack
+
+
+def _words(packed: bytes | None) -> tuple[int, ...]:
+    """The address as four 32-bit words (ipvsadm compares them one by one)."""
+    if not packed:
         return (0, 0, 0, 0)
-    n = int(addr)
-    if addr.version == 4:
-        return (n, 0, 0, 0)
-    return ((n >> 96) & 0xFFFFFFFF, (n >> 64) & 0xFFFFFFFF, (n >> 32) & 0xFFFFFFFF,
-            n & 0xFFFFFFFF)
+    if len(packed) == 4:
+        return (int.from_bytes(packed, "big"), 0, 0, 0)
+    return _WORDS6(packed)
 
 
 def compare_services(a: Service, b: Service) -> int:
@@ -64,7 +67,8 @@ def compare_services(a: Service, b: Service) -> int:
     r = a.protocol - b.protocol
     if r:
         return r
-    wa, wb = _words(a.addr if not a.fwmark else None), _words(b.addr if not b.fwmark else None)
+    wa = _words(model.packed(a) if not a.fwmark else None)
+    wb = _words(model.packed(b) if not b.fwmark else None)
     if a.af == model.AF_INET6:
         for x, y in zip(wa, wb):
             r = _i32(x - y)
@@ -79,7 +83,7 @@ def compare_services(a: Service, b: Service) -> int:
 
 def compare_dests(a: Dest, b: Dest) -> int:
     """ipvsadm's real-server order (address by the first one's family, then port)."""
-    wa, wb = _words(a.addr), _words(b.addr)
+    wa, wb = _words(model.packed(a)), _words(model.packed(b))
     r = 0
     if a.af == model.AF_INET6:
         for x, y in zip(wa, wb):
@@ -125,7 +129,7 @@ def _consistent(values: list[tuple[int, ...]]) -> bool:
 
 def sort_services(services: Sequence[Service]) -> list[Service]:
     keys = [(s.fwmark, s.af, s.protocol,
-             *(_words(s.addr if not s.fwmark else None)), s.port) for s in services]
+             *(_words(model.packed(s) if not s.fwmark else None)), s.port) for s in services]
     if _consistent(keys):   # fast path: the comparison is then a plain order
         order = sorted(range(len(services)), key=keys.__getitem__)
         return [services[i] for i in order]
@@ -134,7 +138,7 @@ def sort_services(services: Sequence[Service]) -> list[Service]:
 
 def sort_dests(dests: Sequence[Dest]) -> list[Dest]:
     if len({d.af for d in dests}) <= 1:
-        keys = [(*_words(d.addr), d.port) for d in dests]
+        keys = [(*_words(model.packed(d)), d.port) for d in dests]
         if _consistent(keys):
             order = sorted(range(len(dests)), key=keys.__getitem__)
             return [dests[i] for i in order]
@@ -161,10 +165,10 @@ def _service_name(port: int, protocol: int) -> str:
     return str(port)
 
 
-def addrport(addr: Any, port: int, protocol: int, numeric: bool) -> str:
-    """ipvsadm's ``addrport_to_anyname``: names unless numeric, [v6]."""
-    af = model.af_of(addr.version)
-    packed = addr.packed
+def addrport(packed: bytes, port: int, protocol: int, numeric: bool) -> str:
+    """ipvsadm's ``addrport_to_anyname`` of a packed address: names unless
+    numeric, [v6]."""
+    af = model.AF_INET6 if len(packed) == 16 else model.AF_INET
     if numeric:
         text, ptext = socket.inet_ntop(af, packed), str(port)
     else:
@@ -243,7 +247,7 @@ def service_name(svc: Service, f: Format) -> str:
         if f.rule:
             return f"-f {mark}" + (" -6" if six else "")
         return f"FWM  {mark}" + (" IPv6" if six else "")
-    vname = addrport(svc.addr, svc.port, svc.protocol, f.numeric)
+    vname = addrport(model.packed(svc) or bytes(4), svc.port, svc.protocol, f.numeric)
     if f.rule:
         option = {wire.IPPROTO_TCP: "-t", wire.IPPROTO_UDP: "-u",
                   wire.IPPROTO_SCTP: "--sctp-service"}.get(svc.protocol, "--xxx-service")
@@ -324,7 +328,7 @@ def dest_rule(name: str, dname: str, d: Dest) -> str:
 
 
 def dest_line(svc: Service, name: str, d: Dest, f: Format) -> str:
-    dname = addrport(d.addr, d.port, svc.protocol, f.numeric)
+    dname = addrport(model.packed(d) or bytes(4), d.port, svc.protocol, f.numeric)
     if f.rule:
         return dest_rule(name, dname, d)
     if d.af != model.AF_INET6:
@@ -360,7 +364,7 @@ def service_block(svc: Service, dests: Sequence[Dest], f: Format,
         parts.append(dest_line(svc, name, d, f))
     if f.rule:
         for la in laddrs:
-            parts.append(f"-P {name} -z {model.addr_text(la.addr)}\n")
+            parts.append(f"-P {name} -z {model.addr_text(model.packed(la))}\n")
     return "".join(parts)
 
 
@@ -414,8 +418,6 @@ def _proc_addr(text: str) -> tuple[int, bytes]:
 
 def connections(proc_text: str, f: Format) -> str:
     """``ipvsadm -Lc`` from the text of /proc/net/ip_vs_conn."""
-    from netaddr import IPAddress
-
     lines = proc_text.splitlines()
     out = ["IPVS connection entries\n"]
     if f.persistent_conn:
@@ -431,14 +433,13 @@ def connections(proc_text: str, f: Format) -> str:
         af, caddr = _proc_addr(tok[1])
         vaddr = (socket.inet_pton(socket.AF_INET6, tok[3]) if af == model.AF_INET6
                  else _proc_addr(tok[3])[1])
-        daf, daddr = _proc_addr(tok[5])
+        daddr = _proc_addr(tok[5])[1]
 
-        def name(raw: bytes, fam: int, port_hex: str) -> str:
-            addr = IPAddress(int.from_bytes(raw, "big"), model.family_of(fam))
-            return addrport(addr, int(port_hex, 16) & 0xFFFF, proto, f.numeric)
+        def name(raw: bytes, port_hex: str) -> str:
+            return addrport(raw, int(port_hex, 16) & 0xFFFF, proto, f.numeric)
 
-        cname, vname = name(caddr, af, tok[2]), name(vaddr, af, tok[4])
-        dname = name(daddr, daf, tok[6])
+        cname, vname = name(caddr, tok[2]), name(vaddr, tok[4])
+        dname = name(daddr, tok[6])
         expires = int(tok[8]) & 0xFFFFFFFF
         expire = f"{expires // 60:02d}:{expires % 60:02d}"
         if f.persistent_conn and len(tok) >= 11:
@@ -475,11 +476,12 @@ def laddr_listing(rows: Sequence[tuple[Service, Sequence[LocalAddress]]], numeri
     """``-G``: VIP:VPORT, TOTAL, SNAT_IP, CONFLICTS, CONNS (the Alibaba columns)."""
     out = [f"{'VIP:VPORT':<20} {'TOTAL':<8} {'SNAT_IP':<20} {'CONFLICTS':<10} CONNS\n"]
     for svc, las in rows:
-        vip = (addrport(svc.addr, svc.port, svc.protocol, numeric) if not svc.fwmark
+        vip = (addrport(model.packed(svc) or bytes(4), svc.port, svc.protocol, numeric)
+               if not svc.fwmark
                else service_name(svc, Format()))
         out.append(f"{vip:<20} {len(las)}\n")
         for la in las:
-            out.append(f"{'':<20} {'':<8} {model.addr_text(la.addr):<20} "
+            out.append(f"{'':<20} {'':<8} {model.addr_text(model.packed(la)):<20} "
                        f"{la.port_conflicts:<10} {la.conns}\n")
     return "".join(out)
 

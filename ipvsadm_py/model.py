@@ -2,19 +2,23 @@
 Daemon, Info, Stats, and their conversion to and from wire attributes.
 
 Addresses are ``netaddr.IPAddress``; ``af`` is the socket address family
-(``AF_INET`` = 2, ``AF_INET6`` = 10) as the kernel reports it.
+(``AF_INET`` = 2, ``AF_INET6`` = 10) as the kernel reports it.  The ``addr``
+of a Service, Dest or LocalAddress is kept packed (4 or 16 bytes, see
+:class:`AddressField`) and becomes a ``netaddr.IPAddress`` when read, so that
+listing or restoring 10,000 rules never imports netaddr (about 50 modules).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import socket
-from typing import Any
-
-from netaddr import IPAddress
+from typing import TYPE_CHECKING, Any
 
 from ipvsadm_py import wire
 from ipvsadm_py.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from netaddr import IPAddress
 
 AF_INET, AF_INET6 = wire.AF_INET, wire.AF_INET6
 PROTOCOLS = {"tcp": wire.IPPROTO_TCP, "udp": wire.IPPROTO_UDP, "sctp": wire.IPPROTO_SCTP}
@@ -51,25 +55,73 @@ def af_of(version: int) -> int:
     return AF_INET6 if version == 6 else AF_INET
 
 
-def addr_from_wire(raw: bytes, af: int) -> IPAddress:
-    """An address from the kernel's 16-byte ``union nf_inet_addr``."""
-    if af == AF_INET6:
-        return IPAddress(int.from_bytes(raw[:16], "big"), 6)
-    return IPAddress(int.from_bytes(raw[:4], "big"), 4)
+def ip(packed: bytes) -> IPAddress:
+    """A ``netaddr.IPAddress`` from 4 (IPv4) or 16 (IPv6) packed bytes."""
+    from netaddr import IPAddress
+
+    return IPAddress(int.from_bytes(packed, "big"), 6 if len(packed) == 16 else 4)
 
 
-def addr_to_wire(addr: IPAddress) -> bytes:
-    return addr.packed.ljust(16, b"\0")
+def packed_of(addr: IPAddress | bytes) -> bytes:
+    """4 or 16 bytes of an address given packed or as an object with
+    ``packed`` (netaddr's, or the standard library's ``ipaddress``)."""
+    return addr if isinstance(addr, bytes) else addr.packed
 
 
-def addr_text(addr: IPAddress) -> str:
+def addr_from_wire(raw: bytes, af: int) -> bytes:
+    """The packed address in the kernel's 16-byte ``union nf_inet_addr``."""
+    return bytes(raw[:16]) if af == AF_INET6 else bytes(raw[:4])
+
+
+def addr_to_wire(addr: IPAddress | bytes) -> bytes:
+    return packed_of(addr).ljust(16, b"\0")
+
+
+def addr_text(addr: IPAddress | bytes) -> str:
     """The address as ``inet_ntop`` writes it (what ipvsadm prints)."""
-    return socket.inet_ntop(af_of(addr.version), addr.packed)
+    packed = packed_of(addr)
+    return socket.inet_ntop(AF_INET6 if len(packed) == 16 else AF_INET, packed)
 
 
-def hostport(addr: IPAddress, port: int) -> str:
+def hostport(addr: IPAddress | bytes, port: int) -> str:
     text = addr_text(addr)
-    return f"[{text}]:{port}" if addr.version == 6 else f"{text}:{port}"
+    return f"[{text}]:{port}" if ":" in text else f"{text}:{port}"
+
+
+class AddressField:
+    """The ``addr`` attribute of Service, Dest and LocalAddress.
+
+    Set it to a ``netaddr.IPAddress`` (or anything with ``packed``), to 4 or
+    16 packed bytes, or to None; reading it gives a ``netaddr.IPAddress``
+    (made on first read).  :func:`packed` reads the bytes without netaddr.
+    """
+
+    def __init__(self, required: bool = False) -> None:
+        self.required = required
+
+    def __get__(self, obj: Any, owner: type | None = None) -> IPAddress | None:
+        if obj is None:     # the dataclass's default (none when required)
+            if self.required:
+                raise AttributeError("addr")
+            return None
+        value = obj.__dict__.get("_addr")
+        if value is None and obj.__dict__.get("_packed") is not None:
+            value = obj.__dict__["_addr"] = ip(obj.__dict__["_packed"])
+        return value
+
+    def __set__(self, obj: Any, value: IPAddress | bytes | None) -> None:
+        if isinstance(value, (bytes, bytearray)):
+            if len(value) not in (4, 16):
+                raise ValueError(f"a packed address has 4 or 16 bytes, not {len(value)}")
+            obj.__dict__["_addr"], obj.__dict__["_packed"] = None, bytes(value)
+        else:
+            obj.__dict__["_addr"] = value
+            obj.__dict__["_packed"] = None if value is None else value.packed
+
+
+def packed(obj: Any) -> bytes | None:
+    """The packed ``addr`` of a Service, Dest or LocalAddress (None if unset)."""
+    return obj.__dict__.get("_packed")
 
 
 def sched_flag_names(scheduler: str, flags: int) -> list[str]:
@@ -133,7 +185,7 @@ class Service:
     """A virtual service: protocol+address+port, or a firewall mark."""
 
     protocol: int = wire.IPPROTO_TCP
-    addr: IPAddress | None = None
+    addr: IPAddress | None = AddressField()  # type: ignore[assignment]
     port: int = 0
     fwmark: int = 0
     af: int = AF_INET
@@ -150,14 +202,16 @@ class Service:
         """What names the service in the kernel."""
         if self.fwmark:
             return (self.af, 0, 0, 0, self.fwmark)
-        return (self.af, self.protocol, int(self.addr or 0), self.port, 0)
+        return (self.af, self.protocol, int.from_bytes(packed(self) or b"", "big"),
+                self.port, 0)
 
     def describe(self) -> str:
         """``TCP 10.0.0.1:80``, ``UDP [2001:db8::1]:53``, ``FWM 7 IPv6``."""
         if self.fwmark:
             return f"FWM {self.fwmark}" + (" IPv6" if self.af == AF_INET6 else "")
         proto = PROTOCOL_NAMES.get(self.protocol, str(self.protocol)).upper()
-        return f"{proto} {hostport(self.addr, self.port)}" if self.addr else proto
+        raw = packed(self)
+        return f"{proto} {hostport(raw, self.port)}" if raw else proto
 
     # ------------------------------------------------------------ flags
     @property
@@ -184,7 +238,7 @@ class Service:
         """``255.255.255.0`` (IPv4) or ``64`` (IPv6 prefix length)."""
         if self.af == AF_INET6:
             return str(self.netmask)
-        return str(IPAddress(self.netmask, 4))
+        return socket.inet_ntoa(self.netmask.to_bytes(4, "big"))
 
     # ------------------------------------------------------------ wire
     def key_attrs(self) -> wire.Attrs:
@@ -194,8 +248,7 @@ class Service:
             attrs.append(("IPVS_SVC_ATTR_FWMARK", self.fwmark))
         else:
             attrs += [("IPVS_SVC_ATTR_PROTOCOL", self.protocol),
-                      ("IPVS_SVC_ATTR_ADDR", addr_to_wire(self.addr) if self.addr
-                       else bytes(16)),
+                      ("IPVS_SVC_ATTR_ADDR", addr_to_wire(packed(self) or bytes(16))),
                       ("IPVS_SVC_ATTR_PORT", self.port)]
         return attrs
 
@@ -238,7 +291,8 @@ class Service:
             out["fwmark"] = self.fwmark
         else:
             out["protocol"] = PROTOCOL_NAMES.get(self.protocol, str(self.protocol))
-            out["address"] = addr_text(self.addr) if self.addr else None
+            raw = packed(self)
+            out["address"] = addr_text(raw) if raw else None
             out["port"] = self.port
         out["scheduler"] = self.scheduler
         out["sched_flags"] = self.sched_flags
@@ -255,7 +309,7 @@ class Service:
 class Dest:
     """A real server of a virtual service."""
 
-    addr: IPAddress | None = None
+    addr: IPAddress | None = AddressField()  # type: ignore[assignment]
     port: int = 0
     af: int = AF_INET
     forward: int = wire.FWD_DROUTE
@@ -272,10 +326,11 @@ class Dest:
 
     @property
     def key(self) -> tuple[int, int, int]:
-        return (self.af, int(self.addr or 0), self.port)
+        return (self.af, int.from_bytes(packed(self) or b"", "big"), self.port)
 
     def describe(self) -> str:
-        return hostport(self.addr, self.port) if self.addr else "?"
+        raw = packed(self)
+        return hostport(raw, self.port) if raw else "?"
 
     @property
     def forward_name(self) -> str:
@@ -283,7 +338,7 @@ class Dest:
 
     def to_attrs(self) -> wire.Attrs:
         return [("IPVS_DEST_ATTR_ADDR_FAMILY", self.af),
-                ("IPVS_DEST_ATTR_ADDR", addr_to_wire(self.addr)),
+                ("IPVS_DEST_ATTR_ADDR", addr_to_wire(packed(self) or bytes(16))),
                 ("IPVS_DEST_ATTR_PORT", self.port),
                 ("IPVS_DEST_ATTR_FWD_METHOD", self.forward & wire.FWD_MASK),
                 ("IPVS_DEST_ATTR_WEIGHT", self.weight),
@@ -309,7 +364,7 @@ class Dest:
         return dest
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"family": family_of(self.af), "address": addr_text(self.addr),
+        out: dict[str, Any] = {"family": family_of(self.af), "address": addr_text(packed(self)),
                                "port": self.port, "forward": self.forward_name,
                                "weight": self.weight, "u_threshold": self.u_threshold,
                                "l_threshold": self.l_threshold}
@@ -327,12 +382,12 @@ class Dest:
 class LocalAddress:
     """A FULLNAT local address (LIP) of a service (extension)."""
 
-    addr: IPAddress
+    addr: IPAddress = AddressField(required=True)  # type: ignore[assignment]
     port_conflicts: int = 0
     conns: int = 0
 
     def to_attrs(self) -> wire.Attrs:
-        return [("IPVS_LADDR_ATTR_ADDR", addr_to_wire(self.addr))]
+        return [("IPVS_LADDR_ATTR_ADDR", addr_to_wire(packed(self)))]
 
     @classmethod
     def from_attrs(cls, a: dict[str, Any], svc_af: int) -> "LocalAddress":
@@ -340,7 +395,7 @@ class LocalAddress:
                    port_conflicts=a.get("port_conflict", 0), conns=a.get("conn_counts", 0))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"address": addr_text(self.addr), "port_conflicts": self.port_conflicts,
+        return {"address": addr_text(packed(self)), "port_conflicts": self.port_conflicts,
                 "conns": self.conns}
 
 
@@ -405,9 +460,9 @@ class Daemon:
         state = a.get("state", 0)
         group = None
         if "mcast_group" in a:
-            group = IPAddress(int.from_bytes(a["mcast_group"][:4], "big"), 4)
+            group = ip(bytes(a["mcast_group"][:4]))
         elif "mcast_group6" in a:
-            group = IPAddress(int.from_bytes(a["mcast_group6"][:16], "big"), 6)
+            group = ip(bytes(a["mcast_group6"][:16]))
         return cls(state="master" if state & wire.STATE_MASTER else "backup",
                    mcast_ifn=a.get("mcast_ifn", ""), syncid=a.get("sync_id", 0),
                    sync_maxlen=a.get("sync_maxlen", 0), mcast_group=group,

@@ -12,11 +12,10 @@ value) and the extensions (FULLNAT ``-b``/``--fullnat`` on real servers,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import socket
 from typing import Sequence
-
-from netaddr import IPAddress
 
 from ipvsadm_py import model, wire
 from ipvsadm_py.fmt import Format
@@ -85,7 +84,11 @@ _T = {
 }
 TABLE = {cmd: [c if c != "_" else " " for c in row.split()] for cmd, row in _T.items()}
 assert all(len(row) == len(OPTNAMES) for row in TABLE.values())
+# The same as sets per command: (required, illegal, at-most-one-of)
+_TABLE_SETS = {cmd: tuple(frozenset(n for n, r in zip(OPTNAMES, row) if r == rule)
+                          for rule in "+x1") for cmd, row in TABLE.items()}
 TUNNEL_OPTS = ["tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"]
+_TUNNEL_NAMES = frozenset(["tun-type", *TUNNEL_OPTS])
 TUNNEL_TABLE = {  # per tunnel type, as TUNNEL_OPTS
     wire.TUN_TYPE_IPIP: "xxxx", wire.TUN_TYPE_GUE: "+111", wire.TUN_TYPE_GRE: "x11x"}
 
@@ -321,10 +324,14 @@ def _port(text: str, protocol: int) -> int | None:
     return None
 
 
-def parse_hostport(text: str, protocol: int) -> tuple[IPAddress, int | None] | None:
+@functools.lru_cache(maxsize=4096)
+def parse_hostport(text: str, protocol: int) -> tuple[bytes, int | None] | None:
     """ipvsadm's ``parse_service``: ``[v6]:port``, ``v6``, ``v4[:port]``,
-    ``host[:port]`` (IPv4 names); ports by number or service name.  None on
-    error; the port is None if absent."""
+    ``host[:port]`` (IPv4 names); ports by number or service name.  The
+    address comes packed (4 or 16 bytes); None on error; the port is None
+    if absent.  Remembered: a restore file names
+    the same virtual service on each of its real servers' lines (the
+    addresses returned are shared, and never changed in place)."""
     if not text or text.isdigit():
         return None
     port_text = None
@@ -335,13 +342,12 @@ def parse_hostport(text: str, protocol: int) -> tuple[IPAddress, int | None] | N
             return None
         host, port_text = inner, rest[1:]
         try:
-            addr = IPAddress(int.from_bytes(socket.inet_pton(socket.AF_INET6, host), "big"), 6)
+            addr = socket.inet_pton(socket.AF_INET6, host)
         except OSError:
             return None
     else:
         try:
-            packed = socket.inet_pton(socket.AF_INET6, text)
-            return IPAddress(int.from_bytes(packed, "big"), 6), None
+            return socket.inet_pton(socket.AF_INET6, text), None
         except OSError:
             pass
         if ":" in text:
@@ -355,13 +361,14 @@ def parse_hostport(text: str, protocol: int) -> tuple[IPAddress, int | None] | N
     return None if port is None else (addr, port)
 
 
-def _ipv4(host: str) -> IPAddress | None:
+def _ipv4(host: str) -> bytes | None:
+    """4 packed bytes of an IPv4 address (inet_aton's forms) or host name."""
     try:
-        return IPAddress(int.from_bytes(socket.inet_aton(host), "big"), 4)
+        return socket.inet_aton(host)
     except OSError:
         pass
     try:
-        return IPAddress(int.from_bytes(socket.inet_aton(socket.gethostbyname(host)), "big"), 4)
+        return socket.inet_aton(socket.gethostbyname(host))
     except (OSError, UnicodeError):
         return None
 
@@ -388,8 +395,8 @@ def _service(e: Entry, key: str, value: str) -> None:
     if parsed is None:
         raise UsageError(f"illegal virtual server address[:port] specified: {value!r}")
     addr, port = parsed
-    e.svc.addr, e.svc.af = addr, model.af_of(addr.version)
-    if addr.version == 6:
+    e.svc.addr, e.svc.af = addr, model.AF_INET6 if len(addr) == 16 else model.AF_INET
+    if len(addr) == 16:
         e.svc.netmask = 128
     if port is not None:
         e.svc.port = port
@@ -401,7 +408,7 @@ def _real_server(e: Entry, value: str) -> None:
     if parsed is None:
         raise UsageError(f"illegal real server address[:port] specified: {value!r}")
     addr, port = parsed
-    e.dest.addr, e.dest.af = addr, model.af_of(addr.version)
+    e.dest.addr, e.dest.af = addr, model.AF_INET6 if len(addr) == 16 else model.AF_INET
     e.dest.port = e.svc.port if port is None else port
 
 
@@ -411,7 +418,7 @@ def _netmask(e: Entry, value: str) -> None:
         addr = _ipv4(value)
         if addr is None:
             raise UsageError(f"illegal virtual server persistent mask specified: {value!r}")
-        e.svc.netmask = int(addr)
+        e.svc.netmask = int.from_bytes(addr, "big")
         return
     match = re.match(r"\s*([+-]?\d+)", value)
     plen = int(match.group(1)) if match else 0
@@ -432,8 +439,7 @@ def _mcast_group(e: Entry, value: str) -> None:
     _set_option(e, "mcast-group")
     family = socket.AF_INET6 if ":" in value else socket.AF_INET
     try:
-        addr = IPAddress(int.from_bytes(socket.inet_pton(family, value), "big"),
-                         6 if family == socket.AF_INET6 else 4)
+        addr = model.ip(socket.inet_pton(family, value))
     except OSError:
         addr = None
     if addr is None or not addr.is_multicast():
@@ -552,10 +558,11 @@ def _option(e: Entry, key: str, value: str | None, raw: str) -> None:
         _flag_opt(e, key)
 
 
-def _laddr(text: str) -> IPAddress:
-    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+def _laddr(text: str) -> bytes:
+    """4 or 16 packed bytes of a local address."""
+    for family in (socket.AF_INET, socket.AF_INET6):
         try:
-            return IPAddress(int.from_bytes(socket.inet_pton(family, text), "big"), version)
+            return socket.inet_pton(family, text)
         except OSError:
             continue
     raise UsageError(f"illegal local address specified: {text!r}")
@@ -564,7 +571,10 @@ def _laddr(text: str) -> IPAddress:
 def parse(argv: Sequence[str], reading_stdin: bool = False) -> Entry:
     """argv (without the program name) as an Entry; raises UsageError."""
     toks = tokens(argv)
-    if toks and toks[0][:2] in (("cmd", "adddest"), ("cmd", "editdest")):
+    if toks and toks[0][:2] in (("cmd", "adddest"), ("cmd", "editdest")) \
+            and "b" in "".join(argv) \
+            and any(w[:1] == "-" and w[1:2] != "-" and "b" in w for w in argv):
+        # -b means FULLNAT here: read the words again if one may hold it
         toks = tokens(argv, fullnat_b=True)
     e = Entry()
     if not toks or toks[0][0] != "cmd":
@@ -665,11 +675,14 @@ def check(e: Entry) -> None:
                 or (o & {"timeout", "daemon"} and "persistent-conn" in o):
             raise UsageError("options conflicts in the list command")
     if e.cmd in ("addladdr", "delladdr") and e.laddr is not None \
-            and e.laddr.addr.version != model.family_of(e.svc.af):
+            and len(model.packed(e.laddr)) != (16 if e.svc.af == model.AF_INET6 else 4):
         raise UsageError("the local address must be of the service's address family")
 
 
 def _table_check(e: Entry) -> None:
+    need, illegal, one = _TABLE_SETS[e.cmd]
+    if need <= e.options and not e.options & illegal and len(e.options & one) < 2:
+        return      # the common case; the loop below finds the first fault
     row = TABLE[e.cmd]
     last = None
     for name, rule in zip(OPTNAMES, row):
@@ -693,8 +706,7 @@ def _dest_check(e: Entry) -> None:
         e.dest.port = e.svc.port
     if e.dest.af != e.svc.af and method != wire.FWD_TUNNEL:
         raise UsageError("Different address family is allowed only for tunneling servers")
-    tun = {"tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"}
-    if e.options & tun and method != wire.FWD_TUNNEL:
+    if e.options & _TUNNEL_NAMES and method != wire.FWD_TUNNEL:
         raise UsageError("Tunnel options conflict with forward method")
     rules = TUNNEL_TABLE[e.dest.tun_type]
     tname = model.TUN_TYPE_NAMES[e.dest.tun_type]

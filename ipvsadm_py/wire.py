@@ -440,42 +440,51 @@ def parse_stream(data: bytes | memoryview, table: str = "ipvsmsg") -> Iterator[R
         pos += (length + 3) & ~3
 
 
-# The struct encoder, driven by the same tables.
-_PACK = {kind: struct.Struct(fmt).pack for kind, fmt in _FORMATS.items()}
-_BY_NAME: dict[str, dict[str, tuple[int, str]]] = {}
+# The struct encoder, driven by the same tables: one function per attribute
+# name, made once, that returns the whole attribute (header, value, padding).
+_SIZES = {kind: struct.calcsize(fmt) for kind, fmt in _FORMATS.items()}
+_FLAGS = struct.Struct("=II")
+
+
+def _attr(number: int, body: bytes) -> bytes:
+    return _NLA.pack(len(body) + 4, number) + body + b"\0" * (-len(body) & 3)
+
+
+def _encoder(number: int, kind: str):
+    """A function value -> bytes of one attribute of this number and kind."""
+    if kind in _FORMATS:
+        size = _SIZES[kind]
+        header = _NLA.pack(4 + size, number)
+        pack = struct.Struct(_FORMATS[kind] + "x" * (-size & 3)).pack
+        return lambda value: header + pack(value)
+    if kind == "cdata":
+        return lambda value: _attr(number, bytes(value))
+    if kind == "asciiz":
+        return lambda value: _attr(number, value.encode() + b"\0")
+    if kind == "svc_flags":
+        header = _NLA.pack(4 + _FLAGS.size, number)
+        return lambda value: header + _FLAGS.pack(value["flags"], value["mask"])
+    return lambda value: _attr(number, encode_attrs(value["attrs"], kind))
+
+
+_ENCODERS: dict[str, dict[str, Any]] = {}
 for _tname, _cls in list(_NESTED.items()) + [("ipvsmsg", ipvsmsg), ("infomsg", infomsg),
                                              ("ctrlmsg", ctrlmsg)]:
-    _BY_NAME[_tname] = {name: (number, kind) for number, (name, kind)
-                        in enumerate(_cls.nla_map)}
-
-
-def _payload(kind: str, value: Any) -> bytes:
-    if kind in _PACK:
-        return _PACK[kind](value)
-    if kind == "cdata":
-        return bytes(value)
-    if kind == "asciiz":
-        return value.encode() + b"\0"
-    if kind == "svc_flags":
-        return struct.pack("=II", value["flags"], value["mask"])
-    return encode_attrs(value["attrs"], kind)
+    _ENCODERS[_tname] = {name: _encoder(number, kind) for number, (name, kind)
+                         in enumerate(_cls.nla_map)}
 
 
 def encode_attrs(attrs: Attrs, table: str = "ipvsmsg") -> bytes:
     """A run of attributes (full names, as in the ``nla_map``) as bytes."""
-    names = _BY_NAME[table]
-    out = bytearray()
-    for name, value in attrs:
-        number, kind = names[name]
-        body = _payload(kind, value)
-        out += _NLA.pack(len(body) + 4, number) + body
-        out += b"\0" * (-len(body) & 3)
-    return bytes(out)
+    encoders = _ENCODERS[table]
+    return b"".join([encoders[name](value) for name, value in attrs])
+
+
+_GENL = {cmd: bytes((cmd, GENL_VERSION, 0, 0)) for cmd in range(256)}
 
 
 def encode(cmd: int, attrs: Attrs, *, family: int, flags: int, seq: int,
            table: str = "ipvsmsg") -> bytes:
     """One complete netlink message (header included) as bytes."""
     body = encode_attrs(attrs, table)
-    return _HDR.pack(20 + len(body), family, flags, seq, 0) + bytes(
-        (cmd, GENL_VERSION, 0, 0)) + body
+    return _HDR.pack(20 + len(body), family, flags, seq, 0) + _GENL[cmd] + body

@@ -179,8 +179,12 @@ def ensure_venv() -> None:
     say("installing the pinned Python packages (requirements.lock)")
     sh([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "-r", str(ROOT / "requirements.lock")], capture=False)
+    # "compat" editable mode: a .pth line with the checkout's path instead of
+    # an import hook, which every Python start (each ipvsadm-py call) would
+    # otherwise import, with pathlib and importlib.util behind it
     sh([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--no-deps", "--no-build-isolation", "-e", str(ROOT)], capture=False)
+        "--no-deps", "--no-build-isolation", "--config-settings", "editable_mode=compat",
+        "-e", str(ROOT)], capture=False)
 
 
 def main() -> int:
