@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import errno as E
 import os
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ipvsadm_py import model, nl, wire
 from ipvsadm_py.errors import (NEED_ADMIN, NOT_LOADED, DaemonRunning, DestExists,

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Sequence, TextIO
+from collections.abc import Sequence
 
 from ipvsadm_py import __version__, fmt, model, nl
 from ipvsadm_py.api import IPVS, Op, ops
 from ipvsadm_py.errors import IPVSError, NotLoaded, PermissionDenied, Unsupported
 from ipvsadm_py.options import EXIT_FAIL, EXIT_TRYHELP, Entry, UsageError, check, parse
+
+TYPE_CHECKING = False     # typing only for type checkers (see wire.py)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 PROG = "ipvsadm-py"
 CONN_PROC = "/proc/net/ip_vs_conn"

@@ -12,13 +12,17 @@ import dataclasses
 import functools
 import socket
 import struct
-from typing import Any, Callable, Sequence, TypeVar
+from collections.abc import Callable, Sequence
 
 from ipvsadm_py import model, wire
 from ipvsadm_py.model import Daemon, Dest, Info, LocalAddress, Service, Timeouts
 
-T = TypeVar("T")
-Table = Sequence[tuple[Service, Sequence[Dest]]]
+TYPE_CHECKING = False     # typing only for type checkers (see wire.py)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+    Table = Sequence[tuple[Service, Sequence[Dest]]]
 
 
 @dataclasses.dataclass

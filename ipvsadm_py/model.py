@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import socket
-from typing import TYPE_CHECKING, Any
 
 from ipvsadm_py import wire
 from ipvsadm_py.errors import InvalidInput
 
+TYPE_CHECKING = False     # typing only for type checkers (see wire.py)
 if TYPE_CHECKING:
+    from typing import Any
+
     from netaddr import IPAddress
 
 AF_INET, AF_INET6 = wire.AF_INET, wire.AF_INET6

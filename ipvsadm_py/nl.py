@@ -15,7 +15,7 @@ import errno as errno_mod
 import itertools
 import os
 import socket
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from ipvsadm_py import wire
 

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import re
 import socket
-from typing import Sequence
+from collections.abc import Sequence
 
 from ipvsadm_py import model, wire
 from ipvsadm_py.fmt import Format

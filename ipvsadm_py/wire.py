@@ -21,7 +21,13 @@ Nothing here prints, opens sockets or knows about the command line.
 from __future__ import annotations
 
 import struct
-from typing import Any, Iterator
+from collections.abc import Iterator
+
+# typing is imported only by type checkers: it is not needed at run time,
+# and each ipvsadm-py call would pay for its import.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 GENL_NAME = "IPVS"
 GENL_VERSION = 1
@@ -253,7 +259,8 @@ CTRL_CMD_GETFAMILY = 3
 
 
 # ---------------------------------------------------------------- encoding
-Attrs = list[tuple[str, Any]]
+if TYPE_CHECKING:
+    Attrs = list[tuple[str, Any]]     # (attribute name, value) pairs
 
 
 def nested(attrs: Attrs) -> dict[str, Attrs]:

@@ -105,3 +105,66 @@ def test_family_lookup_agrees_with_pyroute2():
     assert nl.resolve_family("nlctrl") == nl.resolve_family_pyroute2("nlctrl") == 16
     with pytest.raises(nl.FamilyMissing):
         nl.resolve_family("NO_SUCH_FAMILY")
+
+
+# ---------------------------------------------------------------- addresses
+@pytest.mark.parametrize("text", ["10.0.2.11", "2001:db8::11"])
+def test_addr_given_packed_or_as_ipaddress_is_the_same(text):
+    obj = IPAddress(text)
+    by_object, by_bytes = model.Dest(addr=obj, port=80), model.Dest(addr=obj.packed, port=80)
+    assert model.packed(by_bytes) == model.packed(by_object) == obj.packed
+    assert isinstance(by_bytes.addr, IPAddress) and by_bytes.addr == obj
+    assert by_bytes == by_object and by_bytes.key == by_object.key
+    assert by_bytes.describe() == by_object.describe()
+
+
+def test_addr_read_from_the_kernel_is_an_ipaddress():
+    op = ops.add_dest(SERVICES[0], DESTS[0])
+    (reply,) = wire.parse_stream(wire.encode(op.cmd, op.attrs, family=30, flags=5, seq=1))
+    back = model.Dest.from_attrs(reply.attrs["dest"], model.AF_INET)
+    assert model.packed(back) == IPAddress("10.0.2.11").packed
+    assert back.addr == IPAddress("10.0.2.11") and back.addr.version == 4
+
+
+def test_addr_none_and_replacement():
+    dest = model.Dest()
+    assert dest.addr is None and model.packed(dest) is None and dest.describe() == "?"
+    dest.addr = IPAddress("10.0.0.9")
+    assert model.packed(dest) == bytes([10, 0, 0, 9])
+    dest.addr = bytes([10, 0, 0, 10])
+    assert dest.addr == IPAddress("10.0.0.10")
+    dest.addr = None
+    assert dest.addr is None and model.packed(dest) is None
+
+
+def test_addr_of_a_wrong_length_is_refused():
+    with pytest.raises(ValueError, match="4 or 16 bytes"):
+        model.Service(addr=b"\x0a\x00\x00")
+
+
+def test_local_address_needs_an_address():
+    with pytest.raises(TypeError):
+        model.LocalAddress()  # type: ignore[call-arg]
+    assert model.LocalAddress(IPAddress("10.0.3.1")).to_dict()["address"] == "10.0.3.1"
+
+
+def test_listing_and_restoring_do_not_import_netaddr_or_typing():
+    """The command's hot paths keep addresses packed: netaddr (about 50
+    modules) is not imported to list or restore rules; nor is typing."""
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "from ipvsadm_py import cli, fmt, model, options, wire\n"
+            "e = options.parse('-a -t [2001:db8::1]:80 -r [2001:db8::11]:8080 -m'.split())\n"
+            "options.check(e)\n"
+            "op = cli.entry_op(e)\n"
+            "(reply,) = wire.parse_stream(wire.encode(op.cmd, op.attrs, family=30, flags=5,"
+            " seq=1))\n"
+            "svc = model.Service.from_attrs(reply.attrs['service'])\n"
+            "dest = model.Dest.from_attrs(reply.attrs['dest'], svc.af)\n"
+            "text = fmt.listing(model.Info(), [(svc, [dest])], fmt.Format(numeric=True))\n"
+            "assert '[2001:db8::11]:8080' in text, text\n"
+            "print('netaddr' in sys.modules, 'typing' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["False", "False"]
