@@ -382,31 +382,144 @@ def _reader(kind: str):
     return None
 
 
-_READERS: dict[str, dict[int, tuple[str, Any]]] = {}
+def _min_size(kind: str) -> int:
+    """The fewest value bytes a reader of this kind needs."""
+    if kind in _FORMATS:
+        return struct.calcsize(_FORMATS[kind])
+    return 8 if kind == "svc_flags" else 0
 
 
-def _readers(table: str) -> dict[int, tuple[str, Any]]:
-    """Attribute number -> (name, reader) of a table, built once."""
+_READERS: dict[str, dict[int, tuple[str, Any, int]]] = {}
+
+
+def _readers(table: str) -> dict[int, tuple[str, Any, int]]:
+    """Attribute number -> (name, reader, fewest value bytes) of a table,
+    built once."""
     if table not in _READERS:
-        _READERS[table] = {number: (name, _reader(kind)) for number, (name, kind)
-                           in _TABLES[table].items() if _reader(kind) is not None}
+        _READERS[table] = {number: (name, _reader(kind), _min_size(kind))
+                           for number, (name, kind) in _TABLES[table].items()
+                           if _reader(kind) is not None}
     return _READERS[table]
+
+
+# Layout plans.  A dump repeats one layout (the same attributes, sizes and
+# order) thousands of times, so the first message of a (table, length) is
+# walked attribute by attribute and leaves a plan: one struct that reads
+# every attribute header (to check that the next message of that length has
+# the same layout) and one that reads every value, in one call each.  A
+# message that fails the check is walked; the result is the same either way.
+_PLANS: dict[tuple[str, int], "_Plan | None"] = {}
+_MAX_PLANS = 256
+_PAIR = struct.Struct("=II").unpack
+
+
+def _nested_decoder(table: str):
+    return lambda raw: decode_attrs(raw, 0, len(raw), table)
+
+
+def _plan_field(kind: str, size: int) -> tuple[str, int, Any] | None:
+    """(struct code, bytes read, converter or None) of one attribute value of
+    ``size`` bytes, as the walk would read it; None if a plan cannot."""
+    if size < _min_size(kind):
+        return None     # the walk leaves such an attribute out
+    if kind in _FORMATS:
+        fmt = _FORMATS[kind]
+        width = struct.calcsize(fmt)
+        if fmt[0] == ">":
+            return f"{width}s", width, lambda raw: int.from_bytes(raw, "big")
+        return fmt[1:], width, None
+    if kind == "cdata":
+        return f"{size}s", size, None
+    if kind == "asciiz":
+        return f"{size}s", size, lambda raw: raw.split(b"\0", 1)[0].decode()
+    if kind == "svc_flags":
+        return "8s", 8, _PAIR
+    if kind in LAZY:
+        return f"{size}s", size, lambda raw, kind=kind: Lazy(kind, raw)
+    if kind in _TABLES:
+        return f"{size}s", size, _nested_decoder(kind)
+    return None
+
+
+class _Plan:
+    __slots__ = ("headers", "read_headers", "read_values", "names", "fixups")
+
+    def __init__(self, data: bytes | memoryview, start: int, end: int, table: str) -> None:
+        """Raises ValueError if the layout of ``data[start:end]`` cannot be planned."""
+        kinds = _TABLES[table]
+        readers = _READERS.get(table) or _readers(table)
+        header_codes, value_codes, headers, names, fixups = [], [], [], [], []
+        header_pos = value_pos = pos = start
+        while pos + 4 <= end:
+            length, kind_no = _NLA.unpack_from(data, pos)
+            if length < 4 or pos + length > end:
+                raise ValueError("attribute out of bounds")
+            header_codes.append(f"{pos - header_pos}xI")
+            headers.append(struct.unpack_from("=I", data, pos)[0])
+            header_pos = pos + 4
+            number = kind_no & 0x3FFF
+            if number in readers:
+                name, kind = kinds[number]
+                field = _plan_field(kind, length - 4)
+                if field is None or name in names:
+                    raise ValueError("no plan for this attribute")
+                code, width, fixup = field
+                value_codes.append(f"{pos + 4 - value_pos}x{code}")
+                value_pos = pos + 4 + width
+                if fixup is not None:
+                    fixups.append((len(names), name, fixup))
+                names.append(name)
+            pos += (length + 3) & ~3
+        self.headers = tuple(headers)
+        self.read_headers = struct.Struct("=" + "".join(header_codes)).unpack_from
+        self.read_values = struct.Struct("=" + "".join(value_codes)).unpack_from
+        self.names = tuple(names)
+        self.fixups = tuple(fixups)
+
+    def decode(self, data: bytes | memoryview, start: int) -> dict[str, Any] | None:
+        """The attributes, or None if this message's layout differs."""
+        if self.read_headers(data, start) != self.headers:
+            return None
+        values = self.read_values(data, start)
+        out = dict(zip(self.names, values))
+        for index, name, fixup in self.fixups:
+            out[name] = fixup(values[index])
+        return out
 
 
 def decode_attrs(data: bytes | memoryview, start: int, end: int,
                  table: str) -> dict[str, Any]:
     """Attributes in ``data[start:end]`` as a dict (nested ones as dicts,
-    counters as :class:`Lazy`)."""
+    counters as :class:`Lazy`).  As the kernel's ``nla_ok()``, an attribute
+    that overruns the region ends it; one too short for its kind (a u32 of
+    two bytes) is left out."""
+    key = (table, end - start)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        out = plan.decode(data, start)
+        if out is not None:
+            return out
+    elif key not in _PLANS and len(_PLANS) < _MAX_PLANS:
+        try:
+            _PLANS[key] = _Plan(data, start, end, table)
+        except (ValueError, struct.error):
+            _PLANS[key] = None
+    return walk_attrs(data, start, end, table)
+
+
+def walk_attrs(data: bytes | memoryview, start: int, end: int,
+               table: str) -> dict[str, Any]:
+    """:func:`decode_attrs` by walking the attributes one by one."""
     readers = _READERS.get(table) or _readers(table)
     header = _NLA.unpack_from
     out: dict[str, Any] = {}
     pos = start
     while pos + 4 <= end:
         length, kind_no = header(data, pos)
-        if length < 4:
+        if length < 4 or pos + length > end:
             break
         entry = readers.get(kind_no & 0x3FFF)
-        if entry is not None:
+        if entry is not None and length - 4 >= entry[2]:
             out[entry[0]] = entry[1](data, pos + 4, pos + length)
         pos += (length + 3) & ~3
     return out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import random
+from pathlib import Path
+
 import pytest
 from netaddr import IPAddress
 
@@ -168,3 +172,71 @@ def test_listing_and_restoring_do_not_import_netaddr_or_typing():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------- layout plans
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
+
+
+def _plain(value):
+    """Decoded attributes with Lazy counters opened, for comparison."""
+    if isinstance(value, wire.Lazy):
+        return ("lazy", value.table, value.raw, _plain(value.get()))
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _messages():
+    """(buffer, start, end) of the attributes of every recorded reply of a
+    broad rule set, on both kernel lines (tests/fixtures/ipvsadm)."""
+    out = []
+    for path in sorted(FIXTURES.glob("c-ipvsadm-*.json")):
+        replies = json.loads(path.read_text())["replies"]
+        chunks = replies["services"] + [h for dump in replies["dests"] for h in dump]
+        for chunk in chunks:
+            data, pos = bytes.fromhex(chunk), 0
+            while pos + 16 <= len(data):
+                length = int.from_bytes(data[pos:pos + 4], "little")
+                if int.from_bytes(data[pos + 4:pos + 6], "little") > wire.NLMSG_DONE:
+                    out.append((data, pos + 20, pos + length))
+                pos += (length + 3) & ~3
+    return out
+
+
+def _decode_both(data, start, end):
+    """decode_attrs (planned once it has seen the layout) and walk_attrs, or
+    the exception type each raised."""
+    results = []
+    for fn in (wire.decode_attrs, wire.walk_attrs):
+        try:
+            results.append(_plain(fn(data, start, end, "ipvsmsg")))
+        except Exception as exc:   # noqa: BLE001 - the two must fail alike
+            results.append(type(exc))
+    return results
+
+
+def test_planned_decoding_equals_walking_on_recorded_replies():
+    messages = _messages()
+    assert len(messages) > 40
+    for _ in range(2):      # the second round decodes with the plans
+        for data, start, end in messages:
+            planned, walked = _decode_both(data, start, end)
+            assert planned == walked
+    assert any(plan is not None for plan in wire._PLANS.values())
+
+
+def test_planned_decoding_equals_walking_on_damaged_replies():
+    """Random damage (headers included) never makes a plan read differently
+    from the walk: a changed layout fails the plan's check."""
+    rng = random.Random(7)
+    messages = _messages()
+    for data, start, end in messages:     # plans for the undamaged layouts
+        wire.decode_attrs(data, start, end, "ipvsmsg")
+    for _ in range(3000):
+        data, start, end = rng.choice(messages)
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(start, end)] = rng.randrange(256)
+        planned, walked = _decode_both(bytes(damaged), start, end)
+        assert planned == walked
