@@ -262,7 +262,7 @@ class Service:
             attrs.append(("IPVS_SVC_ATTR_PE_NAME", self.pe_name))
         netmask = (self.netmask.to_bytes(4, "big") if self.af == AF_INET
                    else self.netmask.to_bytes(4, "little"))
-        attrs += [("IPVS_SVC_ATTR_FLAGS", {"flags": self.flags, "mask": 0xFFFFFFFF}),
+        attrs += [("IPVS_SVC_ATTR_FLAGS", wire.SvcFlags(self.flags, 0xFFFFFFFF)),
                   ("IPVS_SVC_ATTR_TIMEOUT", self.timeout),
                   ("IPVS_SVC_ATTR_NETMASK", netmask)]
         return attrs

@@ -171,14 +171,18 @@ class Channel:
 
     def pipeline(self, requests: Iterable[tuple[int, wire.Attrs]]) -> list[int]:
         """Send requests in batches, many per ``sendmsg``, then read their
-        ACKs.  Returns one errno per request (0 = done), in order; the
-        kernel goes on after a refused request, as separate calls would."""
+        results.  Returns one errno per request (0 = done), in order; the
+        kernel goes on after a refused request, as separate calls would.
+
+        Only the last request of a batch asks for an ACK: the kernel answers
+        a refused request with its error anyway, and handles the messages of
+        one buffer in order, so the ACK of the last one means that every
+        error of the batch has arrived before it (one read per batch instead
+        of one per request)."""
         results: list[int] = []
-        batch: list[bytes] = []
-        for cmd, attrs in requests:
-            batch.append(wire.encode(cmd, attrs, family=self.family,
-                                     flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK,
-                                     seq=next(self._seq)))
+        batch: list[tuple[int, wire.Attrs]] = []
+        for request in requests:
+            batch.append(request)
             if len(batch) == BATCH:
                 results += self._flush(batch)
                 batch = []
@@ -186,13 +190,18 @@ class Channel:
             results += self._flush(batch)
         return results
 
-    def _flush(self, batch: list[bytes]) -> list[int]:
-        first = int.from_bytes(batch[0][8:12], "little")
-        self.sock.send(b"".join(batch))
-        errors: dict[int, int] = {}
-        while len(errors) < len(batch):
+    def _flush(self, batch: list[tuple[int, wire.Attrs]]) -> list[int]:
+        seqs = [next(self._seq) for _ in batch]
+        first, last = seqs[0], seqs[-1]
+        flags = [wire.NLM_F_REQUEST] * (len(batch) - 1) + [wire.NLM_F_REQUEST | wire.NLM_F_ACK]
+        self.sock.send(b"".join([wire.encode(cmd, attrs, family=self.family, flags=flag, seq=seq)
+                                 for (cmd, attrs), flag, seq in zip(batch, flags, seqs)]))
+        errors = [0] * len(batch)
+        while True:
             for reply in self._read("ipvsmsg"):
                 index = reply.seq - first
-                if reply.error is not None and 0 <= index < len(batch):
-                    errors[index] = reply.error
-        return [errors[i] for i in range(len(batch))]
+                if reply.error is None or not 0 <= index < len(batch):
+                    continue
+                errors[index] = reply.error
+                if reply.seq == last:
+                    return errors

@@ -21,6 +21,7 @@ Nothing here prints, opens sockets or knows about the command line.
 from __future__ import annotations
 
 import struct
+import collections
 from collections.abc import Iterator
 
 # typing is imported only by type checkers: it is not needed at run time,
@@ -131,6 +132,11 @@ class svc_flags:
     """struct ip_vs_flags: the flag bits and the mask of bits to change."""
 
     fields = (("flags", "I"), ("mask", "I"))
+
+
+# The value of IPVS_SVC_ATTR_FLAGS for the encoders (a dict with the same
+# keys works too; this one can be hashed).
+SvcFlags = collections.namedtuple("SvcFlags", "flags mask")
 
 
 class service:
@@ -298,6 +304,18 @@ def pyroute2_classes() -> dict[str, type]:
     return _BUILT
 
 
+def _pyroute2_values(attrs: Attrs) -> Attrs:
+    """Attributes as pyroute2 takes them (struct values as dicts)."""
+    out: Attrs = []
+    for name, value in attrs:
+        if isinstance(value, SvcFlags):
+            value = value._asdict()
+        elif isinstance(value, dict) and "attrs" in value:
+            value = {"attrs": _pyroute2_values(value["attrs"])}
+        out.append((name, value))
+    return out
+
+
 def encode_pyroute2(cmd: int, attrs: Attrs, *, family: int, flags: int, seq: int,
                     msg_class: str = "ipvsmsg") -> bytes:
     """One complete message encoded by pyroute2 from the declarative classes.
@@ -309,7 +327,7 @@ def encode_pyroute2(cmd: int, attrs: Attrs, *, family: int, flags: int, seq: int
     msg = pyroute2_classes()[msg_class]()
     msg["cmd"] = cmd
     msg["version"] = GENL_VERSION
-    msg["attrs"] = attrs
+    msg["attrs"] = _pyroute2_values(attrs)
     msg["header"]["type"] = family
     msg["header"]["flags"] = flags
     msg["header"]["sequence_number"] = seq
@@ -583,8 +601,31 @@ def _encoder(number: int, kind: str):
         return lambda value: _attr(number, value.encode() + b"\0")
     if kind == "svc_flags":
         header = _NLA.pack(4 + _FLAGS.size, number)
-        return lambda value: header + _FLAGS.pack(value["flags"], value["mask"])
+        return lambda value: header + _FLAGS.pack(value["flags"], value["mask"]) \
+            if isinstance(value, dict) else header + _FLAGS.pack(*value)
+    if kind == "service":
+        return _remembering_encoder(number, kind)
     return lambda value: _attr(number, encode_attrs(value["attrs"], kind))
+
+
+def _remembering_encoder(number: int, kind: str):
+    """A nested attribute's encoder that remembers what it made: a restore
+    names the same virtual service on each of its real servers' lines."""
+    made: dict[tuple, bytes] = {}
+
+    def encode(value: dict[str, Attrs]) -> bytes:
+        attrs = value["attrs"]
+        try:
+            key = tuple(attrs)
+            hit = made.get(key)
+        except TypeError:       # a value that cannot be hashed (a dict)
+            return _attr(number, encode_attrs(attrs, kind))
+        if hit is None:
+            if len(made) >= 1024:
+                made.clear()
+            hit = made[key] = _attr(number, encode_attrs(attrs, kind))
+        return hit
+    return encode
 
 
 _ENCODERS: dict[str, dict[str, Any]] = {}

@@ -61,6 +61,19 @@ def test_struct_encoder_matches_pyroute2(op):
     assert fast == reference
 
 
+def test_remembered_service_encodings_stay_exact():
+    """The service attribute's encoder remembers its results: encoding every
+    operation twice (the second time from memory) gives pyroute2's bytes,
+    and services that differ in one flag bit stay apart."""
+    for _ in range(2):
+        for op in _all_ops():
+            assert wire.encode(op.cmd, op.attrs, family=30, flags=5, seq=9) == \
+                wire.encode_pyroute2(op.cmd, op.attrs, family=30, flags=5, seq=9)
+    one, two = _svc(flags=wire.SVC_F_SCHED1), _svc(flags=wire.SVC_F_SCHED2)
+    assert wire.encode_attrs(ops.add_service(one).attrs) != \
+        wire.encode_attrs(ops.add_service(two).attrs)
+
+
 @pytest.mark.parametrize("svc", SERVICES, ids=lambda s: s.describe())
 def test_service_round_trip(svc):
     op = ops.add_service(svc)
