@@ -84,13 +84,19 @@ _T = {
 }
 TABLE = {cmd: [c if c != "_" else " " for c in row.split()] for cmd, row in _T.items()}
 assert all(len(row) == len(OPTNAMES) for row in TABLE.values())
-# The same as sets per command: (required, illegal, at-most-one-of)
-_TABLE_SETS = {cmd: tuple(frozenset(n for n, r in zip(OPTNAMES, row) if r == rule)
-                          for rule in "+x1") for cmd, row in TABLE.items()}
 TUNNEL_OPTS = ["tun-port", "tun-nocsum", "tun-csum", "tun-remcsum"]
 _TUNNEL_NAMES = frozenset(["tun-type", *TUNNEL_OPTS])
 TUNNEL_TABLE = {  # per tunnel type, as TUNNEL_OPTS
     wire.TUN_TYPE_IPIP: "xxxx", wire.TUN_TYPE_GUE: "+111", wire.TUN_TYPE_GRE: "x11x"}
+
+
+def _rule_sets(names: list[str], rules) -> tuple[frozenset[str], ...]:
+    """A row of rules as sets of names: (required, illegal, at most one of)."""
+    return tuple(frozenset(n for n, r in zip(names, rules) if r == rule) for rule in "+x1")
+
+
+_TABLE_SETS = {cmd: _rule_sets(OPTNAMES, row) for cmd, row in TABLE.items()}
+_TUNNEL_SETS = {tun: _rule_sets(TUNNEL_OPTS, row) for tun, row in TUNNEL_TABLE.items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,11 +226,25 @@ def tokens(argv: Sequence[str], fullnat_b: bool = False) -> list[tuple[str, str,
     ``fullnat_b`` (real-server commands), ``-b`` is FULLNAT, without a value.
     """
     shorts = dict(BY_SHORT, b=FULLNAT_B) if fullnat_b else BY_SHORT
+    single = _SINGLE_FULLNAT if fullnat_b else _SINGLE
     out: list[tuple[str, str, str | None]] = []
     i, n = 0, len(argv)
     while i < n:
         word = argv[i]
         i += 1
+        one = single.get(word)
+        if one is not None:     # "-t", "-m": the bundle rules below, made once
+            kind, key, arg = one
+            if arg == "none":
+                out.append((kind, key, None))
+            elif arg == "optional" and (i >= n or argv[i].startswith("-")):
+                out.append(("opt", key, None))
+            elif i < n:
+                out.append(("opt", key, argv[i]))
+                i += 1
+            else:
+                out.append(("noarg", word, None))
+            continue
         if word == "--":
             out += [("arg", w, None) for w in argv[i:]]
             break
@@ -292,6 +312,17 @@ def tokens(argv: Sequence[str], fullnat_b: bool = False) -> list[tuple[str, str,
             continue
         out.append(("arg", word, None))
     return out
+
+
+def _singles(shorts: dict[str, Opt]) -> dict[str, tuple[str, str, str]]:
+    """Words of one short option ("-t") -> (kind, key, how it takes a value)."""
+    out = {f"-{ch}": ("opt", opt.key, opt.arg) for ch, opt in shorts.items()}
+    out.update({f"-{ch}": ("cmd", key, "none") for ch, key in CMD_SHORT.items()})
+    return out
+
+
+_SINGLE = _singles(BY_SHORT)
+_SINGLE_FULLNAT = _singles(dict(BY_SHORT, b=FULLNAT_B))
 
 
 # ------------------------------------------------------------------ values
@@ -708,6 +739,9 @@ def _dest_check(e: Entry) -> None:
         raise UsageError("Different address family is allowed only for tunneling servers")
     if e.options & _TUNNEL_NAMES and method != wire.FWD_TUNNEL:
         raise UsageError("Tunnel options conflict with forward method")
+    need, illegal, one = _TUNNEL_SETS[e.dest.tun_type]
+    if need <= e.options and not e.options & illegal and len(e.options & one) < 2:
+        return      # the common case; the loop below finds the first fault
     rules = TUNNEL_TABLE[e.dest.tun_type]
     tname = model.TUN_TYPE_NAMES[e.dest.tun_type]
     last = None

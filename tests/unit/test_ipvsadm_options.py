@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
 
-from ipvsadm_py import cli, wire
+from ipvsadm_py import cli, options, wire
 from ipvsadm_py.options import (EXIT_FAIL, EXIT_TRYHELP, OPTIONS, UsageError, check,
                                 parse, tokens)
 
@@ -278,3 +279,18 @@ def test_what_we_send_is_what_c_ipvsadm_created(case):
     else:
         line = fmt.service_line(svc, name, f)
     assert line in case["after"].splitlines(keepends=True)
+
+
+def test_single_option_words_read_as_bundles_do(monkeypatch):
+    """The table of one-option words ("-t") gives what the general bundle
+    reading gives, on random command lines over every short option."""
+    rng = random.Random(11)
+    words = ([f"-{ch}" for ch in options.BY_SHORT] + [f"-{ch}" for ch in options.CMD_SHORT]
+             + ["-b", "-", "--", "-tn", "-Ln", "--weight", "--tcp-service=1.2.3.4:80",
+                "10.0.0.1:80", "rr", "5", "-5", "x"])
+    lines = [[rng.choice(words) for _ in range(rng.randint(0, 7))] for _ in range(3000)]
+    fast = [(options.tokens(w), options.tokens(w, fullnat_b=True)) for w in lines]
+    monkeypatch.setattr(options, "_SINGLE", {})
+    monkeypatch.setattr(options, "_SINGLE_FULLNAT", {})
+    slow = [(options.tokens(w), options.tokens(w, fullnat_b=True)) for w in lines]
+    assert fast == slow
