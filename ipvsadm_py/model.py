@@ -116,9 +116,12 @@ class AddressField:
             if len(value) not in (4, 16):
                 raise ValueError(f"a packed address has 4 or 16 bytes, not {len(value)}")
             obj.__dict__["_addr"], obj.__dict__["_packed"] = None, bytes(value)
-        else:
-            obj.__dict__["_addr"] = value
-            obj.__dict__["_packed"] = None if value is None else value.packed
+        elif value is None:
+            obj.__dict__["_addr"] = obj.__dict__["_packed"] = None
+        elif type(value).__module__.startswith("netaddr"):
+            obj.__dict__["_addr"], obj.__dict__["_packed"] = value, value.packed
+        else:   # ipaddress objects and the like: read back as netaddr's
+            obj.__dict__["_addr"], obj.__dict__["_packed"] = None, bytes(value.packed)
 
 
 def packed(obj: Any) -> bytes | None:

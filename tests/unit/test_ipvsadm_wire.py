@@ -143,6 +143,12 @@ def test_addr_read_from_the_kernel_is_an_ipaddress():
     assert back.addr == IPAddress("10.0.2.11") and back.addr.version == 4
 
 
+def test_addr_from_the_standard_library_reads_as_ipaddress():
+    import ipaddress
+    dest = model.Dest(addr=ipaddress.ip_address("2001:db8::11"), port=80)
+    assert isinstance(dest.addr, IPAddress) and dest.addr == IPAddress("2001:db8::11")
+
+
 def test_addr_none_and_replacement():
     dest = model.Dest()
     assert dest.addr is None and model.packed(dest) is None and dest.describe() == "?"
