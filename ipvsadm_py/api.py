@@ -49,7 +49,7 @@ class Op:
 
     def subject(self) -> str:
         if self.laddr is not None and self.service is not None:
-            return f"local address {model.addr_text(self.laddr.addr)} of service " \
+            return f"local address {model.addr_text(model.packed(self.laddr))} of service " \
                    f"{self.service.describe()}"
         if self.dest is not None and self.service is not None:
             return f"real server {self.dest.describe()} of service {self.service.describe()}"

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
     T = TypeVar("T")
     Table = Sequence[tuple[Service, Sequence[Dest]]]
+else:
+    Table = Sequence                  # the same name at run time
 
 
 @dataclasses.dataclass

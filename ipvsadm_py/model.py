@@ -5,7 +5,8 @@ Addresses are ``netaddr.IPAddress``; ``af`` is the socket address family
 (``AF_INET`` = 2, ``AF_INET6`` = 10) as the kernel reports it.  The ``addr``
 of a Service, Dest or LocalAddress is kept packed (4 or 16 bytes, see
 :class:`AddressField`) and becomes a ``netaddr.IPAddress`` when read, so that
-listing or restoring 10,000 rules never imports netaddr (about 50 modules).
+the command's listing and restore paths never import netaddr (about 50
+modules).
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def packed_of(addr: IPAddress | bytes) -> bytes:
 
 
 def addr_from_wire(raw: bytes, af: int) -> bytes:
-    """The packed address in the kernel's 16-byte ``union nf_inet_addr``."""
-    return bytes(raw[:16]) if af == AF_INET6 else bytes(raw[:4])
+    """The packed address in the kernel's 16-byte ``union nf_inet_addr``
+    (a shorter field is read as the number it holds, as before)."""
+    size = 16 if af == AF_INET6 else 4
+    return bytes(raw[:size]).rjust(size, b"\0")
 
 
 def addr_to_wire(addr: IPAddress | bytes) -> bytes:

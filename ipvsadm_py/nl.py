@@ -4,8 +4,9 @@ The family id comes from the generic netlink controller (the same request
 pyroute2's ``GenericNetlinkSocket.bind`` makes, done here without importing
 pyroute2: the command starts faster); requests then go over a plain
 ``AF_NETLINK`` socket so that many of them can be sent
-in one ``sendmsg`` and their ACKs read afterwards (the kernel handles the
-messages of one buffer in order and acknowledges each).  Dumps are read
+in one ``sendmsg`` and their results read afterwards (the kernel handles
+the messages of one buffer in order, answers each refused one with its
+error, and the last one with an ACK).  Dumps are read
 until ``NLMSG_DONE``.  Nothing here knows what the messages mean.
 """
 
@@ -24,7 +25,7 @@ SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 SO_SNDBUFFORCE = 32
 SO_RCVBUFFORCE = 33
-BUFFER = 8 << 20            # socket buffers, so a batch of ACKs never overflows
+BUFFER = 8 << 20            # socket buffers: a batch's errors never overflow them
 BATCH = 512                 # requests per sendmsg
 RECV = 1 << 20
 
@@ -193,9 +194,10 @@ class Channel:
     def _flush(self, batch: list[tuple[int, wire.Attrs]]) -> list[int]:
         seqs = [next(self._seq) for _ in batch]
         first, last = seqs[0], seqs[-1]
-        flags = [wire.NLM_F_REQUEST] * (len(batch) - 1) + [wire.NLM_F_REQUEST | wire.NLM_F_ACK]
-        self.sock.send(b"".join([wire.encode(cmd, attrs, family=self.family, flags=flag, seq=seq)
-                                 for (cmd, attrs), flag, seq in zip(batch, flags, seqs)]))
+        self.sock.send(b"".join([
+            wire.encode(cmd, attrs, family=self.family, seq=seq,
+                        flags=wire.NLM_F_REQUEST | (wire.NLM_F_ACK if seq == last else 0))
+            for (cmd, attrs), seq in zip(batch, seqs)]))
         errors = [0] * len(batch)
         while True:
             for reply in self._read("ipvsmsg"):

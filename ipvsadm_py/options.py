@@ -360,9 +360,10 @@ def parse_hostport(text: str, protocol: int) -> tuple[bytes, int | None] | None:
     """ipvsadm's ``parse_service``: ``[v6]:port``, ``v6``, ``v4[:port]``,
     ``host[:port]`` (IPv4 names); ports by number or service name.  The
     address comes packed (4 or 16 bytes); None on error; the port is None
-    if absent.  Remembered: a restore file names
-    the same virtual service on each of its real servers' lines (the
-    addresses returned are shared, and never changed in place)."""
+    if absent.  Remembered for the life of the process (a restore file
+    names the same virtual service on each of its real servers' lines), host
+    and service names included: unlike C ipvsadm, a restore looks each name
+    up once."""
     if not text or text.isdigit():
         return None
     port_text = None
@@ -606,6 +607,7 @@ def parse(argv: Sequence[str], reading_stdin: bool = False) -> Entry:
             and "b" in "".join(argv) \
             and any(w[:1] == "-" and w[1:2] != "-" and "b" in w for w in argv):
         # -b means FULLNAT here: read the words again if one may hold it
+        # (the join is a quick first look: most lines have no "b" at all)
         toks = tokens(argv, fullnat_b=True)
     e = Entry()
     if not toks or toks[0][0] != "cmd":

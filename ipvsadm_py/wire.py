@@ -267,6 +267,8 @@ CTRL_CMD_GETFAMILY = 3
 # ---------------------------------------------------------------- encoding
 if TYPE_CHECKING:
     Attrs = list[tuple[str, Any]]     # (attribute name, value) pairs
+else:
+    Attrs = list                      # the same name at run time
 
 
 def nested(attrs: Attrs) -> dict[str, Attrs]:
@@ -420,14 +422,17 @@ def _readers(table: str) -> dict[int, tuple[str, Any, int]]:
     return _READERS[table]
 
 
-# Layout plans.  A dump repeats one layout (the same attributes, sizes and
-# order) thousands of times, so the first message of a (table, length) is
-# walked attribute by attribute and leaves a plan: one struct that reads
-# every attribute header (to check that the next message of that length has
-# the same layout) and one that reads every value, in one call each.  A
-# message that fails the check is walked; the result is the same either way.
-_PLANS: dict[tuple[str, int], "_Plan | None"] = {}
-_MAX_PLANS = 256
+# Layout plans.  A dump repeats a few layouts (the same attributes, sizes
+# and order) thousands of times, so a message of a new layout is walked
+# attribute by attribute and leaves a plan: one struct that reads every
+# attribute header (to check that a later message has that layout) and one
+# that reads every value, in one call each.  Plans are kept per (table,
+# length), a few per key (schedulers "rr" and "wlc" make two layouts of one
+# length); a message that fits none is walked.  The result is the same
+# either way.  None in a key's list marks a layout that cannot be planned.
+_PLANS: dict[tuple[str, int], list["_Plan | None"]] = {}
+_MAX_KEYS = 256
+_PLANS_PER_KEY = 4
 _PAIR = struct.Struct("=II").unpack
 
 
@@ -512,16 +517,20 @@ def decode_attrs(data: bytes | memoryview, start: int, end: int,
     that overruns the region ends it; one too short for its kind (a u32 of
     two bytes) is left out."""
     key = (table, end - start)
-    plan = _PLANS.get(key)
-    if plan is not None:
-        out = plan.decode(data, start)
+    plans = _PLANS.get(key)
+    if plans is None:
+        if len(_PLANS) >= _MAX_KEYS:
+            return walk_attrs(data, start, end, table)
+        plans = _PLANS[key] = []
+    for plan in plans:
+        out = plan.decode(data, start) if plan is not None else None
         if out is not None:
             return out
-    elif key not in _PLANS and len(_PLANS) < _MAX_PLANS:
+    if len(plans) < _PLANS_PER_KEY:
         try:
-            _PLANS[key] = _Plan(data, start, end, table)
+            plans.append(_Plan(data, start, end, table))
         except (ValueError, struct.error):
-            _PLANS[key] = None
+            plans.append(None)
     return walk_attrs(data, start, end, table)
 
 

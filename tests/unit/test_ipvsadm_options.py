@@ -294,3 +294,19 @@ def test_single_option_words_read_as_bundles_do(monkeypatch):
     monkeypatch.setattr(options, "_SINGLE_FULLNAT", {})
     slow = [(options.tokens(w), options.tokens(w, fullnat_b=True)) for w in lines]
     assert fast == slow
+
+
+def test_lines_without_b_read_alike_with_and_without_fullnat_b():
+    """parse() reads a real-server line again with -b as FULLNAT only when a
+    word may hold "b"; for the others both readings must agree."""
+    rng = random.Random(13)
+    words = ["-a", "-e", "-t", "-r", "-w", "-m", "-g", "-i", "-x", "-y", "-b", "-mb", "-ab",
+             "--tun-type", "gue", "10.0.0.1:80", "bob:80", "1", "--", "-"]
+    checked = 0
+    for _ in range(3000):
+        argv = [rng.choice(words) for _ in range(rng.randint(1, 8))]
+        if any(w[:1] == "-" and w[1:2] != "-" and "b" in w for w in argv):
+            continue
+        checked += 1
+        assert options.tokens(argv) == options.tokens(argv, fullnat_b=True), argv
+    assert checked > 500
