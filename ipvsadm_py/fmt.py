@@ -174,7 +174,7 @@ def _service_name(port: int, protocol: int) -> str:
 def addrport(packed: bytes, port: int, protocol: int, numeric: bool) -> str:
     """ipvsadm's ``addrport_to_anyname`` of a packed address: names unless
     numeric, [v6]."""
-    af = model.AF_INET6 if len(packed) == 16 else model.AF_INET
+    af = model.af_of_packed(packed)
     if numeric:
         text, ptext = socket.inet_ntop(af, packed), str(port)
     else:

@@ -65,6 +65,11 @@ def ip(packed: bytes) -> IPAddress:
     return IPAddress(int.from_bytes(packed, "big"), 6 if len(packed) == 16 else 4)
 
 
+def af_of_packed(packed: bytes) -> int:
+    """The address family of 4 (IPv4) or 16 (IPv6) packed bytes."""
+    return AF_INET6 if len(packed) == 16 else AF_INET
+
+
 def packed_of(addr: IPAddress | bytes) -> bytes:
     """4 or 16 bytes of an address given packed or as an object with
     ``packed`` (netaddr's, or the standard library's ``ipaddress``)."""
@@ -85,7 +90,7 @@ def addr_to_wire(addr: IPAddress | bytes) -> bytes:
 def addr_text(addr: IPAddress | bytes) -> str:
     """The address as ``inet_ntop`` writes it (what ipvsadm prints)."""
     packed = packed_of(addr)
-    return socket.inet_ntop(AF_INET6 if len(packed) == 16 else AF_INET, packed)
+    return socket.inet_ntop(af_of_packed(packed), packed)
 
 
 def hostport(addr: IPAddress | bytes, port: int) -> str:

@@ -427,8 +427,8 @@ def _service(e: Entry, key: str, value: str) -> None:
     if parsed is None:
         raise UsageError(f"illegal virtual server address[:port] specified: {value!r}")
     addr, port = parsed
-    e.svc.addr, e.svc.af = addr, model.AF_INET6 if len(addr) == 16 else model.AF_INET
-    if len(addr) == 16:
+    e.svc.addr, e.svc.af = addr, model.af_of_packed(addr)
+    if e.svc.af == model.AF_INET6:
         e.svc.netmask = 128
     if port is not None:
         e.svc.port = port
@@ -440,7 +440,7 @@ def _real_server(e: Entry, value: str) -> None:
     if parsed is None:
         raise UsageError(f"illegal real server address[:port] specified: {value!r}")
     addr, port = parsed
-    e.dest.addr, e.dest.af = addr, model.AF_INET6 if len(addr) == 16 else model.AF_INET
+    e.dest.addr, e.dest.af = addr, model.af_of_packed(addr)
     e.dest.port = e.svc.port if port is None else port
 
 
@@ -604,10 +604,8 @@ def parse(argv: Sequence[str], reading_stdin: bool = False) -> Entry:
     """argv (without the program name) as an Entry; raises UsageError."""
     toks = tokens(argv)
     if toks and toks[0][:2] in (("cmd", "adddest"), ("cmd", "editdest")) \
-            and "b" in "".join(argv) \
             and any(w[:1] == "-" and w[1:2] != "-" and "b" in w for w in argv):
         # -b means FULLNAT here: read the words again if one may hold it
-        # (the join is a quick first look: most lines have no "b" at all)
         toks = tokens(argv, fullnat_b=True)
     e = Entry()
     if not toks or toks[0][0] != "cmd":
@@ -708,28 +706,33 @@ def check(e: Entry) -> None:
                 or (o & {"timeout", "daemon"} and "persistent-conn" in o):
             raise UsageError("options conflicts in the list command")
     if e.cmd in ("addladdr", "delladdr") and e.laddr is not None \
-            and len(model.packed(e.laddr)) != (16 if e.svc.af == model.AF_INET6 else 4):
+            and model.af_of_packed(model.packed(e.laddr)) != e.svc.af:
         raise UsageError("the local address must be of the service's address family")
 
 
 def _table_check(e: Entry) -> None:
-    need, illegal, one = _TABLE_SETS[e.cmd]
-    if need <= e.options and not e.options & illegal and len(e.options & one) < 2:
+    _check_rules(e.options, OPTNAMES, TABLE[e.cmd], _TABLE_SETS[e.cmd],
+                 f"'{e.cmd_name}' command")
+
+
+def _check_rules(options: set[str], names: list[str], rules, sets, subject: str) -> None:
+    """ipvsadm's option table for one command or tunnel type (``subject``):
+    '+' required, 'x' illegal, at most one of the '1's."""
+    need, illegal, one = sets
+    if need <= options and not options & illegal and len(options & one) < 2:
         return      # the common case; the loop below finds the first fault
-    row = TABLE[e.cmd]
     last = None
-    for name, rule in zip(OPTNAMES, row):
-        if name not in e.options:
+    for name, rule in zip(names, rules):
+        if name not in options:
             if rule == "+":
-                raise UsageError(f"You need to supply the '{name}' option for the "
-                                 f"'{e.cmd_name}' command")
+                raise UsageError(f"You need to supply the '{name}' option for the {subject}")
             continue
         if rule == "x":
-            raise UsageError(f"Illegal '{name}' option with the '{e.cmd_name}' command")
+            raise UsageError(f"Illegal '{name}' option with the {subject}")
         if rule == "1":
             if last is not None:
                 raise UsageError(f"The option '{name}' conflicts with the '{last}' option "
-                                 f"in the '{e.cmd_name}' command")
+                                 f"in the {subject}")
             last = name
 
 
@@ -741,22 +744,6 @@ def _dest_check(e: Entry) -> None:
         raise UsageError("Different address family is allowed only for tunneling servers")
     if e.options & _TUNNEL_NAMES and method != wire.FWD_TUNNEL:
         raise UsageError("Tunnel options conflict with forward method")
-    need, illegal, one = _TUNNEL_SETS[e.dest.tun_type]
-    if need <= e.options and not e.options & illegal and len(e.options & one) < 2:
-        return      # the common case; the loop below finds the first fault
-    rules = TUNNEL_TABLE[e.dest.tun_type]
-    tname = model.TUN_TYPE_NAMES[e.dest.tun_type]
-    last = None
-    for name, rule in zip(TUNNEL_OPTS, rules):
-        if name not in e.options:
-            if rule == "+":
-                raise UsageError(f"You need to supply the '{name}' option for the "
-                                 f"'{tname}' tunnel type")
-            continue
-        if rule == "x":
-            raise UsageError(f"Illegal '{name}' option with the '{tname}' tunnel type")
-        if rule == "1":
-            if last is not None:
-                raise UsageError(f"The option '{name}' conflicts with the '{last}' option "
-                                 f"in the '{tname}' tunnel type")
-            last = name
+    tun = e.dest.tun_type
+    _check_rules(e.options, TUNNEL_OPTS, TUNNEL_TABLE[tun], _TUNNEL_SETS[tun],
+                 f"'{model.TUN_TYPE_NAMES[tun]}' tunnel type")

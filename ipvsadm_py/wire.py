@@ -20,8 +20,8 @@ Nothing here prints, opens sockets or knows about the command line.
 
 from __future__ import annotations
 
-import struct
 import collections
+import struct
 from collections.abc import Iterator
 
 # typing is imported only by type checkers: it is not needed at run time,
@@ -361,7 +361,6 @@ _TABLES["ipvsmsg"] = _table(ipvsmsg)
 _TABLES["infomsg"] = _table(infomsg)
 _TABLES["ctrlmsg"] = _table(ctrlmsg)
 SPECS.update(_NESTED, svc_flags=svc_flags, ipvsmsg=ipvsmsg, infomsg=infomsg)
-_UNPACK = {kind: struct.Struct(fmt).unpack_from for kind, fmt in _FORMATS.items()}
 _HDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
 _ERR = struct.Struct("=i")
@@ -383,30 +382,41 @@ class Lazy:
 LAZY = frozenset({"stats", "stats64"})
 
 
-def _reader(kind: str):
-    """A function (data, lo, hi) -> value for one attribute kind."""
-    if kind in _UNPACK:
-        unpack = _UNPACK[kind]
-        return lambda data, lo, hi: unpack(data, lo)[0]
-    if kind == "cdata":
-        return lambda data, lo, hi: bytes(data[lo:hi])
-    if kind == "asciiz":
-        return lambda data, lo, hi: bytes(data[lo:hi]).split(b"\0", 1)[0].decode()
+_PAIR = struct.Struct("=II").unpack
+
+
+def _codec(kind: str) -> tuple[int, str | None, Any] | None:
+    """How a value of this kind is read: (bytes it needs, 0 for the whole
+    payload; the struct code of a native number, else None; the converter
+    of its raw bytes, or None).  None for a kind that is not read.  The
+    walk and the layout plans both read from here."""
+    if kind in _FORMATS:
+        fmt = _FORMATS[kind]
+        width = struct.calcsize(fmt)
+        if fmt[0] == ">":
+            return width, None, lambda raw: int.from_bytes(raw, "big")
+        return width, fmt[1:], None
     if kind == "svc_flags":
-        pair = struct.Struct("=II").unpack_from
-        return lambda data, lo, hi: pair(data, lo)
+        return 8, None, _PAIR
+    if kind == "cdata":
+        return 0, None, None
+    if kind == "asciiz":
+        return 0, None, lambda raw: raw.split(b"\0", 1)[0].decode()
     if kind in LAZY:
-        return lambda data, lo, hi: Lazy(kind, bytes(data[lo:hi]))
+        return 0, None, lambda raw: Lazy(kind, raw)
     if kind in _TABLES:
-        return lambda data, lo, hi: decode_attrs(data, lo, hi, kind)
+        return 0, None, lambda raw: decode_attrs(raw, 0, len(raw), kind)
     return None
 
 
-def _min_size(kind: str) -> int:
-    """The fewest value bytes a reader of this kind needs."""
-    if kind in _FORMATS:
-        return struct.calcsize(_FORMATS[kind])
-    return 8 if kind == "svc_flags" else 0
+def _reader(width: int, code: str | None, convert: Any):
+    """A function (data, lo, hi) -> value of one attribute for the walk."""
+    if code is not None:
+        unpack = struct.Struct("=" + code).unpack_from
+        return lambda data, lo, hi: unpack(data, lo)[0]
+    if convert is None:
+        return lambda data, lo, hi: bytes(data[lo:lo + width if width else hi])
+    return lambda data, lo, hi: convert(bytes(data[lo:lo + width if width else hi]))
 
 
 _READERS: dict[str, dict[int, tuple[str, Any, int]]] = {}
@@ -416,9 +426,10 @@ def _readers(table: str) -> dict[int, tuple[str, Any, int]]:
     """Attribute number -> (name, reader, fewest value bytes) of a table,
     built once."""
     if table not in _READERS:
-        _READERS[table] = {number: (name, _reader(kind), _min_size(kind))
-                           for number, (name, kind) in _TABLES[table].items()
-                           if _reader(kind) is not None}
+        codecs = {number: (name, _codec(kind)) for number, (name, kind)
+                  in _TABLES[table].items()}
+        _READERS[table] = {number: (name, _reader(*codec), codec[0])
+                           for number, (name, codec) in codecs.items() if codec is not None}
     return _READERS[table]
 
 
@@ -433,37 +444,6 @@ def _readers(table: str) -> dict[int, tuple[str, Any, int]]:
 _PLANS: dict[tuple[str, int], list["_Plan | None"]] = {}
 _MAX_KEYS = 256
 _PLANS_PER_KEY = 4
-_PAIR = struct.Struct("=II").unpack
-
-
-def _nested_decoder(table: str):
-    return lambda raw: decode_attrs(raw, 0, len(raw), table)
-
-
-def _plan_field(kind: str, size: int) -> tuple[str, int, Any] | None:
-    """(struct code, bytes read, converter or None) of one attribute value of
-    ``size`` bytes, as the walk would read it; None if a plan cannot."""
-    if size < _min_size(kind):
-        return None     # the walk leaves such an attribute out
-    if kind in _FORMATS:
-        fmt = _FORMATS[kind]
-        width = struct.calcsize(fmt)
-        if fmt[0] == ">":
-            return f"{width}s", width, lambda raw: int.from_bytes(raw, "big")
-        return fmt[1:], width, None
-    if kind == "cdata":
-        return f"{size}s", size, None
-    if kind == "asciiz":
-        return f"{size}s", size, lambda raw: raw.split(b"\0", 1)[0].decode()
-    if kind == "svc_flags":
-        return "8s", 8, _PAIR
-    if kind in LAZY:
-        return f"{size}s", size, lambda raw, kind=kind: Lazy(kind, raw)
-    if kind in _TABLES:
-        return f"{size}s", size, _nested_decoder(kind)
-    return None
-
-
 class _Plan:
     __slots__ = ("headers", "read_headers", "read_values", "names", "fixups")
 
@@ -483,11 +463,11 @@ class _Plan:
             number = kind_no & 0x3FFF
             if number in readers:
                 name, kind = kinds[number]
-                field = _plan_field(kind, length - 4)
-                if field is None or name in names:
-                    raise ValueError("no plan for this attribute")
-                code, width, fixup = field
-                value_codes.append(f"{pos + 4 - value_pos}x{code}")
+                width, code, fixup = _codec(kind)
+                if length - 4 < width or name in names:
+                    raise ValueError("no plan for this attribute")   # the walk skips it
+                width = width or length - 4
+                value_codes.append(f"{pos + 4 - value_pos}x{code or f'{width}s'}")
                 value_pos = pos + 4 + width
                 if fixup is not None:
                     fixups.append((len(names), name, fixup))
@@ -610,8 +590,11 @@ def _encoder(number: int, kind: str):
         return lambda value: _attr(number, value.encode() + b"\0")
     if kind == "svc_flags":
         header = _NLA.pack(4 + _FLAGS.size, number)
-        return lambda value: header + _FLAGS.pack(value["flags"], value["mask"]) \
-            if isinstance(value, dict) else header + _FLAGS.pack(*value)
+
+        def encode_flags(value: SvcFlags | dict[str, int]) -> bytes:
+            flags, mask = (value["flags"], value["mask"]) if isinstance(value, dict) else value
+            return header + _FLAGS.pack(flags, mask)
+        return encode_flags
     if kind == "service":
         return _remembering_encoder(number, kind)
     return lambda value: _attr(number, encode_attrs(value["attrs"], kind))

@@ -45,14 +45,14 @@ def console_excerpt(text: str, tail: int = 40, report: int = 80) -> str:
     lines from a few before its first LOG_PROBLEMS line) and the last
     ``tail`` lines."""
     lines = text.splitlines()
-    parts = [next((line for line in reversed(lines) if TEST_START in line), None)]
+    started = next((line for line in reversed(lines) if TEST_START in line), None)
+    parts = [started] if started else []
     first = next((n for n, line in enumerate(lines) if LOG_PROBLEMS.search(line)), None)
     end_of_report = 0
     if first is not None and first < len(lines) - tail:
         begin = max(0, first - 5)
         end_of_report = min(len(lines) - tail, begin + report)
         parts += ["[first kernel problem]", *lines[begin:end_of_report]]
-    parts = [part for part in parts if part is not None]
     last = lines[max(end_of_report, len(lines) - tail):]
     if parts and last:
         parts.append("[end of the console]")

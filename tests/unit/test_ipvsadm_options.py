@@ -310,3 +310,22 @@ def test_lines_without_b_read_alike_with_and_without_fullnat_b():
         checked += 1
         assert options.tokens(argv) == options.tokens(argv, fullnat_b=True), argv
     assert checked > 500
+
+
+@pytest.mark.parametrize("line, message", [
+    ("-a -t 10.0.0.1:80 -r 10.0.2.96 -i --tun-type gue",
+     "You need to supply the 'tun-port' option for the 'gue' tunnel type"),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.96 -i --tun-type gre --tun-port 5",
+     "Illegal 'tun-port' option with the 'gre' tunnel type"),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.96 -i --tun-type gue --tun-port 5 --tun-csum --tun-remcsum",
+     "The option 'tun-remcsum' conflicts with the 'tun-csum' option in the 'gue' tunnel type"),
+    ("-A -t 10.0.0.1:80 -r 10.0.2.1", "Illegal 'real-server' option with the 'add-service' command"),
+    ("-a -t 10.0.0.1:80", "You need to supply the 'real-server' option for the 'add-server' command"),
+    ("-L -c --timeout",
+     "The option 'timeout' conflicts with the 'connection' option in the 'list' command"),
+])
+def test_option_table_faults_are_named_as_ipvsadm_names_them(line, message):
+    """Commands and tunnel types share one rule check; each fault keeps its wording."""
+    with pytest.raises(UsageError) as exc:
+        check(parse(line.split()))
+    assert str(exc.value) == message
