@@ -1,26 +1,43 @@
 """First-run setup behind ``./inv``: Debian packages, kernels, and the venv.
 
 Standard library only (it runs before the virtual environment exists).
-Installs only what is missing, so a second run changes nothing; ``./inv``
-skips it altogether while the dependency lists are unchanged.
+
+It reads the machine first (what dpkg says is installed), plans the apt
+installs that are missing, and only then touches apt: on a machine that
+already has everything, a run calls nothing but dpkg-query and pip, and
+changes nothing.  Any number of checkouts on one machine share the same
+system packages; each has its own ``.venv``.
 
 Kernel lines:
-  6.1   Debian 12's own: linux-image-amd64 / linux-headers-amd64, and
-        linux-source-6.1 at exactly the installed image's version.
-  6.12  bookworm-backports: the image and headers the backports
-        linux-image-amd64 points at, and linux-source-6.12 at that version
-        (bookworm-security carries newer 6.12 sources that match no image).
+  6.1   Debian 12's own kernel, found by the installed
+        ``linux-image-6.1.0-N-amd64`` packages (the newest ABI N), never
+        through the ``linux-image-amd64`` metapackage, which an apt run
+        with ``-t bookworm-backports`` can move to another line.  On a
+        machine without one, Debian 12's metapackages are installed at
+        their newest Debian 12 version, which brings the image.
+  6.12  bookworm-backports: an installed 6.12 image whose headers and
+        source are there at its version, or else the image the backports
+        ``linux-image-amd64`` points at.
+
+Every package is installed by exact name and version (``name=version``),
+never with ``-t bookworm-backports``: that option raises every backports
+version to the target release's priority for the whole run, and apt then
+upgrades installed packages it touches (seen: Debian 12's
+``linux-image-amd64``, ``linux-headers-amd64``, ``linux-libc-dev`` and
+``linux-perf`` moved to the backports line, so ``apt-get upgrade`` stopped
+bringing the operator 6.1 updates).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -44,10 +61,25 @@ TOOLS = (
     # the virtual environment
     "python3-venv",
 )
+# dpkg-query patterns of every package the kernel plan looks at
+KERNEL_PATTERNS = ("linux-image-*", "linux-headers-*", "linux-source-*")
+
+IMAGE_61 = re.compile(r"linux-image-6\.1\.0-(\d+)-amd64$")
+IMAGE_612 = re.compile(r"linux-image-(6\.12\.\d+)\+deb12-amd64$")
 
 
 def say(msg: str) -> None:
     print(f"[bootstrap] {msg}", flush=True)
+
+
+Run = Callable[[Sequence[str]], "tuple[int, str]"]
+
+
+def run_capture(cmd: Sequence[str]) -> tuple[int, str]:
+    """Run ``cmd``; its exit status and standard output (stderr dropped)."""
+    res = subprocess.run(list(cmd), text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    return res.returncode, res.stdout
 
 
 def sh(cmd: Sequence[str], *, capture: bool = True) -> str:
@@ -66,29 +98,28 @@ def as_root(cmd: list[str]) -> list[str]:
     raise SystemExit(f"[bootstrap] needs root to run: {' '.join(cmd)}")
 
 
-def installed(package: str) -> bool:
-    res = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
-                         capture_output=True, text=True)
-    return res.returncode == 0 and res.stdout.startswith("install ok installed")
-
-
-def installed_version(package: str) -> str | None:
-    res = subprocess.run(["dpkg-query", "-W", "-f=${Status} ${Version}", package],
-                         capture_output=True, text=True)
-    if res.returncode or not res.stdout.startswith("install ok installed"):
-        return None
-    return res.stdout.split()[-1]
-
-
 # ------------------------------------------------------------ apt output parsing
 
-def madison_versions(text: str, suite: str) -> list[str]:
-    """Versions `apt-cache madison` lists for one suite (newest first)."""
+def parse_installed(text: str) -> dict[str, str]:
+    """``dpkg-query -W -f='${db:Status-Abbrev}|${Package}|${Version}\\n'``:
+    name -> version of the packages that are installed ("ii")."""
+    found = {}
+    for line in text.splitlines():
+        status, _, rest = line.partition("|")
+        name, _, version = rest.partition("|")
+        if status.strip() == "ii" and name and version:
+            found[name.split(":")[0]] = version
+    return found
+
+
+def madison(text: str) -> list[tuple[str, str]]:
+    """``apt-cache madison PKG``: (version, suite) pairs, newest first."""
     found = []
     for line in text.splitlines():
         parts = [p.strip() for p in line.split("|")]
-        if len(parts) >= 3 and re.search(rf"\s{re.escape(suite)}/", " " + parts[2]):
-            found.append(parts[1])
+        if len(parts) >= 3:
+            suite = parts[2].split()[1].split("/")[0] if len(parts[2].split()) > 1 else ""
+            found.append((parts[1], suite))
     return found
 
 
@@ -103,6 +134,141 @@ def depends_on(show_text: str, prefix: str) -> str | None:
     return None
 
 
+def newest_abi(installed: dict[str, str], pattern: re.Pattern[str]) -> str | None:
+    """The installed image matching ``pattern`` with the highest ABI/release."""
+    def key(name: str) -> tuple[int, ...]:
+        match = pattern.match(name)
+        assert match
+        return tuple(int(part) for part in match.group(1).split("."))
+    images = [name for name in installed if pattern.match(name)]
+    return max(images, key=key) if images else None
+
+
+# ------------------------------------------------------------ reading the machine
+
+@dataclasses.dataclass
+class Apt:
+    """What dpkg and apt say; ``run`` is swapped for recorded outputs in tests."""
+
+    run: Run = run_capture
+
+    def installed(self, patterns: Iterable[str]) -> dict[str, str]:
+        _, out = self.run(["dpkg-query", "-W",
+                           "-f=${db:Status-Abbrev}|${Package}|${Version}\n", *patterns])
+        return parse_installed(out)
+
+    def madison(self, package: str) -> list[tuple[str, str]]:
+        _, out = self.run(["apt-cache", "madison", package])
+        return madison(out)
+
+    def depends(self, package: str, version: str, prefix: str) -> str | None:
+        status, out = self.run(["apt-cache", "show", f"{package}={version}"])
+        return depends_on(out, prefix) if status == 0 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """One kernel line's packages, each at the image's exact version."""
+
+    line: str
+    image: str
+    headers: str
+    version: str
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return (self.image, self.headers, f"linux-source-{self.line}")
+
+    def missing(self, installed: dict[str, str]) -> list[str]:
+        """``name=version`` of each package not installed at the image's version."""
+        return [f"{name}={self.version}" for name in self.packages
+                if installed.get(name) != self.version]
+
+
+def headers_of(image: str) -> str:
+    return image.replace("linux-image-", "linux-headers-", 1)
+
+
+def installed_kernel(installed: dict[str, str], line: str,
+                     pattern: re.Pattern[str]) -> Kernel | None:
+    """The newest installed image of ``line``, with its packages' names."""
+    image = newest_abi(installed, pattern)
+    if image is None:
+        return None
+    return Kernel(line, image, headers_of(image), installed[image])
+
+
+def archive_kernel(apt: Apt, line: str, choose: Callable[[str, str], bool]) -> Kernel | None:
+    """The kernel that the archive's ``linux-image-amd64`` of the newest
+    version ``choose(version, suite)`` accepts depends on."""
+    for version, suite in apt.madison("linux-image-amd64"):
+        if choose(version, suite):
+            image = apt.depends("linux-image-amd64", version, f"linux-image-{line}")
+            if image:
+                return Kernel(line, image, headers_of(image), version)
+    return None
+
+
+def is_debian12(version: str, suite: str) -> bool:
+    """Debian 12's own 6.1 (bookworm, -updates or -security; any suite name)."""
+    return version.startswith("6.1.") and "bpo" not in version
+
+
+def is_backports(version: str, suite: str) -> bool:
+    return suite == BACKPORTS
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What to install; empty lists when the machine already has everything."""
+
+    tools: list[str]
+    kernels: list[list[str]]    # one apt-get install per kernel line
+    notes: list[str]
+
+
+def plan_kernels(apt: Apt, installed: dict[str, str]) -> tuple[list[list[str]], list[str]]:
+    """``name=version`` lists to install, per kernel line, and notes for the user."""
+    installs, notes = [], []
+    # 6.1: the installed image wins; else Debian 12's metapackages bring one.
+    k61 = installed_kernel(installed, "6.1", IMAGE_61)
+    if k61 is None:
+        k61 = archive_kernel(apt, "6.1", is_debian12)
+        if k61 is None:
+            raise SystemExit("[bootstrap] apt knows no Debian 12 linux-image-amd64 "
+                             "(is bookworm in the apt sources?)")
+        installs.append([f"linux-image-amd64={k61.version}",
+                         f"linux-headers-amd64={k61.version}", *k61.missing(installed)])
+    else:
+        installs.append(k61.missing(installed))
+    # 6.12: an installed image with everything at its version, else the archive's.
+    k612 = installed_kernel(installed, "6.12", IMAGE_612)
+    if k612 is None or k612.missing(installed):
+        newest = archive_kernel(apt, "6.12", is_backports)
+        if newest is not None:
+            k612 = newest
+        elif k612 is None:
+            notes.append(f"warning: {BACKPORTS} has no 6.12 kernel; only the 6.1 "
+                         "line will be built")
+    installs.append(k612.missing(installed) if k612 else [])
+    meta = installed.get("linux-image-amd64", "")
+    own = archive_kernel(apt, "6.1", is_debian12) if "bpo" in meta else None
+    if own is not None:
+        notes.append(
+            f"note: linux-image-amd64 is at the backports version {meta} (an older "
+            "./inv installed the 6.12 line with -t bookworm-backports); `apt-get "
+            f"install linux-image-amd64={own.version} linux-headers-amd64={own.version}` "
+            "puts Debian 12's metapackages back, so that upgrades bring 6.1 again")
+    return [step for step in installs if step], notes
+
+
+def ready(installed: dict[str, str]) -> bool:
+    """Both lines complete already: nothing for apt to do."""
+    return all(kernel is not None and not kernel.missing(installed)
+               for kernel in (installed_kernel(installed, "6.1", IMAGE_61),
+                              installed_kernel(installed, "6.12", IMAGE_612)))
+
+
 # ------------------------------------------------------------ steps
 
 def ensure_backports() -> bool:
@@ -110,7 +276,8 @@ def ensure_backports() -> bool:
     sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
     for path in sources:
         try:
-            if BACKPORTS in path.read_text():
+            if re.search(rf"^\s*(Suites:.*\s|deb\s.*\s){BACKPORTS}(\s|$)",
+                         path.read_text(), re.M):
                 return False
         except OSError:
             continue
@@ -122,53 +289,35 @@ def ensure_backports() -> bool:
     return True
 
 
-def apt_install(packages: Sequence[str], release: str | None = None) -> None:
+def apt_install(packages: Sequence[str]) -> None:
     if not packages:
         return
-    say(f"apt-get install {' '.join(packages)}" + (f" (from {release})" if release else ""))
-    cmd = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
-           "--no-install-recommends"]
-    if release:
-        cmd += ["-t", release]
-    sh(as_root(cmd + list(packages)), capture=False)
+    say(f"apt-get install {' '.join(packages)}")
+    sh(as_root(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y",
+                "--no-install-recommends", *packages]), capture=False)
 
 
-def backports_kernel() -> tuple[str, str, str] | None:
-    """(image, headers, version) the backports linux-image-amd64 points at."""
-    versions = madison_versions(sh(["apt-cache", "madison", "linux-image-amd64"]), BACKPORTS)
-    if not versions:
-        return None
-    version = versions[0]
-    image = depends_on(sh(["apt-cache", "show", f"linux-image-amd64={version}"]),
-                       "linux-image-")
-    headers = depends_on(sh(["apt-cache", "show", f"linux-headers-amd64={version}"]),
-                         "linux-headers-")
-    return (image, headers, version) if image and headers else None
+def read_plan(apt: Apt) -> Plan:
+    installed = apt.installed([*TOOLS, *KERNEL_PATTERNS])
+    tools = [name for name in TOOLS if name not in installed]
+    kernels, notes = plan_kernels(apt, installed)
+    return Plan(tools, kernels, notes)
 
 
-def ensure_system() -> None:
-    added = ensure_backports()
-    missing = [p for p in TOOLS if not installed(p)]
-    if added or missing or not installed("linux-image-amd64"):
+def ensure_system(apt: Apt = Apt()) -> None:
+    installed = apt.installed([*TOOLS, *KERNEL_PATTERNS])
+    if all(name in installed for name in TOOLS) and ready(installed):
+        plan = read_plan(apt)           # only for its notes: nothing to install
+    else:
+        ensure_backports()
         say("apt-get update")
         sh(as_root(["apt-get", "update"]), capture=False)
-    apt_install(missing)
-    # 6.1: Debian 12's own kernel and its exact source.
-    apt_install([p for p in ("linux-image-amd64", "linux-headers-amd64") if not installed(p)])
-    meta = sh(["dpkg-query", "-W", "-f=Depends: ${Depends}\n", "linux-image-amd64"])
-    image61 = depends_on(meta, "linux-image-6.1")
-    version61 = installed_version(image61) if image61 else None
-    if version61 and installed_version("linux-source-6.1") != version61:
-        apt_install([f"linux-source-6.1={version61}"])
-    # 6.12: from bookworm-backports.
-    bpo = backports_kernel()
-    if bpo is None:
-        say(f"warning: {BACKPORTS} has no 6.12 kernel; only the 6.1 line will be built")
-        return
-    image, headers, version = bpo
-    apt_install([p for p in (image, headers) if not installed(p)], BACKPORTS)
-    if installed_version("linux-source-6.12") != version:
-        apt_install([f"linux-source-6.12={version}"], BACKPORTS)
+        plan = read_plan(apt)
+    for note in plan.notes:
+        say(note)
+    apt_install(plan.tools)
+    for step in plan.kernels:
+        apt_install(step)
 
 
 def ensure_venv() -> None:

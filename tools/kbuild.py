@@ -113,9 +113,17 @@ class Target:
         return f"linux-source-{self.line}"
 
     def source_install_hint(self) -> str:
-        pin = f"={self.image_version}" if self.image_version else ""
-        suite = " -t bookworm-backports" if "bpo" in (self.image_version or "") else ""
-        return f"apt-get install{suite} {self.source_package}{pin}"
+        return apt_hint(self.source_package, self.image_version)
+
+
+def apt_hint(package: str, version: str | None = None) -> str:
+    """The apt command that installs ``package``, at exactly ``version`` if given.
+
+    Never with ``-t bookworm-backports``: an exact version finds its suite
+    alone, and ``-t`` would move every installed package it touches (the
+    6.1 metapackages among them) to the backports line.
+    """
+    return f"apt-get install {package}" + (f"={version}" if version else "")
 
 
 def discover(kver: str, *, need_source: bool = True,
@@ -131,13 +139,13 @@ def discover(kver: str, *, need_source: bool = True,
     """
     line = kernel_line(kver)
     headers = modules_root / kver / "build"
-    if not (headers / "Makefile").exists():
-        raise BuildError(
-            f"kernel headers for {kver} are missing ({headers} has no Makefile): "
-            f"apt-get install linux-headers-{kver}")
     image_version = (version_of(f"linux-image-{kver}")
                      or version_of(f"linux-image-{kver}-unsigned")
                      or version_of(f"linux-headers-{kver}"))
+    if not (headers / "Makefile").exists():
+        raise BuildError(
+            f"kernel headers for {kver} are missing ({headers} has no Makefile): "
+            + apt_hint(f"linux-headers-{kver}", image_version))
     target = Target(kver, headers, src_root / f"linux-source-{line}.tar.xz",
                     image_version, version_of(f"linux-source-{line}"))
     if not need_source:

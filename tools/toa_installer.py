@@ -75,9 +75,8 @@ def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
 # ---------------------------------------------------------------- facts
 
 def headers_package(kver: str, image_version: str | None) -> str:
-    """The apt command that installs the headers of ``kver``."""
-    suite = " -t bookworm-backports" if image_version and "bpo" in image_version else ""
-    return f"apt-get install{suite} linux-headers-{kver}"
+    """The apt command that installs the headers of ``kver`` (at the image's version)."""
+    return kbuild.apt_hint(f"linux-headers-{kver}", image_version)
 
 
 def check_headers(kver: str, root: Path = Path("/"),

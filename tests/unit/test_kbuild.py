@@ -108,9 +108,13 @@ def test_discover_finds_headers_and_matching_source(fake_system):
 
 
 def test_discover_names_the_missing_headers_package(fake_system):
-    with pytest.raises(kbuild.BuildError, match="apt-get install linux-headers-6.1.0-98-amd64"):
+    with pytest.raises(kbuild.BuildError, match="apt-get install linux-headers-6.1.0-98-amd64$"):
         kbuild.discover("6.1.0-98-amd64", modules_root=fake_system["modules_root"],
                         src_root=fake_system["src_root"], version_of=lambda p: None)
+    with pytest.raises(kbuild.BuildError,
+                       match="apt-get install linux-headers-6.1.0-98-amd64=6.1.99-2$"):
+        kbuild.discover("6.1.0-98-amd64", modules_root=fake_system["modules_root"],
+                        src_root=fake_system["src_root"], version_of=lambda p: "6.1.99-2")
 
 
 def test_discover_names_the_missing_source_package(fake_system):
@@ -128,11 +132,12 @@ def test_discover_refuses_a_source_of_another_version(fake_system):
         discover(fake_system)
 
 
-def test_backports_hint_uses_the_backports_suite():
+def test_backports_hint_pins_the_version_not_the_suite():
+    # -t bookworm-backports would move Debian 12's metapackages to backports
     target = kbuild.Target("6.12.95+deb12-amd64", Path("/x"), Path("/y"),
                            "6.12.95-1~bpo12+1", None)
     assert target.source_install_hint() == (
-        "apt-get install -t bookworm-backports linux-source-6.12=6.12.95-1~bpo12+1")
+        "apt-get install linux-source-6.12=6.12.95-1~bpo12+1")
 
 
 def test_extract_takes_only_ipvs_members_and_caches(fake_system, tmp_path):
