@@ -18,12 +18,21 @@ from pathlib import Path
 from typing import Sequence
 
 # Kernel log lines that mean the kernel misbehaved.  Each is a prefix or
-# phrase the kernel prints for that class of failure.
+# phrase the kernel prints for that class of failure.  The debug kernel's
+# sanitizers report through the same prefixes: KASAN ("BUG: KASAN: ..."),
+# lockdep ("WARNING: possible circular locking dependency detected",
+# "WARNING: inconsistent lock state", "INFO: trying to register non-static
+# key"), PROVE_RCU ("WARNING: suspicious RCU usage"), DEBUG_ATOMIC_SLEEP
+# ("BUG: sleeping function called from invalid context"), DEBUG_PREEMPT
+# ("BUG: using smp_processor_id() in preemptible code"), DEBUG_OBJECTS
+# ("ODEBUG: free active object"), DEBUG_LIST; kmemleak's objects are read
+# from debugfs by tests/kernel/test_zz_kernel_log.py.
 LOG_PROBLEMS = re.compile(
     r"(Oops|BUG:|kernel BUG at|WARNING:|general protection fault|"
     r"Call Trace:|Objects remaining|unreferenced object|UBSAN:|KASAN:|"
-    r"refcount_t:|list_add corruption|list_del corruption|soft lockup|"
-    r"rcu_sched self-detected stall|blocked for more than|"
+    r"refcount_t:|list_add corruption|list_del corruption|list_add double add|"
+    r"ODEBUG:|INFO: trying to register non-static key|Kernel panic|soft lockup|"
+    r"rcu_\w+ self-detected stall|rcu_\w+ detected stalls|blocked for more than|"
     r"kmem_cache_destroy .*: Slab cache still has objects|"
     r"unregister_netdevice: waiting for)")
 MARK = "lvs-guest: start"
@@ -59,6 +68,38 @@ def console_excerpt(text: str, tail: int = 40, report: int = 80) -> str:
     return "\n".join(parts + last)
 
 
+KMEMLEAK = Path("/sys/kernel/debug/kmemleak")
+# A backtrace frame in one of our modules ("ip_vs_conn_new+0x5c/0x9a0 [ip_vs]"),
+# or an address no symbol covers any more: code of a module unloaded since
+# the allocation (on the debug kernel every module is one of ours).
+_OUR_FRAME = re.compile(r"\[(ip_vs\w*|toa)\]\s*$|^\s*0x[0-9a-f]+\s*$")
+
+
+def kmemleak_scan(path: Path = KMEMLEAK, scans: int = 2) -> str:
+    """Scan for leaks ``scans`` times (an object must stay unreferenced
+    over two scans to be worth reporting) and return kmemleak's report."""
+    for _ in range(scans):
+        path.write_text("scan")
+    return path.read_text()
+
+
+def kmemleak_records(text: str) -> list[str]:
+    """One block per unreferenced object of a kmemleak report."""
+    records: list[list[str]] = []
+    for line in text.splitlines():
+        if line.startswith("unreferenced object"):
+            records.append([line])
+        elif records:
+            records[-1].append(line)
+    return ["\n".join(record) for record in records]
+
+
+def leak_is_ours(record: str) -> bool:
+    """Whether an unreferenced object was allocated through our code."""
+    _head, _sep, trace = record.partition("backtrace")
+    return any(_OUR_FRAME.search(line) for line in trace.splitlines()[1:])
+
+
 def kernel_log(since_mark: bool = True) -> str:
     """The kernel log, from our start marker on."""
     text = subprocess.run(["dmesg"], capture_output=True, text=True).stdout
@@ -72,8 +113,15 @@ def mark_log(message: str) -> None:
         kmsg.write(message + "\n")
 
 
-def install_modules(kver: str, modroot: Path) -> None:
-    live = Path("/lib/modules") / kver
+def install_modules(kver: str, modroot: Path, modules: Path = Path("/lib/modules")) -> None:
+    """Our modules and the indexes into ``/lib/modules/KVER``; for a kernel
+    built in the checkout, the folder itself and its links to the stock
+    modules and the build tree (the host has no such folder)."""
+    live = modules / kver
+    live.mkdir(parents=True, exist_ok=True)
+    for link in ("kernel", "build", "source"):
+        if (modroot / link).is_symlink() and not os.path.lexists(live / link):
+            (live / link).symlink_to(os.readlink(modroot / link))
     for path in modroot.iterdir():
         if path.name.startswith("modules."):
             shutil.copy2(path, live / path.name)
