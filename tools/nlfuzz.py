@@ -6,11 +6,13 @@ by hand (the wire layer of ipvsadm-py refuses to make broken ones) from the
 attribute tables of ``ipvsadm_py.wire``; everything is derived from one
 seed, so a failure is reproduced by its seed and message index.
 
-What a message can be (each drawn at random, the numbers are the mix):
+What a message can be (drawn at random for each):
 
-* a near-valid request: a service, real server, sync daemon or local
-  address built from small pools of values (so that later requests meet
-  what earlier ones created), then mutated: an attribute dropped,
+* a valid request (a quarter of the creations, a tenth of the rest): a
+  service, real server, sync daemon or local address built from small
+  pools of values, naming services sent before (so that later requests
+  meet what earlier ones created);
+* a near-valid request: the same, then mutated: an attribute dropped,
   duplicated, retyped (random, boundary, NLA_F_NESTED/NET_BYTEORDER bits),
   its payload cut to 0, 1 or one byte short, grown, or replaced by
   boundary values or random bytes; nests filled with garbage or nested
@@ -20,6 +22,9 @@ What a message can be (each drawn at random, the numbers are the mix):
   their parent, bytes left after the last attribute, a cut generic netlink
   header, a netlink length beyond the datagram (dropped by the kernel
   without an answer: the runner checks that with a probe).
+
+FLUSH, which empties the table whatever it carries, goes out as a dump
+(refused: it has none) four times in five.
 
 The kernel must answer each request it parses with exactly one final
 message (an error or ACK for a "do", NLMSG_DONE or an error for a dump),
@@ -54,6 +59,8 @@ MAX_ERRNO = 4095
 
 #: Commands 1..20: upstream's 1..17 and the local-address commands 18..20.
 COMMANDS = tuple(range(wire.CMD_NEW_SERVICE, wire.CMD_GET_LADDR + 1))
+#: Commands that create what the others act on.
+CREATIONS = (wire.CMD_NEW_SERVICE, wire.CMD_NEW_DEST, wire.CMD_NEW_LADDR, wire.CMD_NEW_DAEMON)
 #: Numbers no command has, asked now and then.
 BAD_COMMANDS = (0, 21, 22, 127, 128, 255)
 
@@ -324,7 +331,8 @@ class Fuzzer:
         """The attribute bytes of a request, and how they were made."""
         rng = self.rng
         roll = rng.random()
-        if roll < 0.1:
+        # creations more often valid: later requests find objects to act on
+        if roll < (0.25 if cmd in CREATIONS else 0.1):
             nodes = self.template(cmd)
             if cmd == wire.CMD_NEW_SERVICE and len(self.known) < 16:
                 self.known.append(nodes[0][1])
@@ -357,7 +365,9 @@ class Fuzzer:
         """NLM_F_REQUEST|ACK, a dump now and then, other bits at random."""
         rng = self.rng
         flags = wire.NLM_F_REQUEST | wire.NLM_F_ACK
-        if rng.random() < 0.35:
+        # a FLUSH empties the table whatever it carries: mostly sent as a
+        # dump (refused), so that what the other requests build lives on
+        if rng.random() < (0.8 if cmd == wire.CMD_FLUSH else 0.35):
             flags |= wire.NLM_F_DUMP
         elif rng.random() < 0.15:
             flags |= rng.choice((NLM_F_ROOT, NLM_F_MATCH, NLM_F_ATOMIC, NLM_F_APPEND))

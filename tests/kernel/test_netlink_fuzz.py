@@ -190,8 +190,8 @@ def test_malformed_requests_get_proper_answers(fuzz_ns, kmsg_mark):
     for cmd in sorted(outcomes):
         print(f"  {cmd:3}: {dict(outcomes[cmd].most_common())}")
     # the requests got past the parsers: some of each kind were carried out
-    for cmd in (wire.CMD_NEW_SERVICE, wire.CMD_NEW_DEST, wire.CMD_GET_SERVICE,
-                wire.CMD_GET_DEST, wire.CMD_FLUSH):
+    for cmd in (wire.CMD_NEW_SERVICE, wire.CMD_NEW_DEST, wire.CMD_NEW_LADDR,
+                wire.CMD_GET_SERVICE, wire.CMD_GET_DEST, wire.CMD_GET_LADDR, wire.CMD_FLUSH):
         assert outcomes[cmd][0] + outcomes[cmd]["done"] > 0, (seed, cmd, outcomes[cmd])
     check_state(fuzz_ns)
     assert kernel_log_problems(kmsg_mark()) == []
