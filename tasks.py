@@ -18,8 +18,13 @@ DEFAULT_DEMO_KVER_LINE = "6.1"
 
 
 def _kernels(kver: str | None) -> list[str]:
+    """``kver`` (a local kernel's alias, ``debug``, becomes its release), or
+    every installed 6.1/6.12 kernel."""
     if kver:
-        return [kver]
+        try:
+            return [kbuild.resolve_kver(kver)]
+        except kbuild.BuildError as exc:
+            raise _fail(exc)
     found = kbuild.installed_kernels()
     if not found:
         raise Exit("no 6.1 or 6.12 kernel with headers is installed: run ./inv "
@@ -31,7 +36,25 @@ def _fail(exc: Exception) -> Exit:
     return Exit(f"error: {exc}", code=1)
 
 
-@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)",
+@task(help={"jobs": "parallel make jobs (default: CPU count)",
+            "force": "build even if the last build is up to date"})
+def debug_kernel(c, jobs=0, force=False):
+    """Build the debug kernel (6.12 sources, KASAN, kmemleak, lockdep...) into build/debug-kernel/.
+
+    Configuration: kernel/debug/debug.config on top of allnoconfig.  Cached:
+    rebuilt only when the linux-source-6.12 tarball or the fragment changes.
+    Use it with --kver debug (build, vm, test).
+    """
+    from tools import debug_kernel as dk
+
+    try:
+        result = dk.build(jobs, force=force)
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+    print(f"debug kernel {result.release}: {result.image}")
+
+
+@task(help={"kver": "kernel release, or debug (default: every installed 6.1/6.12 kernel)",
             "set": "module set: ipvs or toa (repeatable; default both)",
             "jobs": "parallel make jobs (default: CPU count)",
             "verbose": "show every Kbuild command"},
@@ -97,7 +120,7 @@ def dkms_remove(c, set=None):
         raise _fail(exc)
 
 
-@task(help={"kver": "kernel to boot (default: the first installed 6.1/6.12 kernel)",
+@task(help={"kver": "kernel to boot, or debug (default: the first installed 6.1/6.12 kernel)",
             "load": "modules to load: all (default), none, or a comma list",
             "memory": "guest memory (default 2G)", "cpus": "guest CPUs (default 2)",
             "append": "extra kernel command line (repeatable)",
@@ -124,20 +147,24 @@ def vm(c, kver=None, load="all", memory="2G", cpus=2, append=None, strict_log=Fa
         raise Exit(code=rc)
 
 
-@task(help={"kver": "kernel line(s) for kernel tests (repeatable; default: all installed)",
+@task(help={"kver": "kernel(s) for kernel tests (repeatable; default: all installed); "
+                    "debug: the debug kernel (./inv debug-kernel)",
             "unit": "host tests only: no build, no guest",
             "k": "pytest -k expression", "x": "stop at the first failure",
-            "no_build": "do not rebuild the modules first"},
+            "no_build": "do not rebuild the modules (nor the debug kernel) first"},
       iterable=["kver"])
 def test(c, kver=None, unit=False, k=None, x=False, no_build=False):
     """The whole test suite: host tests, then kernel tests in one guest per kernel."""
     args = [sys.executable, "-m", "pytest"]
+    if not unit and not no_build and "debug" in (kver or []):
+        debug_kernel(c)
+    kvers = [release for one in kver or [] for release in _kernels(one)]
     if unit:
         args.append("--no-kernel")
     elif not no_build:
-        for one in kver or _kernels(None):
+        for one in kvers or _kernels(None):
             build(c, kver=one)
-    for one in kver or []:
+    for one in kvers:
         args += ["--kver", one]
     if k:
         args += ["-k", k]
@@ -185,7 +212,8 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
         raise _fail(exc)
 
 
-ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo, bench)
+ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo, bench,
+                debug_kernel)
 ns.add_collection(tune)
 
 # --- toa: the real-server installer (tools/toa_tasks.py) -------------------

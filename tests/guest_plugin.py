@@ -62,9 +62,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def kernel_targets(config: pytest.Config) -> list[str]:
+    """Releases to run kernel tests on (``--kver debug``: the debug kernel's)."""
     if IN_GUEST:
         return [os.uname().release]
-    return config.getoption("kver") or kbuild.installed_kernels()
+    try:
+        chosen = [kbuild.resolve_kver(k) for k in config.getoption("kver")]
+    except kbuild.BuildError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    return chosen or kbuild.installed_kernels()
+
+
+#: How much longer than on a Debian kernel a guest of a kernel built here
+#: may take: KASAN, lockdep and kmemleak slow the emulated kernel down.
+LOCAL_KERNEL_SLOWDOWN = 3
 
 
 @pytest.fixture(autouse=True)
@@ -145,15 +155,16 @@ class HostRunner:
         report.unlink(missing_ok=True)
         ids = out / "nodeids.txt"
         ids.write_text("\n".join(i.nodeid for i in self.items[kver]) + "\n")
+        scale = LOCAL_KERNEL_SLOWDOWN if kbuild.local_kernel(kver) else 1
         cmd = (f"{sys.executable} -m pytest -q -p no:cacheprovider "
-               f"--guest-report {report} --timeout 900 @{ids}")
+               f"--guest-report {report} --timeout {900 * scale} @{ids}")
         console = out / "console.log"
         self._write(f"\n[guest {kver}] booting for {len(self.items[kver])} kernel tests; "
                     f"console: {console}")
         started = time.monotonic()
         with contextlib.ExitStack() as devices:
             cfg = guest.GuestConfig(kver, rwdirs=[out], qemu_opts=self._devices(devices),
-                                    timeout=self.config.getoption("guest_timeout"))
+                                    timeout=self.config.getoption("guest_timeout") * scale)
             try:
                 self.status[kver] = guest.run(cfg, cmd, console=console, quiet=True)
             except guest.GuestError as exc:

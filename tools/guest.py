@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from tools import kbuild
 from tools.kbuild import ROOT, BuildError
 
 MODROOT_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
@@ -56,8 +57,19 @@ class GuestConfig:
     kernel_messages: bool = True
 
     @property
+    def local(self) -> kbuild.LocalKernel | None:
+        """The kernel built in this checkout (the debug kernel), if it is one."""
+        return kbuild.local_kernel(self.kver)
+
+    @property
     def vmlinuz(self) -> Path:
-        return Path("/boot") / f"vmlinuz-{self.kver}"
+        image = self.local.image() if self.local else None
+        return image or Path("/boot") / f"vmlinuz-{self.kver}"
+
+    @property
+    def modules_root(self) -> Path:
+        """Where the kernel's own modules and indexes are (/lib/modules)."""
+        return self.local.modules_root if self.local else Path("/lib/modules")
 
     @property
     def build_dir(self) -> Path:
@@ -67,7 +79,9 @@ class GuestConfig:
 def check_host(cfg: GuestConfig) -> None:
     """Fail early, naming the package, when something the guest needs is absent."""
     if not cfg.vmlinuz.exists():
-        raise GuestError(f"{cfg.vmlinuz} is missing: apt-get install linux-image-{cfg.kver}")
+        hint = (f"./inv {cfg.local.name}-kernel" if cfg.local
+                else f"apt-get install linux-image-{cfg.kver}")
+        raise GuestError(f"{cfg.vmlinuz} is missing: {hint}")
     for tool, package in (("qemu-system-x86_64", "qemu-system-x86"),
                           ("busybox", "busybox-static")):
         if shutil.which(tool) is None and not Path(f"/bin/{tool}").exists():
@@ -85,10 +99,12 @@ def prepare_modroot(kver: str, modules: Path, base: Path,
                     modules_root: Path = Path("/lib/modules")) -> Path:
     """A depmod'ed copy of ``/lib/modules/KVER`` metadata with our modules.
 
-    ``base/lib/modules/KVER`` gets a symlink to the stock ``kernel/`` tree,
-    our ``.ko`` files under ``updates/lvs-toolkit/`` and the ``modules.*``
+    ``base/lib/modules/KVER`` gets a symlink to the stock ``kernel/`` tree
+    (and to ``build``/``source`` where the stock folder has them), our
+    ``.ko`` files under ``updates/lvs-toolkit/`` and the ``modules.*``
     indexes depmod writes for both.  The guest copies the indexes and our
-    modules into its overlay of ``/lib/modules/KVER``.
+    modules into its overlay of ``/lib/modules/KVER``, and the links where
+    that folder lacks them (a kernel built here has no folder on the host).
     """
     stock = modules_root / kver
     target = base / "lib/modules" / kver
@@ -96,6 +112,9 @@ def prepare_modroot(kver: str, modules: Path, base: Path,
         shutil.rmtree(base)
     (target / UPDATES_SUBDIR).mkdir(parents=True)
     (target / "kernel").symlink_to(stock / "kernel")
+    for link in ("build", "source"):
+        if (stock / link).exists():
+            (target / link).symlink_to((stock / link).resolve())
     for name in MODROOT_FILES:
         if (stock / name).exists():
             shutil.copy2(stock / name, target / name)
@@ -134,8 +153,10 @@ def compile_bytecode() -> None:
 
 def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
     cmd = [vng_binary() or "vng", "--run", str(cfg.vmlinuz), "--disable-kvm",
-           "--force-9p", "--cpus", str(cfg.cpus), "--memory", cfg.memory,
-           "--overlay-rwdir", f"/lib/modules/{cfg.kver}"]
+           "--force-9p", "--cpus", str(cfg.cpus), "--memory", cfg.memory]
+    if Path(f"/lib/modules/{cfg.kver}").is_dir():
+        cmd += ["--overlay-rwdir", f"/lib/modules/{cfg.kver}"]
+    # else (a kernel built here) the guest makes that folder in its overlay of /lib
     for path in cfg.rwdirs:
         cmd += ["--rwdir", str(path)]
     if cfg.kernel_messages:
@@ -200,7 +221,8 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     if load != "none":
         # one per run: guests of one kernel may boot side by side
         base = Path(tempfile.mkdtemp(prefix="modroot-", dir=cfg.build_dir))
-        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules", base)
+        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules", base,
+                                  cfg.modules_root)
     init = [sys.executable, "-m", "tools.guest_init", "--kver", cfg.kver, "--load", load]
     if modroot is not None:
         init += ["--modroot", str(modroot)]

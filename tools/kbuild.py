@@ -10,6 +10,11 @@ result is built with Kbuild against ``/lib/modules/KVER/build``::
     build/KVER/tree/       the staged module tree (kernel layout), M= of make
     build/KVER/modules/    every built .ko, flat (what install and the guest use)
 
+A kernel may also be one built in this checkout from the same Debian source
+package (``LOCAL_KERNELS``: the debug kernel of tools/debug_kernel.py).  Its
+build tree stands in for ``/lib/modules/KVER/build``; it is named by its
+alias (``debug``) or by its release.
+
 This module uses the standard library only: DKMS runs it with the system
 ``python3`` on a balancer where the project's virtual environment is absent.
 """
@@ -103,6 +108,7 @@ class Target:
     tarball: Path          # /usr/src/linux-source-X.Y.tar.xz
     image_version: str | None   # Debian version of the kernel image
     source_version: str | None  # Debian version of linux-source-X.Y
+    make_args: tuple[str, ...] = ()   # extra variables for Kbuild
 
     @property
     def line(self) -> str:
@@ -129,14 +135,19 @@ def apt_hint(package: str, version: str | None = None) -> str:
 def discover(kver: str, *, need_source: bool = True,
              modules_root: Path = Path("/lib/modules"),
              src_root: Path = Path("/usr/src"),
-             version_of: Callable[[str], str | None] = dpkg_version) -> Target:
+             version_of: Callable[[str], str | None] = dpkg_version,
+             root: Path = ROOT) -> Target:
     """Find headers and (``need_source``) the matching source package for ``kver``.
 
     Raises BuildError naming the Debian package to install when something
     is missing, or when the source package's version is not the image's
     (the IPVS sources must be exactly those the kernel was built from).
-    TOA alone needs only the headers.
+    TOA alone needs only the headers.  A local kernel (``LOCAL_KERNELS``)
+    is found by its alias or release.
     """
+    local = local_kernel(kver, root)
+    if local is not None:
+        return discover_local(local, src_root=src_root, version_of=version_of)
     line = kernel_line(kver)
     headers = modules_root / kver / "build"
     image_version = (version_of(f"linux-image-{kver}")
@@ -161,6 +172,97 @@ def discover(kver: str, *, need_source: bool = True,
             f"{target.source_package} is {target.source_version} but kernel {kver} "
             f"is {target.image_version}; the sources must match the kernel: "
             f"{target.source_install_hint()}")
+    return target
+
+
+# ---------------------------------------------------------------- local kernels
+
+@dataclasses.dataclass(frozen=True)
+class LocalKernel:
+    """A kernel built in this checkout from Debian's linux-source-X.Y.
+
+    ``base/src`` holds the extracted sources, ``base/obj`` the build tree
+    (what ``/lib/modules/KVER/build`` is for a Debian kernel),
+    ``base/boot/vmlinuz-KVER`` the image and ``base/modroot/lib/modules/KVER``
+    its ``modules_install`` (the stock IPVS modules and the indexes).
+    """
+
+    name: str     # the alias: --kver NAME
+    base: Path
+    line: str     # the X.Y of the source package it is built from
+
+    @property
+    def obj(self) -> Path:
+        return self.base / "obj"
+
+    @property
+    def modules_root(self) -> Path:
+        return self.base / "modroot/lib/modules"
+
+    @property
+    def source_stamp(self) -> Path:
+        """Which tarball the sources came from (written at extraction)."""
+        return self.base / "src/.lvs-stamp"
+
+    def release(self) -> str | None:
+        """The built kernel's release (``uname -r`` in its guest), or None."""
+        path = self.obj / "include/config/kernel.release"
+        return path.read_text().strip() if path.exists() else None
+
+    def image(self) -> Path | None:
+        release = self.release()
+        return self.base / "boot" / f"vmlinuz-{release}" if release else None
+
+    def built(self) -> bool:
+        image = self.image()
+        return bool(image and image.exists() and (self.obj / "Module.symvers").exists())
+
+
+def local_kernels(root: Path = ROOT) -> dict[str, LocalKernel]:
+    """The kernels this checkout can build itself, by alias."""
+    return {"debug": LocalKernel("debug", root / "build/debug-kernel", "6.12")}
+
+
+def local_kernel(kver: str, root: Path = ROOT) -> LocalKernel | None:
+    """The local kernel named ``kver`` (its alias or its built release)."""
+    for local in local_kernels(root).values():
+        if kver == local.name or (kver.endswith("-lvs-" + local.name)
+                                  and kver == local.release()):
+            return local
+    return None
+
+
+def resolve_kver(kver: str, root: Path = ROOT) -> str:
+    """``kver`` with a local kernel's alias replaced by its release."""
+    local = local_kernels(root).get(kver)
+    if local is None:
+        return kver
+    release = local.release()
+    if release is None or not local.built():
+        raise BuildError(f"the {kver} kernel is not built yet: ./inv {kver}-kernel")
+    return release
+
+
+def discover_local(local: LocalKernel, *, src_root: Path = Path("/usr/src"),
+                   version_of: Callable[[str], str | None] = dpkg_version) -> Target:
+    """The Target of a local kernel: its build tree as headers, and the
+    source package it was built from, which must still be the installed one
+    (the IPVS sources are staged from that package again)."""
+    release = local.release()
+    if release is None or not local.built():
+        raise BuildError(f"the {local.name} kernel is not built yet: "
+                         f"./inv {local.name}-kernel")
+    version = version_of(f"linux-source-{local.line}")
+    target = Target(release, local.obj, src_root / f"linux-source-{local.line}.tar.xz",
+                    version, version,
+                    # no DWARF in the kernel (a short build); our modules get
+                    # it, so that offsets in a sanitizer's report map to lines
+                    make_args=("KCFLAGS=-g",))
+    if not target.tarball.exists() or not local.source_stamp.exists() \
+            or local.source_stamp.read_text() != _stamp_text(target):
+        raise BuildError(f"the {local.name} kernel was built from another "
+                         f"{target.source_package} than {target.tarball}: "
+                         f"./inv {local.name}-kernel rebuilds it")
     return target
 
 
@@ -343,7 +445,7 @@ def make(target: Target, tree: Path, sets: Sequence[str], jobs: int = 0,
     """Run Kbuild for the chosen module sets, streaming its progress lines."""
     jobs = jobs or os.cpu_count() or 1
     cmd = ["make", "-C", str(target.headers), f"M={tree}", f"-j{jobs}",
-           "LVS_SETS=" + " ".join(sets)]
+           "LVS_SETS=" + " ".join(sets), *target.make_args]
     if verbose:
         cmd.append("V=1")
     cmd.append("modules")
@@ -385,7 +487,7 @@ def build(kver: str, out: Path, sets: Sequence[str] = tuple(MODULE_SETS),
     if unknown:
         raise BuildError(f"unknown module set(s) {sorted(unknown)}; "
                          f"known: {sorted(MODULE_SETS)}")
-    target = discover(kver, need_source="ipvs" in sets)
+    target = discover(kver, need_source="ipvs" in sets, root=root)
     tree = stage(target, out, sets, root)
     make(target, tree, sets, jobs, verbose)
     modules = collect(tree, out / "modules", sets)
@@ -404,9 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-j", "--jobs", type=int, default=0)
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    out = args.out or ROOT / "build" / args.kver
     try:
-        build(args.kver, out.resolve(), args.sets or tuple(MODULE_SETS),
+        kver = resolve_kver(args.kver)
+        out = args.out or ROOT / "build" / kver
+        build(kver, out.resolve(), args.sets or tuple(MODULE_SETS),
               args.jobs, args.verbose)
     except BuildError as exc:
         print(f"kbuild: error: {exc}", file=sys.stderr)

@@ -237,3 +237,55 @@ def test_series_of_the_project_applies_to_both_kernel_lines(tmp_path):
         patches = kbuild.resolve_patches(kbuild.ROOT / "kernel/ip_vs", target.line)
         assert patches, "the series is empty"
         kbuild.apply_patches(copy, patches, kver)
+
+
+# ---------------------------------------------------------------- local kernels
+
+def fake_local(root: Path, fake_system, release: str = "6.1.99-lvs-debug") -> kbuild.LocalKernel:
+    """A built local kernel in ``root``/build/debug-kernel, from the fake 6.1 tarball."""
+    local = kbuild.LocalKernel("debug", root / "build/debug-kernel", "6.1")
+    (local.obj / "include/config").mkdir(parents=True)
+    (local.obj / "include/config/kernel.release").write_text(release + "\n")
+    (local.obj / "Module.symvers").write_text("")
+    (local.base / "boot").mkdir(parents=True)
+    (local.base / "boot" / f"vmlinuz-{release}").write_text("")
+    (local.base / "src").mkdir()
+    target = discover(fake_system)
+    local.source_stamp.write_text(kbuild._stamp_text(target))
+    return local
+
+
+@pytest.fixture
+def local_debug(fake_system, tmp_path, monkeypatch):
+    local = fake_local(tmp_path, fake_system)
+    monkeypatch.setattr(kbuild, "local_kernels", lambda root=None: {"debug": local})
+    return local
+
+
+def test_a_local_kernel_is_named_by_alias_or_release(local_debug):
+    assert kbuild.local_kernel("debug") == local_debug
+    assert kbuild.local_kernel("6.1.99-lvs-debug") == local_debug
+    assert kbuild.local_kernel("6.1.99-1-amd64") is None
+    assert kbuild.resolve_kver("debug") == "6.1.99-lvs-debug"
+    assert kbuild.resolve_kver("6.1.0-57-amd64") == "6.1.0-57-amd64"
+    assert local_debug.image() == local_debug.base / "boot/vmlinuz-6.1.99-lvs-debug"
+
+
+def test_a_local_kernel_builds_against_its_tree(local_debug, fake_system):
+    target = kbuild.discover("debug", src_root=fake_system["src_root"],
+                             version_of=fake_system["versions"].get)
+    assert target.kver == "6.1.99-lvs-debug"
+    assert target.headers == local_debug.obj
+    assert target.source_version == target.image_version == "6.1.99-1"
+    assert "KCFLAGS=-g" in target.make_args
+
+
+def test_a_local_kernel_not_built_or_from_another_tarball_is_refused(local_debug,
+                                                                     fake_system):
+    local_debug.source_stamp.write_text("another tarball\n")
+    with pytest.raises(kbuild.BuildError, match="./inv debug-kernel rebuilds it"):
+        kbuild.discover("debug", src_root=fake_system["src_root"],
+                        version_of=fake_system["versions"].get)
+    (local_debug.obj / "Module.symvers").unlink()
+    with pytest.raises(kbuild.BuildError, match="not built yet: ./inv debug-kernel"):
+        kbuild.resolve_kver("debug")
