@@ -476,8 +476,8 @@ static int ip_vs_fnat_mangle(struct sk_buff *skb, struct ip_vs_conn *cp,
 		if (to_rs) {
 			if (ip_vs_fnat_tcp_in(skb, cp, l4off, mtu, &csum) < 0)
 				return -1;
-		} else {
-			ip_vs_fnat_tcp_out(skb, cp, l4off, &csum);
+		} else if (ip_vs_fnat_tcp_out(skb, cp, l4off, &csum) < 0) {
+			return -1;
 		}
 	}
 	ports = (__be16 *)(skb->data + l4off);
@@ -601,6 +601,29 @@ static void ip_vs_fnat_icmp_inner_addrs(struct sk_buff *skb, int af,
 	}
 }
 
+/* An ICMP error gets a new checksum once its embedded packet is
+ * rewritten: its own must be right first, or a corrupted error would
+ * leave the balancer valid (counted in fullnat_csum_error).
+ */
+static bool ip_vs_fnat_icmp_csum_ok(struct sk_buff *skb, int af,
+				    unsigned int icmp_off, struct netns_ipvs *ipvs)
+{
+	unsigned int len = skb->len - icmp_off;
+	__sum16 bad;
+
+	if (skb_csum_unnecessary(skb))
+		return true;
+	if (af == AF_INET6)
+		bad = csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
+				      &ipv6_hdr(skb)->daddr, len, IPPROTO_ICMPV6,
+				      skb_checksum(skb, icmp_off, len, 0));
+	else
+		bad = csum_fold(skb_checksum(skb, icmp_off, len, 0));
+	if (bad)
+		IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_CSUM_ERROR);
+	return !bad;
+}
+
 /* Recompute the ICMP checksum after the embedded packet changed. */
 static void ip_vs_fnat_icmp_csum(struct sk_buff *skb, int af,
 				 unsigned int icmp_off)
@@ -685,6 +708,7 @@ static int ip_vs_fnat_icmp_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 		goto drop;
 	icmp_off = ip_vs_fnat_outer_len(skb, af);
 	if (icmp_off < 0 ||
+	    !ip_vs_fnat_icmp_csum_ok(skb, af, icmp_off, cp->ipvs) ||
 	    skb_cow(skb, skb_dst(skb)->dev->hard_header_len) ||
 	    ip_vs_fnat_icmp_parse(skb, af, icmp_off, &ic) ||
 	    ic.proto != cp->protocol)
@@ -896,7 +920,8 @@ static unsigned int ip_vs_fnat_reply_icmp(struct sk_buff *skb, int af,
 	cp = ip_vs_fnat_lookup(&k);
 	if (!cp)
 		return NF_ACCEPT;
-	if (ip_vs_fnat_route_to_client(skb, cp, ipvs->net) ||
+	if (!ip_vs_fnat_icmp_csum_ok(skb, af, icmp_off, ipvs) ||
+	    ip_vs_fnat_route_to_client(skb, cp, ipvs->net) ||
 	    !ip_vs_fnat_reply_fits(skb, af) ||
 	    skb_cow(skb, skb_dst(skb)->dev->hard_header_len))
 		goto drop;
