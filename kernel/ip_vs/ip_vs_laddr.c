@@ -19,12 +19,15 @@
 
 #include <linux/kernel.h>
 #include <linux/slab.h>
+#include <linux/bitmap.h>
 #include <net/genetlink.h>
 #include <net/ipv6.h>
 #include <net/ip_vs.h>
 #include <lvs/compat.h>
 
 #include "ip_vs_fnat.h"
+
+#define IP_VS_LADDR_PORTS	(1 << 16)	/* bits of a port map */
 
 static const struct nla_policy ip_vs_laddr_policy[IPVS_LADDR_ATTR_MAX + 1] = {
 	[IPVS_LADDR_ATTR_ADDR]		= { .type = NLA_BINARY,
@@ -40,10 +43,14 @@ void ip_vs_laddr_svc_init(struct ip_vs_service *svc)
 	atomic_set(&svc->laddr_next, 0);
 }
 
+/* The port map is used only by holders of a reference (the port search
+ * and expiring sessions): it can go at once, the address after RCU.
+ */
 void ip_vs_laddr_put(struct ip_vs_laddr *laddr)
 {
 	if (refcount_dec_and_test(&laddr->refcnt)) {
 		atomic_dec(&laddr->ipvs->ext->num_laddrs);
+		bitmap_free(laddr->ports);
 		kfree_rcu(laddr, rcu_head);
 	}
 }
@@ -137,6 +144,11 @@ static int ip_vs_laddr_add(struct ip_vs_service *svc,
 	laddr = kzalloc(sizeof(*laddr), GFP_KERNEL);
 	if (!laddr)
 		return -ENOMEM;
+	laddr->ports = bitmap_zalloc(IP_VS_LADDR_PORTS, GFP_KERNEL);
+	if (!laddr->ports) {
+		kfree(laddr);
+		return -ENOMEM;
+	}
 	ip_vs_addr_copy(svc->af, &laddr->addr, addr);
 	laddr->ipvs = svc->ipvs;
 	laddr->af = svc->af;

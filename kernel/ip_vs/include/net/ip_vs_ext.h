@@ -98,6 +98,11 @@ struct ip_vs_laddr {
 	refcount_t		refcnt;
 	atomic64_t		port_conflict;	/* candidate ports in use */
 	atomic_t		conn_counts;	/* connections using it */
+	/* one bit per port number: set by the session that took the port
+	 * from the map, cleared when it expires; a hint for the port search
+	 * (the RS-side table has the last word), see ip_vs_fnat.c
+	 */
+	unsigned long		*ports;
 	struct rcu_head		rcu_head;
 };
 
@@ -201,7 +206,7 @@ int ip_vs_laddr_dump(struct sk_buff *skb, struct netlink_callback *cb,
 		     struct ip_vs_service *svc);
 
 /* ip_vs_fnat.c: FULLNAT connections and packets */
-int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest);
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp);
 void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp);
 bool ip_vs_fnat_conn_reuse(struct ip_vs_conn *cp);
 int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
