@@ -258,7 +258,7 @@ static bool ip_vs_fnat_try_laddr(struct ip_vs_conn *cp,
 		}
 		clear_bit(port, laddr->ports);
 	}
-	for (tries = min(tries, IP_VS_FNAT_LPORT_RANDOM); tries; tries--)
+	for (tries = min_t(u32, tries, IP_VS_FNAT_LPORT_RANDOM); tries; tries--)
 		if (ip_vs_fnat_lport_take(cp, laddr,
 					  r.min + get_random_u32_below(span)))
 			return true;
@@ -270,9 +270,9 @@ static bool ip_vs_fnat_try_laddr(struct ip_vs_conn *cp,
  * @cp: a connection just bound to its dest, not yet visible anywhere
  *
  * Called by ip_vs_conn_new() for every connection, after
- * ip_vs_bind_dest(): the forwarding method is the one that took from the
- * dest into cp->flags, read once, so the session, its transmitter and its
- * expiry agree whatever the dest says a moment later.  For FULLNAT, picks
+ * ip_vs_bind_dest(): the forwarding method is the one ip_vs_bind_dest()
+ * read once from the dest into cp->flags, so the session, its transmitter
+ * and its expiry agree whatever the dest says a moment later.  For FULLNAT, picks
  * the service's local addresses round robin and a free local port of one
  * of them; the connection then holds a reference on the address and is
  * in the RS-side table.  Returns 0, or a negative errno when the

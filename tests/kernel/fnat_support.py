@@ -184,20 +184,27 @@ class SynLoad:
         self.rate = rate
         self.cpu = cpu
         self.sent = 0
+        self.error: BaseException | None = None
+        # built here: scapy is imported in the main thread
+        self.template = tcp_segment(family, netlab.client_addr(family), vip, 1, port,
+                                    1, 0, "S")
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        try:
+            self._send()
+        except BaseException as exc:       # reported by __exit__
+            self.error = exc
+
+    def _send(self) -> None:
         if self.cpu is not None and self.cpu < (os.cpu_count() or 1):
             os.sched_setaffinity(0, {self.cpu})    # this thread only
-        src = netlab.client_addr(self.family)
         af = socket.AF_INET if self.family == 4 else socket.AF_INET6
         with self.topo.inside(self.topo.client):
             raw = socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        template = bytearray(tcp_segment(self.family, src, self.vip, 1, self.port,
-                                         1, 0, "S"))
         off = 20 if self.family == 4 else 40
-        base = struct.unpack_from("!H", template, off + 16)[0]
+        base = struct.unpack_from("!H", self.template, off + 16)[0]
         sport = 20000
         period = 1.0 / self.rate
         with raw:
@@ -205,7 +212,7 @@ class SynLoad:
                 t0 = time.monotonic()
                 for _ in range(16):
                     sport = sport + 1 if sport < 60000 else 20000
-                    packet = bytearray(template)
+                    packet = bytearray(self.template)
                     struct.pack_into("!H", packet, off, sport)
                     # the checksum follows the port (RFC 1624: ~(~HC + ~m + m'))
                     csum = (~base & 0xFFFF) + (~1 & 0xFFFF) + sport
@@ -223,6 +230,8 @@ class SynLoad:
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
         self.thread.join(timeout=10)
+        if self.error is not None and exc[0] is None:
+            raise RuntimeError(f"the SYN load failed: {self.error!r}") from self.error
 
 
 def conn_count(topo: Topology) -> int:
