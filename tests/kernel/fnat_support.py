@@ -114,6 +114,14 @@ def tcp_segment(family: int, src: str, dst: str, sport: int, dport: int, seq: in
     return bytes(packet)
 
 
+def udp_datagram(family: int, src: str, dst: str, sport: int, dport: int) -> bytes:
+    """A complete IPv4/IPv6 UDP datagram (scapy) with a short payload."""
+    from scapy.all import IP, IPv6, UDP, Raw
+    net = IP(src=src, dst=dst) if family == 4 else IPv6(src=src, dst=dst)
+    packet = net / UDP(sport=sport, dport=dport) / Raw(b"load\n")
+    return bytes(packet.__class__(bytes(packet)))
+
+
 def download(sock: socket.socket, blocks: int, started: threading.Event | None = None
              ) -> tuple[int, bool]:
     """Ask a SlowSender for ``blocks`` blocks and read them all: (bytes
@@ -173,21 +181,28 @@ def spoofed_syn_during_download(topo: Topology, family: int, vip: str, port: int
 
 
 class SynLoad:
-    """SYNs from the client's address and ever new source ports, at a given
-    rate, from a thread (a raw socket of the client's namespace).  The
-    client's kernel answers the SYN/ACKs it gets with RSTs, so the sessions
-    close by themselves."""
+    """New flows to ``vip:port`` at a given rate, from a thread (a raw socket
+    of the client's namespace): SYNs, or with ``udp`` one datagram each,
+    from the client's address and ever new source ports (from
+    ``first_port`` up).  The client's kernel answers the SYN/ACKs it gets
+    with RSTs, unless they are dropped on the way."""
 
     def __init__(self, topo: Topology, family: int, vip: str, port: int,
-                 rate: float = 400, cpu: int | None = None) -> None:
+                 rate: float = 400, cpu: int | None = None,
+                 first_port: int = 20000, udp: bool = False) -> None:
         self.topo, self.family, self.vip, self.port = topo, family, vip, port
         self.rate = rate
         self.cpu = cpu
+        self.first_port = first_port
         self.sent = 0
         self.error: BaseException | None = None
         # built here: scapy is imported in the main thread
-        self.template = tcp_segment(family, netlab.client_addr(family), vip, 1, port,
-                                    1, 0, "S")
+        if udp:
+            self.template = udp_datagram(family, netlab.client_addr(family), vip, 1, port)
+        else:
+            self.template = tcp_segment(family, netlab.client_addr(family), vip, 1, port,
+                                        1, 0, "S")
+        self.csum_off = 6 if udp else 16
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -204,21 +219,21 @@ class SynLoad:
         with self.topo.inside(self.topo.client):
             raw = socket.socket(af, socket.SOCK_RAW, socket.IPPROTO_RAW)
         off = 20 if self.family == 4 else 40
-        base = struct.unpack_from("!H", self.template, off + 16)[0]
-        sport = 20000
+        base = struct.unpack_from("!H", self.template, off + self.csum_off)[0]
+        sport = self.first_port
         period = 1.0 / self.rate
         with raw:
             while not self.stop.is_set():
                 t0 = time.monotonic()
                 for _ in range(16):
-                    sport = sport + 1 if sport < 60000 else 20000
+                    sport = sport + 1 if sport < 65000 else self.first_port
                     packet = bytearray(self.template)
                     struct.pack_into("!H", packet, off, sport)
                     # the checksum follows the port (RFC 1624: ~(~HC + ~m + m'))
                     csum = (~base & 0xFFFF) + (~1 & 0xFFFF) + sport
                     csum = (csum & 0xFFFF) + (csum >> 16)
                     csum = (csum & 0xFFFF) + (csum >> 16)
-                    struct.pack_into("!H", packet, off + 16, ~csum & 0xFFFF)
+                    struct.pack_into("!H", packet, off + self.csum_off, ~csum & 0xFFFF)
                     raw.sendto(bytes(packet), (self.vip, 0))
                     self.sent += 1
                 time.sleep(max(0.0, 16 * period - (time.monotonic() - t0)))
