@@ -110,8 +110,10 @@ def test_method_flips_under_syn_load_leave_no_session_behind(fnat_topo, kmsg_mar
         lab.ipvs.delete_laddr(svc, second)
         _lport_range(topo, 40000, 44999)
         topo.sysctl(topo.lb, net__ipv4__vs__fullnat_lport_tries=60000)
-        for _ in range(10):
-            _syn_flood(topo, 2)
+        # the generator's flows are the same sequence each run: a longer
+        # run refreshes the sessions of the shorter ones and adds more
+        for seconds in (4, 8, 16, 32):
+            _syn_flood(topo, seconds)
             if lab.ipvs.laddrs(svc)[0].conns >= 5000:
                 break
         assert lab.ipvs.laddrs(svc)[0].conns >= 5000, lab.ipvs.laddrs(svc)
