@@ -308,6 +308,10 @@ class CraftedConnection:
         self._expect(lambda s: bool(s.flags & ACK) and s.ack == self.snd_nxt,
                      "ACK of our data")
 
+    def wait_fin(self) -> None:
+        """Wait until the server closed its side (a FIN came)."""
+        self._expect(lambda s: bool(s.flags & FIN), "FIN")
+
     def recv(self, size: int) -> bytes:
         """Collect ``size`` bytes the server sent, acknowledging them."""
         while len(self.received) < size:
