@@ -296,8 +296,12 @@ def test_ftrace_cannot_be_switched_off_under_the_hooks():
     """Switching ftrace off would silence the hooks, and records would
     outlive their sockets: the kernel refuses while toa is loaded."""
     sysctl = "/proc/sys/kernel/ftrace_enabled"
-    with pytest.raises(OSError) as err:
-        with open(sysctl, "w") as f:
-            f.write("0")
-    assert err.value.errno == errno.EBUSY
-    assert open(sysctl).read().strip() == "1"
+    try:
+        with pytest.raises(OSError) as err:
+            with open(sysctl, "w") as f:
+                f.write("0")
+        assert err.value.errno == errno.EBUSY
+        assert open(sysctl).read().strip() == "1"
+    finally:
+        with open(sysctl, "w") as f:      # on again for the tests after us
+            f.write("1")
