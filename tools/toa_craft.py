@@ -299,6 +299,13 @@ class CraftedConnection:
         self.rcv_nxt = (synack.seq + 1) % 2**32
         self._send(ACK, options, payload)
 
+    def answer_syn(self) -> None:
+        """The other way round: the server connects to us (``src:sport``);
+        wait for its SYN and answer with a SYN/ACK."""
+        syn = self._expect(lambda s: s.flags & (SYN | ACK) == SYN, "SYN")
+        self.rcv_nxt = (syn.seq + 1) % 2**32
+        self._send(SYN | ACK, mss_option())
+
     def send(self, payload: bytes, options: bytes = b"") -> None:
         self._send(ACK | PSH, options, payload)
 
