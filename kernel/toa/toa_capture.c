@@ -18,11 +18,13 @@
  * tool's probe, or one of ours on a socket's backlog -- and a skipped hook
  * loses a client, or leaves the record of a freed socket behind for the
  * next socket at the same address.  ftrace calls a callback in every
- * context; it only drops a call that recurses into the same callback in
- * the same context (per-task recursion bits, one per context level),
- * which these callbacks never do.  Records still carry the socket's
- * cookie (toa_store.c), so a record that outlived its socket anyway is
- * never believed.
+ * context, whatever probe handler it interrupted; it only drops a call
+ * made from inside an ftrace callback running in the same context level
+ * on the same task (trace_test_and_set_recursion(): one recursion bit per
+ * level, normal/softirq/irq/NMI, with one allowance for the moment an
+ * interrupt has not yet raised its level).  No callback calls these TCP
+ * functions.  Records still carry the socket's cookie (toa_store.c), so a
+ * record that outlived its socket anyway is never believed.
  *
  * Hooked functions (both kernel lines, IPv4 and IPv6):
  *
