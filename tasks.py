@@ -151,9 +151,11 @@ def vm(c, kver=None, load="all", memory="2G", cpus=2, append=None, strict_log=Fa
                     "debug: the debug kernel (./inv debug-kernel)",
             "unit": "host tests only: no build, no guest",
             "k": "pytest -k expression", "x": "stop at the first failure",
-            "no_build": "do not rebuild the modules (nor the debug kernel) first"},
+            "no_build": "do not rebuild the modules (nor the debug kernel) first",
+            "tier": "only the kernel tests of a tier (tests/tiers.py): sanitizer, the set "
+                    "for the debug kernel"},
       iterable=["kver"])
-def test(c, kver=None, unit=False, k=None, x=False, no_build=False):
+def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None):
     """The whole test suite: host tests, then kernel tests in one guest per kernel."""
     args = [sys.executable, "-m", "pytest"]
     if not unit and not no_build and "debug" in (kver or []):
@@ -168,6 +170,8 @@ def test(c, kver=None, unit=False, k=None, x=False, no_build=False):
         args += ["--kver", one]
     if k:
         args += ["-k", k]
+    if tier:
+        args += ["--tier", tier]
     if x:
         args.append("-x")
     result = c.run(shlex.join(args), warn=True, pty=False)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import tiers
 from tools import guest, guest_nic, kbuild
 from tools.guest_init import TEST_START, console_excerpt, mark_log
 
@@ -50,10 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--guest-timeout", type=float, default=4200,
                     help="seconds one guest may run (default 4200)")
     group.addoption("--guest-report", help=argparse.SUPPRESS)
+    group.addoption("--tier", choices=sorted(tiers.TIERS),
+                    help="only the kernel tests of this tier (tests/tiers.py)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "last: run after the other kernel tests of a guest")
+    tiers.active = config.getoption("tier")
     if not IN_GUEST:
         guest.end_guests_on_sigterm()
         config.pluginmanager.register(HostRunner(config), "lvs-host-runner")
@@ -96,6 +100,11 @@ def _kver_of(item: pytest.Item) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("no_kernel"):
         kept = [i for i in items if not i.get_closest_marker("kernel")]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+    tier = config.getoption("tier")
+    if tier:
+        kept = [i for i in items if tiers.in_tier(i.nodeid, tier)]
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
     # Host tests first; then kernel tests grouped by kernel, "last" ones last.
@@ -156,8 +165,10 @@ class HostRunner:
         ids = out / "nodeids.txt"
         ids.write_text("\n".join(i.nodeid for i in self.items[kver]) + "\n")
         scale = LOCAL_KERNEL_SLOWDOWN if kbuild.local_kernel(kver) else 1
+        tier = self.config.getoption("tier")
         cmd = (f"{sys.executable} -m pytest -q -p no:cacheprovider "
-               f"--guest-report {report} --timeout {900 * scale} @{ids}")
+               f"--guest-report {report} --timeout {900 * scale} "
+               f"{f'--tier {tier} ' if tier else ''}@{ids}")
         console = out / "console.log"
         self._write(f"\n[guest {kver}] booting for {len(self.items[kver])} kernel tests; "
                     f"console: {console}")

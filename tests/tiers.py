@@ -1,0 +1,59 @@
+"""Named subsets of the kernel tests (``pytest --tier NAME``, ``./inv test --tier NAME``).
+
+The sanitizer tier is what runs on the debug kernel (KASAN, kmemleak,
+lockdep, PROVE_RCU, atomic-sleep checks: ``./inv test --kver debug --tier
+sanitizer``).  That guest is several times slower than one of a Debian
+kernel, so the tier takes the tests that drive our code through its
+allocations, locks, timers and unload paths once each, not the whole suite:
+the netlink fuzz, FULLNAT and SYNPROXY sessions made, expired and deleted
+under load, the TOA unload storm and the final kernel-log and kmemleak scan.
+A test may also run fewer rounds in a tier (``reduced``).
+"""
+
+from __future__ import annotations
+
+#: Entries are relative to tests/kernel/: a file, ``file::test`` (every
+#: parametrization) or ``file::test[prefix`` (the parametrizations whose id
+#: starts so).
+SANITIZER = (
+    "test_netlink_fuzz.py",
+    "test_fnat.py::test_tcp_and_udp_through_fullnat",
+    "test_fnat.py::test_deleting_local_address_and_service_with_live_sessions",
+    "test_fnat.py::test_expired_session_resets_both_ends",
+    "test_fnat.py::test_icmp_too_big_from_both_sides[ipv6",
+    "test_fnat_robust.py::test_spoofed_syn_does_not_break_a_download",
+    "test_fnat_robust.py::test_corrupted_icmp_error_from_the_rs_side_is_dropped",
+    "test_fnat_robust.py::test_small_port_range_fills_refuses_cleanly_and_drains",
+    "test_fnat_robust.py::test_laddr_commands_refuse_loose_addresses",
+    "test_synproxy.py::test_requests_through_synproxy",
+    "test_synproxy.py::test_session_reused_by_a_new_cookie",
+    "test_synproxy.py::test_silent_rs_gets_retries_then_client_rst",
+    "test_synproxy.py::test_ack_storm_on_a_session_is_cut",
+    "test_synproxy_unload.py",
+    "test_toa.py::test_records_are_freed_with_their_sockets",
+    "test_toa_unload.py",
+    "test_unload.py",
+    "test_zz_kernel_log.py",
+)
+
+TIERS: dict[str, tuple[str, ...]] = {"sanitizer": SANITIZER}
+KERNEL_TESTS = "tests/kernel/"
+
+#: The tier of this pytest run (set by tests/guest_plugin.py from --tier).
+active: str | None = None
+
+
+def in_tier(nodeid: str, tier: str) -> bool:
+    """Whether the test ``nodeid`` belongs to ``tier`` (KeyError: no such tier)."""
+    entries = TIERS[tier]
+    if not nodeid.startswith(KERNEL_TESTS):
+        return False
+    rest = nodeid[len(KERNEL_TESTS):]
+    return any(rest == entry or rest.startswith(entry + "::") or rest.startswith(entry + "[")
+               or ("[" in entry and rest.startswith(entry)) for entry in entries)
+
+
+def reduced(full: int, sanitizer: int) -> int:
+    """A count of rounds: ``sanitizer`` in the sanitizer tier, else ``full``
+    (the debug kernel's guest would run past its time for the full count)."""
+    return sanitizer if active == "sanitizer" else full

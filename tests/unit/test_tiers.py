@@ -1,0 +1,44 @@
+"""The tiers of tests/tiers.py: what an entry selects, and that each names a real test."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests import tiers
+from tools.kbuild import ROOT
+
+
+def test_an_entry_selects_a_file_a_test_or_some_of_its_parameters(monkeypatch):
+    monkeypatch.setitem(tiers.TIERS, "t", ("test_a.py", "test_b.py::test_x",
+                                           "test_c.py::test_y[ipv6"))
+    selected = ["tests/kernel/test_a.py::test_any[K]",
+                "tests/kernel/test_b.py::test_x[ipv4-K]", "tests/kernel/test_b.py::test_x",
+                "tests/kernel/test_c.py::test_y[ipv6-K]"]
+    left = ["tests/kernel/test_b.py::test_x_more[K]", "tests/kernel/test_c.py::test_y[ipv4-K]",
+            "tests/kernel/test_ab.py::test_z[K]", "tests/unit/test_a.py::test_any"]
+    assert [n for n in selected + left if tiers.in_tier(n, "t")] == selected
+
+
+def test_an_unknown_tier_is_an_error():
+    with pytest.raises(KeyError):
+        tiers.in_tier("tests/kernel/test_a.py::test_x", "nope")
+
+
+@pytest.mark.parametrize("entry", tiers.SANITIZER)
+def test_every_sanitizer_entry_names_a_kernel_test_that_exists(entry):
+    """A renamed test would silently leave the tier."""
+    path, _, test = entry.partition("::")
+    source = ROOT / "tests" / "kernel" / path
+    assert source.is_file(), entry
+    if test:
+        name = test.split("[")[0]
+        assert re.search(rf"^def {re.escape(name)}\(", source.read_text(), re.M), entry
+
+
+def test_reduced_counts_only_in_the_sanitizer_tier(monkeypatch):
+    monkeypatch.setattr(tiers, "active", None)
+    assert tiers.reduced(100, 10) == 100
+    monkeypatch.setattr(tiers, "active", "sanitizer")
+    assert tiers.reduced(100, 10) == 10
