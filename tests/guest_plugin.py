@@ -107,13 +107,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept = [i for i in items if tiers.in_tier(i.nodeid, tier)]
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
-    # Host tests first; then kernel tests grouped by kernel, "last" ones last.
+    # Host tests first; then kernel tests grouped by kernel, "last" ones last;
+    # in a tier, in the order of its entries.
     order = {k: n for n, k in enumerate(kernel_targets(config))}
 
-    def key(item: pytest.Item) -> tuple[int, int, int]:
+    def key(item: pytest.Item) -> tuple[int, int, int, int]:
         if not item.get_closest_marker("kernel"):
-            return (0, 0, 0)
-        return (1, order.get(_kver_of(item) or "", 99), bool(item.get_closest_marker("last")))
+            return (0, 0, 0, 0)
+        in_tier = tiers.position(item.nodeid, tier) if tier else 0
+        return (1, order.get(_kver_of(item) or "", 99), bool(item.get_closest_marker("last")),
+                in_tier or 0)
 
     items.sort(key=key)
 

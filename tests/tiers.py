@@ -43,14 +43,23 @@ KERNEL_TESTS = "tests/kernel/"
 active: str | None = None
 
 
+def position(nodeid: str, tier: str) -> int | None:
+    """Index of the first entry of ``tier`` that selects the test ``nodeid``,
+    None if none does (KeyError: no such tier).  Tests of a tier run in the
+    order of its entries: a guest stopped early has run the first ones."""
+    if not nodeid.startswith(KERNEL_TESTS):
+        return None
+    rest = nodeid[len(KERNEL_TESTS):]
+    for index, entry in enumerate(TIERS[tier]):
+        if (rest == entry or rest.startswith(entry + "::") or rest.startswith(entry + "[")
+                or ("[" in entry and rest.startswith(entry))):
+            return index
+    return None
+
+
 def in_tier(nodeid: str, tier: str) -> bool:
     """Whether the test ``nodeid`` belongs to ``tier`` (KeyError: no such tier)."""
-    entries = TIERS[tier]
-    if not nodeid.startswith(KERNEL_TESTS):
-        return False
-    rest = nodeid[len(KERNEL_TESTS):]
-    return any(rest == entry or rest.startswith(entry + "::") or rest.startswith(entry + "[")
-               or ("[" in entry and rest.startswith(entry)) for entry in entries)
+    return position(nodeid, tier) is not None
 
 
 def reduced(full: int, sanitizer: int) -> int:

@@ -42,3 +42,15 @@ def test_reduced_counts_only_in_the_sanitizer_tier(monkeypatch):
     assert tiers.reduced(100, 10) == 100
     monkeypatch.setattr(tiers, "active", "sanitizer")
     assert tiers.reduced(100, 10) == 10
+
+
+def test_tests_of_a_tier_are_ordered_by_its_entries(monkeypatch):
+    monkeypatch.setitem(tiers.TIERS, "t", ("test_b.py::test_x", "test_a.py"))
+    assert tiers.position("tests/kernel/test_a.py::test_any[K]", "t") == 1
+    assert tiers.position("tests/kernel/test_b.py::test_x[K]", "t") == 0
+    assert tiers.position("tests/kernel/test_c.py::test_x[K]", "t") is None
+
+
+def test_the_sanitizer_tier_starts_with_the_fuzz_and_ends_with_the_log_check():
+    assert tiers.SANITIZER[0] == "test_netlink_fuzz.py"
+    assert tiers.SANITIZER[-1] == "test_zz_kernel_log.py"
