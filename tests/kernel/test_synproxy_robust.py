@@ -647,8 +647,10 @@ def test_input_device_goes_while_segments_are_held(family, rs_answers, kmsg_mark
     """Clients whose handshakes with a silent real server are pending, with
     segments held, lose their link: the balancer's client-side interface is
     deleted.  Then either the retries run out, or the real server answers
-    and the held segments go to it.  The kernel stays clean, and once the
-    link is back the balancer serves clients."""
+    and the held segments go to it, the data segments too large for the
+    real servers' link (so that the balancer sends an ICMP error about
+    them, which looks at their input device).  The kernel stays clean, and
+    once the link is back the balancer serves clients."""
     topo = make_topo()
     try:
         lab = Lab(topo, family, "nat")
@@ -667,10 +669,12 @@ def test_input_device_goes_while_segments_are_held(family, rs_answers, kmsg_mark
                 if rs_answers:
                     # the RS's answers need a route towards the client to
                     # reach IPVS (in FORWARD): any device will do
-                    topo.ip_batch(topo.lb, [f"route add {CLIENT_NET[family]} dev vip0"])
+                    topo.ip_batch(topo.lb, [f"route add {CLIENT_NET[family]} dev vip0",
+                                            "link set br0 mtu 1280"])
                     silence(topo, False)
                     netlab.wait_for(lambda: established(topo, PORT) >= 3, timeout=30)
-                    topo.ip_batch(topo.lb, [f"route del {CLIENT_NET[family]} dev vip0"])
+                    topo.ip_batch(topo.lb, [f"route del {CLIENT_NET[family]} dev vip0",
+                                            "link set br0 mtu 1500"])
                 else:
                     netlab.wait_for(lambda: delta(before, lab.stats())
                                     .get("synproxy_rs_error", 0) >= 3, timeout=30)
