@@ -601,7 +601,7 @@ class Bench:
                 for _ in range(self.p.repeats):
                     rate = lab.udp_drop_rate(self.p.seconds)
                     runs[size].append(rate)
-                    log(f"  {len(lab.ipvs.services())} services: {rate:.0f} UDP drops/s")
+                    log(f"  {count} services: {rate:.0f} UDP drops/s")
         finally:
             lab.restore(filler_rules(0, self.p.many_services - have, verb="-D"))
             lab.ipvs.delete_service(svc)
