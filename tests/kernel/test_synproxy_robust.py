@@ -620,6 +620,50 @@ def test_pmtu_through_synproxy(any_lab):
 
 # ---------------------------------------------------------------- held segments
 
+TRACEFS = Path("/sys/kernel/tracing")
+#: kprobe events: the address of each device unregistered, and the input
+#: device of each packet IPVS's NAT transmitter sends (skb->dev, 16 bytes
+#: into struct sk_buff on both kernel lines)
+PROBES = ("p:lvs_sp/unreg unregister_netdevice_queue dev=%di:x64",
+          "p:lvs_sp/nat4 ip_vs:ip_vs_nat_xmit dev=+16(%di):x64",
+          "p:lvs_sp/nat6 ip_vs:ip_vs_nat_xmit_v6 dev=+16(%di):x64")
+
+
+class DeviceTrace:
+    """Which input devices the packets IPVS sends to NAT real servers still
+    point to, and which devices were unregistered (kprobe events)."""
+
+    def __enter__(self) -> "DeviceTrace":
+        if not (TRACEFS / "kprobe_events").exists():
+            netlab.run(f"mount -t tracefs nodev {TRACEFS}")
+        with open(TRACEFS / "kprobe_events", "a") as events:
+            for probe in PROBES:
+                events.write(probe + "\n")
+        (TRACEFS / "trace").write_text("")
+        (TRACEFS / "events/lvs_sp/enable").write_text("1")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        (TRACEFS / "events/lvs_sp/enable").write_text("0")
+        with open(TRACEFS / "kprobe_events", "a") as events:
+            for probe in PROBES:
+                events.write("-:" + probe.split()[0][2:] + "\n")
+
+    @staticmethod
+    def events(name: str) -> list[str]:
+        return [line for line in (TRACEFS / "trace").read_text().splitlines()
+                if f" {name}: " in line]
+
+    def gone(self) -> set[str]:
+        """Addresses of the devices unregistered since the start."""
+        return {line.split("dev=")[1].split()[0] for line in self.events("unreg")}
+
+    def sent_from(self) -> list[str]:
+        """skb->dev of every packet sent to a NAT real server, in order."""
+        return [line.split("dev=")[1].split()[0]
+                for line in self.events("nat4") + self.events("nat6")]
+
+
 def rewire_client(topo: Topology) -> None:
     """The client's link to the balancer again, as Topology.up() made it."""
     topo._wire_client()
@@ -628,6 +672,18 @@ def rewire_client(topo: Topology) -> None:
                             f"route add {SPOOF_NET[4]} via {netlab.CLIENT4}",
                             f"route add {SPOOF_NET[6]} via {netlab.CLIENT6}"])
     topo.wait_reachable()
+
+
+def release_held(topo: Topology, family: int) -> None:
+    """The silent real servers answer: the held segments go to them."""
+    # the RS's answers need a route towards the client to reach IPVS (in
+    # FORWARD): any device will do; the data segments exceed the link
+    topo.ip_batch(topo.lb, [f"route add {CLIENT_NET[family]} dev vip0",
+                            "link set br0 mtu 1280"])
+    silence(topo, False)
+    netlab.wait_for(lambda: established(topo, PORT) >= 3, timeout=30)
+    topo.ip_batch(topo.lb, [f"route del {CLIENT_NET[family]} dev vip0",
+                            "link set br0 mtu 1500"])
 
 
 def silence(topo: Topology, on: bool) -> None:
@@ -649,8 +705,10 @@ def test_input_device_goes_while_segments_are_held(family, rs_answers, kmsg_mark
     deleted.  Then either the retries run out, or the real server answers
     and the held segments go to it, the data segments too large for the
     real servers' link (so that the balancer sends an ICMP error about
-    them, which looks at their input device).  The kernel stays clean, and
-    once the link is back the balancer serves clients."""
+    them, which looks at their input device).  No packet the balancer sends
+    still points to the deleted device (kprobe events, which see what a
+    use after free would read), the kernel stays clean, and once the link
+    is back the balancer serves clients."""
     topo = make_topo()
     try:
         lab = Lab(topo, family, "nat")
@@ -665,17 +723,15 @@ def test_input_device_goes_while_segments_are_held(family, rs_answers, kmsg_mark
                     socks.append(sock)
                 netlab.wait_for(lambda: lab.stats().get("synproxy_syn_retry", 0) > 0)
                 before = lab.stats()
-                topo.sh(topo.lb, "ip link del eth0")
-                if rs_answers:
-                    # the RS's answers need a route towards the client to
-                    # reach IPVS (in FORWARD): any device will do
-                    topo.ip_batch(topo.lb, [f"route add {CLIENT_NET[family]} dev vip0",
-                                            "link set br0 mtu 1280"])
-                    silence(topo, False)
-                    netlab.wait_for(lambda: established(topo, PORT) >= 3, timeout=30)
-                    topo.ip_batch(topo.lb, [f"route del {CLIENT_NET[family]} dev vip0",
-                                            "link set br0 mtu 1500"])
-                else:
+                with DeviceTrace() as trace:
+                    topo.sh(topo.lb, "ip link del eth0")
+                    gone = trace.gone()
+                    assert gone, trace.events("unreg")
+                    if rs_answers:
+                        release_held(topo, family)
+                        sent = trace.sent_from()
+                        assert sent and not gone & set(sent), (gone, sent)
+                if not rs_answers:
                     netlab.wait_for(lambda: delta(before, lab.stats())
                                     .get("synproxy_rs_error", 0) >= 3, timeout=30)
             finally:
