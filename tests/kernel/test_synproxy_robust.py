@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import socket
 import struct
@@ -29,7 +30,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import pytest
 from netaddr import IPAddress, IPNetwork
@@ -629,6 +630,17 @@ PROBES = ("p:lvs_sp/unreg unregister_netdevice_queue dev=%di:x64",
           "p:lvs_sp/nat6 ip_vs:ip_vs_nat_xmit_v6 dev=+16(%di):x64")
 
 
+def _append(path: Path, lines: Iterable[str]) -> None:
+    """Write each line to a tracefs file without truncating it (open(path,
+    "a") would seek to its end, which tracefs refuses with EINVAL)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        for line in lines:
+            os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+
+
 class DeviceTrace:
     """Which input devices the packets IPVS sends to NAT real servers still
     point to, and which devices were unregistered (kprobe events)."""
@@ -636,18 +648,15 @@ class DeviceTrace:
     def __enter__(self) -> "DeviceTrace":
         if not (TRACEFS / "kprobe_events").exists():
             netlab.run(f"mount -t tracefs nodev {TRACEFS}")
-        with open(TRACEFS / "kprobe_events", "a") as events:
-            for probe in PROBES:
-                events.write(probe + "\n")
+        _append(TRACEFS / "kprobe_events", PROBES)
         (TRACEFS / "trace").write_text("")
         (TRACEFS / "events/lvs_sp/enable").write_text("1")
         return self
 
     def __exit__(self, *exc: object) -> None:
         (TRACEFS / "events/lvs_sp/enable").write_text("0")
-        with open(TRACEFS / "kprobe_events", "a") as events:
-            for probe in PROBES:
-                events.write("-:" + probe.split()[0][2:] + "\n")
+        _append(TRACEFS / "kprobe_events",
+                ["-:" + probe.split()[0][2:] for probe in PROBES])
 
     @staticmethod
     def events(name: str) -> list[str]:
