@@ -18,6 +18,7 @@
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/sysctl.h>
+#include <linux/user_namespace.h>
 #include <net/net_namespace.h>
 #include <net/ip_vs.h>
 #include <lvs/compat.h>
@@ -60,6 +61,8 @@ static const char *const ip_vs_ext_stat_names[IP_VS_EXT_STAT_MAX] = {
 	[IP_VS_EXT_SP_STALE_ACK]		= "synproxy_stale_ack",
 	[IP_VS_EXT_SP_SYN_RETRY]		= "synproxy_syn_retry",
 	[IP_VS_EXT_SP_HS_FAIL]			= "synproxy_hs_fail",
+	[IP_VS_EXT_SP_OPTS_LOST]		= "synproxy_opts_lost",
+	[IP_VS_EXT_SYNC_SEQ_IGNORED]		= "sync_seq_ignored",
 	[IP_VS_EXT_DEF_FRAG_DROP]		= "defence_ip_frag_drop",
 	[IP_VS_EXT_DEF_TCP_DROP]		= "defence_tcp_drop",
 	[IP_VS_EXT_DEF_UDP_DROP]		= "defence_udp_drop",
@@ -166,12 +169,19 @@ static struct ctl_table ip_vs_ext_vars[] = {
 	{ }
 };
 
+/* Namespaces owned by another user namespace get no table: their values
+ * stay the defaults.  6.1 shows no IPVS sysctl at all there; 6.12 shows
+ * upstream's own, several of them read-only.  Ours set up defences and
+ * address ranges, so they follow the stricter rule on both lines.
+ */
 static int ip_vs_ext_sysctl_init(struct net *net, struct ip_vs_ext_net *ext)
 {
 	const size_t n = ARRAY_SIZE(ip_vs_ext_vars) - 1;
 	struct ctl_table *tbl;
 	size_t i;
 
+	if (net->user_ns != &init_user_ns)
+		return 0;
 	tbl = kmemdup(ip_vs_ext_vars, sizeof(ip_vs_ext_vars), GFP_KERNEL);
 	if (!tbl)
 		return -ENOMEM;
@@ -189,6 +199,8 @@ static int ip_vs_ext_sysctl_init(struct net *net, struct ip_vs_ext_net *ext)
 
 static void ip_vs_ext_sysctl_cleanup(struct ip_vs_ext_net *ext)
 {
+	if (!ext->sysctl_hdr)
+		return;
 	unregister_net_sysctl_table(ext->sysctl_hdr);
 	kfree(ext->sysctl_tbl);
 }
@@ -232,9 +244,12 @@ int ip_vs_ext_net_init(struct netns_ipvs *ipvs)
 	ext->stats = alloc_percpu(struct ip_vs_ext_stats);
 	if (!ext->stats)
 		goto free_ext;
-	ret = ip_vs_ext_sysctl_init(ipvs->net, ext);
+	ret = ip_vs_vaddr_net_init(ext);
 	if (ret)
 		goto free_stats;
+	ret = ip_vs_ext_sysctl_init(ipvs->net, ext);
+	if (ret)
+		goto free_vaddrs;
 	ret = -ENOMEM;
 	if (!proc_create_net_single("ip_vs_ext_stats", 0444, ipvs->net->proc_net,
 				    ip_vs_ext_stats_show, NULL))
@@ -244,6 +259,8 @@ int ip_vs_ext_net_init(struct netns_ipvs *ipvs)
 
 free_sysctl:
 	ip_vs_ext_sysctl_cleanup(ext);
+free_vaddrs:
+	ip_vs_vaddr_net_cleanup(ext);
 free_stats:
 	free_percpu(ext->stats);
 free_ext:
@@ -257,9 +274,37 @@ void ip_vs_ext_net_cleanup(struct netns_ipvs *ipvs)
 
 	remove_proc_entry("ip_vs_ext_stats", ipvs->net->proc_net);
 	ip_vs_ext_sysctl_cleanup(ext);
+	ip_vs_vaddr_net_cleanup(ext);
 	free_percpu(ext->stats);
 	ipvs->ext = NULL;
 	kfree(ext);
+}
+
+/**
+ * ip_vs_ext_sync_seq_ok - may a backup take sequence data into @cp?
+ * @cp: a connection a sync message names (found or just created)
+ * @opt: the message carries sequence data for it
+ *
+ * Upstream copies received in_seq/out_seq (NAT application helpers'
+ * numbers) into the connection and sets the flags that announce them.
+ * FULLNAT and SYNPROXY keep their own sequence state in that storage
+ * (struct ip_vs_fnat_seq), which such a copy would overwrite, and a
+ * connection announcing sequence data would send that state out as such
+ * when this node is a master.  For them the data is ignored (counted) and
+ * the flags are cleared.
+ */
+bool ip_vs_ext_sync_seq_ok(struct ip_vs_conn *cp, bool opt)
+{
+	if (!ip_vs_conn_fnat(cp) && !(cp->flags & IP_VS_CONN_F_SYNPROXY))
+		return true;
+	if (cp->flags & IP_VS_CONN_F_SEQ_MASK) {
+		spin_lock_bh(&cp->lock);
+		cp->flags &= ~IP_VS_CONN_F_SEQ_MASK;
+		spin_unlock_bh(&cp->lock);
+	}
+	if (opt)
+		IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_SYNC_SEQ_IGNORED);
+	return false;
 }
 
 int ip_vs_ext_init(void)

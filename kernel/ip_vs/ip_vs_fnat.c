@@ -793,6 +793,8 @@ static int ip_vs_fnat_icmp_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 	ports = (__be16 *)(skb->data + ic.l4_off);
 	ports[0] = cp->dport;
 	ports[1] = cp->lport;
+	/* SYNPROXY: the RS numbers its data without our offset */
+	ip_vs_synproxy_icmp_seq(cp, (__be32 *)(ports + 2));
 	ip_vs_fnat_set_addrs(skb, af, &cp->laddr, &cp->daddr);
 	ip_vs_fnat_icmp_csum(skb, af, ic.icmp_off);
 	ip_vs_fnat_send(af == AF_INET6 ? NFPROTO_IPV6 : NFPROTO_IPV4, skb,

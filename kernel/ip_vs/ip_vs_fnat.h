@@ -69,6 +69,15 @@ static inline unsigned int ip_vs_toa_len(int af)
 int ip_vs_fnat_init(void);
 void ip_vs_fnat_cleanup(void);
 
+/* ip_vs_vaddr.c */
+int ip_vs_vaddr_net_init(struct ip_vs_ext_net *ext);
+void ip_vs_vaddr_net_cleanup(struct ip_vs_ext_net *ext);
+
+/* ip_vs_synproxy.c: the RS's numbering in the embedded TCP sequence
+ * number of an ICMP error from the client side (FULLNAT and NAT)
+ */
+void ip_vs_synproxy_icmp_seq(const struct ip_vs_conn *cp, __be32 *seq);
+
 /* ip_vs_laddr.c */
 struct ip_vs_laddr *ip_vs_laddr_next(struct ip_vs_service *svc,
 				     struct ip_vs_laddr *prev);

@@ -3,30 +3,53 @@
  * IPVS SYNPROXY and flood defence.
  *
  * A service with IP_VS_SVC_F_SYNPROXY answers a client's SYN itself.  The
- * SYN/ACK's sequence number is a keyed cookie, so nothing is kept for it:
+ * SYN/ACK's sequence number is a keyed cookie, built as Linux's syncookies:
  *
- *   cookie = H0 + client ISN + (T << 24) + ((H(T) + data) mod 2^24)
+ *   cookie = H0 + client ISN + (T << 24) + ((H(T) + (m << 22)) mod 2^24)
  *
  * H0 and H(T) are SipHash values of the client's 4-tuple under a secret
- * key of this module (H0 with a counter value outside 0..255), T the time
- * in seconds modulo 256, and data 9 bits (placed at bit 12 of the low
- * part): an index into a table of MSS values, the client's window scale
- * (15: none), SACK and timestamps.  An ACK proves the cookie when ack - 1
- * decodes to T no older than synproxy_cookie_max_age seconds and to a low
- * part whose 12 low bits and 3 high bits are 0 (a random guess passes
- * with a chance of 2^-15, a segment of a finished session whose numbers
- * moved by fewer than 4096 bytes never).
+ * key of this module (H0 with a counter value outside 0..255), T a clock
+ * of synproxy_cookie_max_age-second periods modulo 256, m a 2-bit index
+ * into a table of MSS values.  An ACK proves the cookie when ack - 1
+ * decodes to T = now or now - 1 and to a low part whose 22 low bits are
+ * 0.  For one flow and client ISN that accepts 2 (periods) x 4 (MSS
+ * classes) = 8 of the 2^32 values: a random guess passes with a chance
+ * of 2^-29, as with Linux's syncookies (a million random ACKs: 0.002
+ * sessions expected).  A later segment of the session passes only if its
+ * two numbers moved by the same amount modulo 4 MB.  A cookie stays valid
+ * for one to two periods.
+ *
+ * The cookie has no room for the client's other options.  Those our
+ * SYN/ACK agreed (window scale, SACK, timestamps, the exact MSS) go into
+ * an offers table at SYN time: 65536 slots of 64 bits, a 32-bit tag
+ * (H0 ^ client ISN ^ the namespace's hash mix) and the options, the slot
+ * chosen by the tag; a later SYN may take the slot (lossy, never grows).
+ * The cookie ACK finds its offer when the slot still holds its tag, and
+ * then the RS's SYN carries exactly what the client was told.  When the
+ * slot was taken meanwhile (counted: synproxy_opts_lost; under a SYN
+ * flood of F SYNs/s, a handshake of RTT r keeps its offer with a chance
+ * of about exp(-F r / 65536)), the RS's SYN has the MSS class of the
+ * cookie, no window scale and no SACK, and timestamps if the ACK has
+ * them.  Our SYN/ACK and the RS's SYN then disagree on window scaling
+ * only: the client scales our windows by what we told it, the RS does
+ * not scale; the RS's windows are rewritten for the client (shifted
+ * right by synproxy_wscale, as if the client had the option: a window
+ * read too small, never too large) and the client's reach the RS unscaled
+ * (read too small).  SACK blocks the client sends are ignored by an RS
+ * that did not agree to SACK.
  *
  * Only then is a connection scheduled.  It sends the real server a SYN
- * with the client's ISN and options (MSS, window scale, SACK, timestamp),
- * holds the client's ACK and up to synproxy_ack_skb_store_thresh further
- * segments, consumes the RS's SYN/ACK and releases what it held (the
- * cookie ACK completes the RS's handshake).  From then on the RS's
- * sequence numbers are shifted by sp_delta (our ISN to the client - RS's
- * ISN) towards the client, and the client's acknowledgments and SACK
- * blocks back.  The handshake period's state (held segments, the SYN for
- * retries) lives in a small object in a side table, freed when the
- * handshake ends; a connection itself grows by four bytes (sp_delta).
+ * with the client's ISN and the agreed options, holds the client's ACK
+ * and up to synproxy_ack_skb_store_thresh further segments (without
+ * their input device, which may go meanwhile), consumes the RS's SYN/ACK
+ * and releases what it held (the cookie ACK completes the RS's
+ * handshake).  From then on the RS's sequence numbers are shifted by
+ * sp_delta (our ISN to the client - RS's ISN) towards the client, and the
+ * client's acknowledgments and SACK blocks back, and so are the embedded
+ * numbers of ICMP errors from the client side (path MTU).  The handshake
+ * period's state (held segments, the SYN for retries) lives in a small
+ * object in a side table, freed when the handshake ends; a connection
+ * itself grows by four bytes (sp_delta).
  *
  * A silent RS gets the SYN again every second, synproxy_syn_retry times;
  * then the client gets a RST and the connection goes.  An RS's RST during
@@ -35,11 +58,12 @@
  * The SYN/ACK's timestamp value is 0, which clients accept as "no
  * reference" (RFC 7323 PAWS), so the RS's own clock needs no translation.
  *
- * Defence (no session is ever created by these packets): TCP to a VIP that
- * is neither a SYN nor a valid cookie ACK nor part of a session is dropped
- * (defence_tcp_drop), UDP to an address that only has TCP services
- * (defence_udp_drop), and reassembled fragments to a service
- * (defence_frag_drop).
+ * Defence (no session is ever created by these packets) guards the
+ * addresses of SYNPROXY services (ip_vs_vaddr.c), other addresses behave
+ * as upstream's: TCP to a service there that is neither a SYN nor a valid
+ * cookie ACK nor part of a session is dropped (defence_tcp_drop), UDP
+ * there that no UDP service takes (defence_udp_drop), and reassembled
+ * fragments to a service or session there (defence_frag_drop).
  */
 
 #define KMSG_COMPONENT "IPVS"
@@ -59,6 +83,7 @@
 #include <net/ip6_checksum.h>
 #include <net/route.h>
 #include <net/tcp.h>
+#include <net/netns/hash.h>
 #include <net/ip_vs.h>
 #include <lvs/compat.h>
 
@@ -67,21 +92,36 @@
 #define IP_VS_SP_TAB_BITS	10
 #define IP_VS_SP_LOCKS		64
 #define IP_VS_SP_NO_WS		15
-#define IP_VS_SP_DATA_BITS	9
-#define IP_VS_SP_DATA_SHIFT	12
+#define IP_VS_SP_MSS_SHIFT	22	/* MSS index: bits 22-23 of the low part */
 #define IP_VS_SP_OLD_WIN	(1U << 20)
 #define IP_VS_SP_LOW_MASK	0x00ffffff
 #define IP_VS_SP_H0_COUNT	0x100
 #define IP_VS_SP_RETRY_IVAL	HZ
+#define IP_VS_SP_OFFER_BITS	16	/* offers table: 65536 slots, 512 KB */
+#define IP_VS_SP_DEF_MSS	536	/* a SYN without MSS option (RFC 9293) */
 
-/* MSS values a cookie can carry (3 bits); the largest not above the
- * client's is chosen.
+/* MSS values a cookie can carry (2 bits), as Linux's syncookies: the
+ * largest not above the client's is chosen.
  */
-static const u16 ip_vs_sp_mss_tab[] = {
-	536, 1220, 1280, 1360, 1400, 1440, 1460, 8960,
-};
+static const u16 ip_vs_sp_mss4[] = { 536, 1300, 1440, 1460 };
+static const u16 ip_vs_sp_mss6[] = { 1220, 1420, 1440, 8940 };
 
 static siphash_key_t ip_vs_sp_key __read_mostly;
+
+/* What our SYN/ACK agreed with a client, as the RS's SYN and the window
+ * translation need it.  Kept per SYN in the offers table (tag and these
+ * fields packed in 64 bits, lossy), rebuilt from the cookie alone when
+ * the slot was taken by another SYN since.
+ */
+struct ip_vs_sp_offer {
+	u16	mss;		/* the client's MSS */
+	u8	c_ws;		/* client's window scale, or IP_VS_SP_NO_WS */
+	u8	ws;		/* the scale we told it, or IP_VS_SP_NO_WS */
+	bool	sack;
+	bool	ts;
+};
+
+static atomic64_t *ip_vs_sp_offers __read_mostly;
 
 /* The handshake period of one connection. */
 struct ip_vs_sp_hs {
@@ -93,8 +133,8 @@ struct ip_vs_sp_hs {
 	u32			isn;		/* our ISN towards the client */
 	u32			c_isn;		/* the client's ISN */
 	u8			retries;
-	u8			ws;		/* scale told the client */
-	u8			c_ws;		/* client's scale, or NO_WS */
+	u8			ws;		/* scale told the client, or NO_WS */
+	u8			c_ws;		/* client's scale told the RS, or NO_WS */
 	bool			done;
 	struct rcu_head		rcu;
 };
@@ -282,55 +322,132 @@ static void ip_vs_sp_flow_of(struct ip_vs_sp_flow *f,
 	f->dport = th->dest;
 }
 
-static u32 ip_vs_sp_now(void)
+/* The cookie's clock: periods of @period (synproxy_cookie_max_age)
+ * seconds, modulo 256.
+ */
+static u32 ip_vs_sp_tick(u32 period)
 {
-	return (u32)ktime_get_seconds() & 0xff;
+	return (u32)(ktime_get_seconds() / max_t(u32, period, 1)) & 0xff;
 }
 
-static u32 ip_vs_sp_cookie(int af, const struct ip_vs_sp_flow *f, u32 c_isn,
-			   u32 data)
+static u32 ip_vs_sp_period(const struct netns_ipvs *ipvs)
 {
-	u32 t = ip_vs_sp_now();
+	return READ_ONCE(ipvs->ext->sp_cookie_max_age);
+}
 
-	return ip_vs_sp_hash(af, f, IP_VS_SP_H0_COUNT) + c_isn + (t << 24) +
-	       ((ip_vs_sp_hash(af, f, t) + (data << IP_VS_SP_DATA_SHIFT)) &
+static u32 ip_vs_sp_h0(int af, const struct ip_vs_sp_flow *f)
+{
+	return ip_vs_sp_hash(af, f, IP_VS_SP_H0_COUNT);
+}
+
+static u32 ip_vs_sp_cookie(int af, const struct ip_vs_sp_flow *f, u32 h0,
+			   u32 c_isn, u32 mss_idx, u32 t)
+{
+	return h0 + c_isn + (t << 24) +
+	       ((ip_vs_sp_hash(af, f, t) + (mss_idx << IP_VS_SP_MSS_SHIFT)) &
 		IP_VS_SP_LOW_MASK);
 }
 
-/* 0 and the data bits, -EINVAL for a wrong cookie, -ETIME for an old one */
+/* 0 and the MSS index, -EINVAL for a wrong cookie, -ETIME for an old one */
 static int ip_vs_sp_cookie_check(int af, const struct ip_vs_sp_flow *f,
-				 u32 c_isn, u32 cookie, u32 max_age, u32 *data)
+				 u32 h0, u32 c_isn, u32 cookie, u32 period,
+				 u32 *mss_idx)
 {
-	u32 x = cookie - ip_vs_sp_hash(af, f, IP_VS_SP_H0_COUNT) - c_isn;
+	u32 x = cookie - h0 - c_isn;
 	u32 t = x >> 24;
 	u32 d;
 
 	d = ((x & IP_VS_SP_LOW_MASK) - ip_vs_sp_hash(af, f, t)) &
 		IP_VS_SP_LOW_MASK;
-
-	/* the low bits must be 0: a number shifted by a few bytes of data
-	 * (a segment of an older session) does not pass
+	/* the 22 low bits must be 0: a segment of an older session whose
+	 * numbers moved apart by less than 4 MB does not pass
 	 */
-	if (d & (BIT(IP_VS_SP_DATA_SHIFT) - 1) ||
-	    d >> (IP_VS_SP_DATA_SHIFT + IP_VS_SP_DATA_BITS))
+	if (d & (BIT(IP_VS_SP_MSS_SHIFT) - 1))
 		return -EINVAL;
-	*data = d >> IP_VS_SP_DATA_SHIFT;
-	if (((ip_vs_sp_now() - t) & 0xff) > max_age)
+	*mss_idx = d >> IP_VS_SP_MSS_SHIFT;
+	if (((ip_vs_sp_tick(period) - t) & 0xff) > 1)
 		return -ETIME;
 	return 0;
 }
 
-static u32 ip_vs_sp_encode(unsigned int mss_idx, u8 ws, bool sack, bool ts)
+static const u16 *ip_vs_sp_mss_tab(int af)
 {
-	return mss_idx | (ws << 3) | ((u32)sack << 7) | ((u32)ts << 8);
+	return af == AF_INET6 ? ip_vs_sp_mss6 : ip_vs_sp_mss4;
 }
 
-static void ip_vs_sp_decode(u32 data, struct ip_vs_sp_opts *o)
+static u32 ip_vs_sp_mss_idx(int af, u16 mss)
 {
-	o->mss = ip_vs_sp_mss_tab[data & 7];
-	o->ws = (data >> 3) & 0xf;
-	o->sack = data & BIT(7);
-	o->ts = data & BIT(8);
+	const u16 *tab = ip_vs_sp_mss_tab(af);
+	u32 i;
+
+	for (i = ARRAY_SIZE(ip_vs_sp_mss4) - 1; i > 0; i--)
+		if (mss >= tab[i])
+			break;
+	return i;
+}
+
+/* ------------------------------------------------------- offers table */
+
+static u32 ip_vs_sp_offer_pack(const struct ip_vs_sp_offer *of)
+{
+	return of->mss | (u32)of->c_ws << 16 | (u32)of->ws << 20 |
+	       (u32)of->sack << 24 | (u32)of->ts << 25;
+}
+
+static void ip_vs_sp_offer_unpack(u32 v, struct ip_vs_sp_offer *of)
+{
+	of->mss = v & 0xffff;
+	of->c_ws = (v >> 16) & 0xf;
+	of->ws = (v >> 20) & 0xf;
+	of->sack = v & BIT(24);
+	of->ts = v & BIT(25);
+}
+
+/* Slot and tag of one SYN: its flow through the keyed @h0, its ISN and
+ * the namespace.
+ */
+static u32 ip_vs_sp_offer_key(struct net *net, u32 h0, u32 c_isn)
+{
+	return h0 ^ c_isn ^ net_hash_mix(net);
+}
+
+static void ip_vs_sp_offer_save(struct net *net, u32 h0, u32 c_isn,
+				const struct ip_vs_sp_offer *of)
+{
+	u32 key = ip_vs_sp_offer_key(net, h0, c_isn);
+
+	atomic64_set(&ip_vs_sp_offers[hash_32(key, IP_VS_SP_OFFER_BITS)],
+		     (u64)key << 32 | ip_vs_sp_offer_pack(of));
+}
+
+/* The offer a cookie ACK answers: from the table, or when its slot was
+ * taken since, what the cookie and the ACK tell (counted): the MSS class,
+ * timestamps if the ACK has them, no window scale nor SACK towards the
+ * RS.  Whether the client scales our windows is then unknown: assume it
+ * does (synproxy_wscale > 0), so that the RS's windows reach it scaled
+ * down (smaller, never larger than the RS's).
+ */
+static void ip_vs_sp_offer_load(struct netns_ipvs *ipvs, int af, u32 h0,
+				u32 c_isn, u32 mss_idx,
+				const struct ip_vs_sp_opts *ao,
+				struct ip_vs_sp_offer *of)
+{
+	u32 key = ip_vs_sp_offer_key(ipvs->net, h0, c_isn);
+	u64 v = atomic64_read(&ip_vs_sp_offers[hash_32(key,
+						       IP_VS_SP_OFFER_BITS)]);
+	int our_ws = READ_ONCE(ipvs->ext->sp_wscale);
+
+	if ((u32)(v >> 32) == key && (v & 0xffff)) {
+		ip_vs_sp_offer_unpack((u32)v, of);
+		of->ts = of->ts && ao->ts;
+		return;
+	}
+	IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_OPTS_LOST);
+	of->mss = ip_vs_sp_mss_tab(af)[mss_idx & 3];
+	of->c_ws = IP_VS_SP_NO_WS;
+	of->ws = our_ws > 0 ? our_ws : IP_VS_SP_NO_WS;
+	of->sack = false;
+	of->ts = ao->ts;
 }
 
 /* ---------------------------------------------------- building packets */
@@ -474,35 +591,39 @@ static int ip_vs_sp_syn(struct netns_ipvs *ipvs, struct sk_buff *skb,
 			struct ip_vs_iphdr *iph, const struct tcphdr *th)
 {
 	struct ip_vs_ext_net *ext = ipvs->ext;
-	struct ip_vs_sp_opts o;
-	struct ip_vs_sp_flow f;
-	unsigned int i, optlen;
-	u8 opts[24], ws = IP_VS_SP_NO_WS;
+	int af = ip_vs_sp_af(skb);
 	int our_ws = READ_ONCE(ext->sp_wscale);
 	u16 mss = READ_ONCE(ext->sp_init_mss);
+	u32 isn, h0, c_isn = ntohl(th->seq);
+	struct ip_vs_sp_offer of;
+	struct ip_vs_sp_opts o;
+	struct ip_vs_sp_flow f;
+	unsigned int optlen;
 	struct sk_buff *out;
-	bool sack, ts;
-	u32 isn;
+	u8 opts[24];
 
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_SYN_CNT);
 	ip_vs_sp_parse(th, &o);
-	sack = o.sack && READ_ONCE(ext->sp_sack);
-	ts = o.ts && READ_ONCE(ext->sp_timestamp);
-	if (o.ws != IP_VS_SP_NO_WS && our_ws > 0)
-		ws = o.ws;
-	for (i = ARRAY_SIZE(ip_vs_sp_mss_tab) - 1; i > 0; i--)
-		if (o.mss >= ip_vs_sp_mss_tab[i])
-			break;
+	of.mss = o.mss ?: IP_VS_SP_DEF_MSS;
+	of.sack = o.sack && READ_ONCE(ext->sp_sack);
+	of.ts = o.ts && READ_ONCE(ext->sp_timestamp);
+	of.c_ws = IP_VS_SP_NO_WS;
+	of.ws = IP_VS_SP_NO_WS;
+	if (o.ws != IP_VS_SP_NO_WS && our_ws > 0) {
+		of.c_ws = o.ws;
+		of.ws = our_ws;
+	}
 	ip_vs_sp_flow_of(&f, iph, th);
-	isn = ip_vs_sp_cookie(ip_vs_sp_af(skb), &f, ntohl(th->seq),
-			      ip_vs_sp_encode(i, ws, sack, ts));
-	if (ip_vs_sp_af(skb) == AF_INET6)
+	h0 = ip_vs_sp_h0(af, &f);
+	ip_vs_sp_offer_save(ipvs->net, h0, c_isn, &of);
+	isn = ip_vs_sp_cookie(af, &f, h0, c_isn, ip_vs_sp_mss_idx(af, of.mss),
+			      ip_vs_sp_tick(ip_vs_sp_period(ipvs)));
+	if (af == AF_INET6)
 		mss -= sizeof(struct ipv6hdr) - sizeof(struct iphdr);
-	optlen = ip_vs_sp_write_opts(opts, mss,
-				     ws == IP_VS_SP_NO_WS ? ws : our_ws,
-				     sack, ts, 0, o.tsval);
-	out = ip_vs_sp_build(ip_vs_sp_af(skb), &iph->daddr, th->dest, &iph->saddr,
-			     th->source, isn, ntohl(th->seq) + 1,
+	optlen = ip_vs_sp_write_opts(opts, mss, of.ws, of.sack, of.ts, 0,
+				     o.tsval);
+	out = ip_vs_sp_build(af, &iph->daddr, th->dest, &iph->saddr,
+			     th->source, isn, c_isn + 1,
 			     TCPHDR_SYN | TCPHDR_ACK, 65535, opts, optlen,
 			     READ_ONCE(ext->sp_synack_ttl));
 	if (out)
@@ -513,13 +634,13 @@ static int ip_vs_sp_syn(struct netns_ipvs *ipvs, struct sk_buff *skb,
 
 /* ---------------------------------------------- ACK: a new connection */
 
-/* The SYN to the RS: the client's ISN and, from the cookie, its options;
+/* The SYN to the RS: the client's ISN and the options of our offer;
  * routed like the ACK it is made from.
  */
 static struct sk_buff *ip_vs_sp_make_syn(struct sk_buff *ack,
 					 struct ip_vs_iphdr *iph,
 					 const struct tcphdr *th,
-					 const struct ip_vs_sp_opts *co,
+					 const struct ip_vs_sp_offer *of,
 					 const struct ip_vs_sp_opts *ao)
 {
 	u32 win = ntohs(th->window);
@@ -527,10 +648,10 @@ static struct sk_buff *ip_vs_sp_make_syn(struct sk_buff *ack,
 	unsigned int optlen;
 	u8 opts[24], ttl;
 
-	if (co->ws != IP_VS_SP_NO_WS)
-		win = min_t(u32, win << co->ws, 65535);
-	optlen = ip_vs_sp_write_opts(opts, co->mss, co->ws, co->sack,
-				     co->ts && ao->ts, ao->tsval, 0);
+	if (of->c_ws != IP_VS_SP_NO_WS)
+		win = min_t(u32, win << of->c_ws, 65535);
+	optlen = ip_vs_sp_write_opts(opts, of->mss, of->c_ws, of->sack,
+				     of->ts, ao->tsval, 0);
 	ttl = ip_vs_sp_af(ack) == AF_INET6 ? ipv6_hdr(ack)->hop_limit :
 				    ip_hdr(ack)->ttl;
 	syn = ip_vs_sp_build(ip_vs_sp_af(ack), &iph->saddr, th->source, &iph->daddr,
@@ -543,24 +664,42 @@ static struct sk_buff *ip_vs_sp_make_syn(struct sk_buff *ack,
 	return syn;
 }
 
+/* A client segment kept until the RS's handshake ends keeps its route
+ * (with a reference of its own) but neither its input device, which may
+ * be unregistered meanwhile (nothing on the way to the RS needs it: IPVS
+ * takes a packet without one for a locally generated one), nor an early
+ * demultiplexed socket, nor its receive time stamp (which the output
+ * path would take for a departure time).
+ */
+static bool ip_vs_sp_keep(struct sk_buff *skb)
+{
+	if (!skb_dst_force(skb))
+		return false;
+	skb_orphan(skb);
+	skb_clear_tstamp(skb);
+	skb->dev = NULL;
+	return true;
+}
+
 /* Start the RS's handshake of @cp from the client's cookie ACK @skb. */
 static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 			  struct ip_vs_iphdr *iph, const struct tcphdr *th,
-			  const struct ip_vs_sp_opts *co)
+			  const struct ip_vs_sp_offer *of,
+			  const struct ip_vs_sp_opts *ao)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
-	struct ip_vs_sp_opts ao;
 	struct ip_vs_sp_hs *hs;
 	struct sk_buff *syn;
 
-	/* NAT applications (ip_vs_ftp) use the storage we need */
-	if (cp->app || !skb_dst_force(skb))
+	/* NAT applications (ip_vs_ftp) use the storage we need; the SYN's
+	 * route is copied from the ACK's, which must be a counted one
+	 */
+	if (cp->app || !ip_vs_sp_keep(skb))
 		goto fail;
 	hs = kzalloc(sizeof(*hs), GFP_ATOMIC);
 	if (!hs)
 		goto fail;
-	ip_vs_sp_parse(th, &ao);
-	hs->syn = ip_vs_sp_make_syn(skb, iph, th, co, &ao);
+	hs->syn = ip_vs_sp_make_syn(skb, iph, th, of, ao);
 	if (!hs->syn) {
 		kfree(hs);
 		goto fail;
@@ -571,13 +710,18 @@ static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 	skb_queue_head_init(&hs->held);
 	hs->isn = ntohl(th->ack_seq) - 1;
 	hs->c_isn = ntohl(th->seq) - 1;
-	hs->c_ws = co->ws;
-	hs->ws = READ_ONCE(ipvs->ext->sp_wscale);
+	hs->c_ws = of->c_ws;
+	hs->ws = of->ws;
 	/* a new connection: ip_vs_conn_new() zeroed cp->fnat */
 	ip_vs_sp_set_flags(cp, IP_VS_SP_HS, IP_VS_SP_EST | IP_VS_SP_DEAD);
 	__skb_queue_tail(&hs->held, skb);
 	ip_vs_sp_hs_link(hs);
+	/* the connection is hashed: its flags change under its lock, as
+	 * upstream's state transitions change them
+	 */
+	spin_lock_bh(&cp->lock);
 	cp->flags |= IP_VS_CONN_F_SYNPROXY;
+	spin_unlock_bh(&cp->lock);
 
 	syn = skb_copy(hs->syn, GFP_ATOMIC);
 	if (syn) {
@@ -608,16 +752,18 @@ static int ip_vs_sp_ack(struct ip_vs_service *svc, struct sk_buff *skb,
 {
 	struct netns_ipvs *ipvs = svc->ipvs;
 	struct ip_vs_ext_net *ext = ipvs->ext;
-	struct ip_vs_sp_opts co;
+	u32 mss_idx, h0, c_isn = ntohl(th->seq) - 1;
+	int af = ip_vs_sp_af(skb);
+	struct ip_vs_sp_offer of;
+	struct ip_vs_sp_opts ao;
 	struct ip_vs_sp_flow f;
 	struct ip_vs_conn *cp;
 	int ignored, ret;
-	u32 data;
 
 	ip_vs_sp_flow_of(&f, iph, th);
-	ret = ip_vs_sp_cookie_check(ip_vs_sp_af(skb), &f, ntohl(th->seq) - 1,
-				    ntohl(th->ack_seq) - 1,
-				    READ_ONCE(ext->sp_cookie_max_age), &data);
+	h0 = ip_vs_sp_h0(af, &f);
+	ret = ip_vs_sp_cookie_check(af, &f, h0, c_isn, ntohl(th->ack_seq) - 1,
+				    ip_vs_sp_period(ipvs), &mss_idx);
 	if (ret) {
 		if (ret == -ETIME)
 			IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_STALE_ACK);
@@ -630,13 +776,14 @@ static int ip_vs_sp_ack(struct ip_vs_service *svc, struct sk_buff *skb,
 		return NF_DROP;
 	}
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_OK_ACK);
-	ip_vs_sp_decode(data, &co);
+	ip_vs_sp_parse(th, &ao);
+	ip_vs_sp_offer_load(ipvs, af, h0, c_isn, mss_idx, &ao, &of);
 	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
 	if (!cp) {
 		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_NO_DEST);
 		return NF_DROP;
 	}
-	ret = ip_vs_sp_start(cp, skb, iph, th, &co);
+	ret = ip_vs_sp_start(cp, skb, iph, th, &of, &ao);
 	ip_vs_conn_put(cp);
 	return ret;
 }
@@ -722,7 +869,7 @@ static int ip_vs_sp_hold(struct ip_vs_conn *cp, struct sk_buff *skb,
 		ret = IP_VS_EXT_PASS;
 	} else if (skb_queue_len(&hs->held) >= limit) {
 		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_SYNSEND_QLEN);
-	} else if (skb_dst_force(skb)) {
+	} else if (ip_vs_sp_keep(skb)) {
 		__skb_queue_tail(&hs->held, skb);
 		ret = NF_STOLEN;
 	}
@@ -812,14 +959,15 @@ static int ip_vs_sp_conn_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 	}
 	if (th->ack && !th->syn && !th->rst &&
 	    ip_vs_sp_reuse_state(cp, &item) && !ip_vs_sp_old_ack(cp, th)) {
+		int af = ip_vs_sp_af(skb);
 		struct ip_vs_sp_flow f;
-		u32 data;
+		u32 mss_idx;
 
 		ip_vs_sp_flow_of(&f, iph, th);
-		if (!ip_vs_sp_cookie_check(ip_vs_sp_af(skb), &f, ntohl(th->seq) - 1,
+		if (!ip_vs_sp_cookie_check(af, &f, ip_vs_sp_h0(af, &f),
+					   ntohl(th->seq) - 1,
 					   ntohl(th->ack_seq) - 1,
-					   READ_ONCE(ipvs->ext->sp_cookie_max_age),
-					   &data)) {
+					   ip_vs_sp_period(ipvs), &mss_idx)) {
 			struct ip_vs_service *svc;
 
 			svc = ip_vs_service_find(ipvs, ip_vs_sp_af(skb), skb->mark,
@@ -847,19 +995,41 @@ static bool ip_vs_sp_reassembled(const struct sk_buff *skb, int af)
 	       (IPCB(skb)->flags & IPSKB_FRAG_COMPLETE);
 }
 
+/* Is @addr the address of a SYNPROXY service?  Flood defence guards only
+ * those: other addresses behave as upstream's (under RCU).
+ */
+static bool ip_vs_sp_defended(struct netns_ipvs *ipvs, int af,
+			      const union nf_inet_addr *addr)
+{
+	const struct ip_vs_vaddr *va = ip_vs_vaddr_find(ipvs, af, addr);
+
+	return va && READ_ONCE(va->synproxy);
+}
+
+/* UDP without a session to the address of a SYNPROXY service: dropped
+ * unless a UDP service (or a firewall-mark one) takes it.
+ */
 static int ip_vs_sp_udp_in(struct netns_ipvs *ipvs, struct sk_buff *skb,
 			   struct ip_vs_iphdr *iph)
 {
-	__be16 _ports[2], *ports;
+	int af = ip_vs_sp_af(skb);
+	const struct ip_vs_vaddr *va;
 
 	if (!READ_ONCE(ipvs->ext->defence_udp_drop))
 		return IP_VS_EXT_PASS;
-	ports = skb_header_pointer(skb, iph->len, sizeof(_ports), _ports);
-	if (!ports ||
-	    ip_vs_service_find(ipvs, ip_vs_sp_af(skb), skb->mark, IPPROTO_UDP,
-			       &iph->daddr, ports[1]) ||
-	    !ip_vs_addr_has_service(ipvs, ip_vs_sp_af(skb), IPPROTO_TCP, &iph->daddr))
+	va = ip_vs_vaddr_find(ipvs, af, &iph->daddr);
+	if (!va || !READ_ONCE(va->synproxy))
 		return IP_VS_EXT_PASS;
+	if (READ_ONCE(va->udp) || skb->mark) {
+		__be16 _ports[2], *ports;
+
+		ports = skb_header_pointer(skb, iph->len, sizeof(_ports),
+					   _ports);
+		if (!ports || ip_vs_service_find(ipvs, af, skb->mark,
+						 IPPROTO_UDP, &iph->daddr,
+						 ports[1]))
+			return IP_VS_EXT_PASS;
+	}
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_DEF_UDP_DROP);
 	return NF_DROP;
 }
@@ -885,7 +1055,8 @@ int ip_vs_synproxy_in(struct netns_ipvs *ipvs, struct sk_buff *skb,
 	struct tcphdr *th;
 
 	if (unlikely(ip_vs_sp_reassembled(skb, ip_vs_sp_af(skb))) &&
-	    READ_ONCE(ext->defence_frag_drop)) {
+	    READ_ONCE(ext->defence_frag_drop) &&
+	    ip_vs_sp_defended(ipvs, ip_vs_sp_af(skb), &iph->daddr)) {
 		__be16 _ports[2], *ports;
 
 		ports = skb_header_pointer(skb, iph->len, sizeof(_ports),
@@ -923,7 +1094,9 @@ int ip_vs_synproxy_in(struct netns_ipvs *ipvs, struct sk_buff *skb,
 	} else if (th->syn || sysctl_sloppy_tcp(ipvs)) {
 		return IP_VS_EXT_PASS;
 	}
-	if (!READ_ONCE(ext->defence_tcp_drop))
+	if (!READ_ONCE(ext->defence_tcp_drop) ||
+	    (!(svc->flags & IP_VS_SVC_F_SYNPROXY) &&
+	     !ip_vs_sp_defended(ipvs, ip_vs_sp_af(skb), &iph->daddr)))
 		return IP_VS_EXT_PASS;
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_DEF_TCP_DROP);
 	return NF_DROP;
@@ -939,20 +1112,21 @@ static void ip_vs_sp_established(struct ip_vs_conn *cp, struct sk_buff *skb,
 				 struct ip_vs_sp_hs *hs,
 				 struct sk_buff_head *held)
 {
-	struct ip_vs_sp_opts ro;
+	u8 ws = hs->ws == IP_VS_SP_NO_WS ? 0 : hs->ws, rs_ws = 0;
 	u32 rs_isn = ntohl(th->seq), set = IP_VS_SP_EST;
+	struct ip_vs_sp_opts ro;
 
 	ip_vs_sp_parse(th, &ro);
 	skb_queue_splice_init(&hs->held, held);
 	cp->fnat.sp_delta = hs->isn - rs_isn;
-	if (hs->c_ws != IP_VS_SP_NO_WS) {
-		u8 rs_ws = ro.ws == IP_VS_SP_NO_WS ? 0 : ro.ws;
-
-		set |= (u32)hs->ws << IP_VS_SP_WS_SHIFT |
-		       (u32)rs_ws << IP_VS_SP_RSWS_SHIFT;
-		if (rs_ws != hs->ws)
-			set |= IP_VS_SP_WIN;
-	}
+	/* the RS scales its windows only if our SYN and its SYN/ACK both
+	 * had the option; the client scales ours by what we told it
+	 */
+	if (hs->c_ws != IP_VS_SP_NO_WS && ro.ws != IP_VS_SP_NO_WS)
+		rs_ws = ro.ws;
+	set |= (u32)ws << IP_VS_SP_WS_SHIFT | (u32)rs_ws << IP_VS_SP_RSWS_SHIFT;
+	if (rs_ws != ws)
+		set |= IP_VS_SP_WIN;
 	if (!ip_vs_conn_fnat(cp)) {
 		cp->fnat.r_nxt = rs_isn + 1;
 		set |= IP_VS_FNAT_SEQ_R_NXT;
@@ -1151,11 +1325,59 @@ void ip_vs_synproxy_conn_expire(struct ip_vs_conn *cp)
 	rcu_read_unlock();
 }
 
+/* ------------------------------------------------------ ICMP errors */
+
+/**
+ * ip_vs_synproxy_icmp_seq - an ICMP error from the client side, to the RS
+ * @cp: the session the embedded VIP -> client segment belongs to
+ * @seq: that segment's sequence number, writable
+ *
+ * The client saw the RS's data numbered with our offset; the RS matches
+ * errors (path MTU among them) against its own numbers.
+ */
+void ip_vs_synproxy_icmp_seq(const struct ip_vs_conn *cp, __be32 *seq)
+{
+	if (cp->protocol != IPPROTO_TCP ||
+	    !(cp->flags & IP_VS_CONN_F_SYNPROXY) ||
+	    !(ip_vs_sp_flags(cp) & IP_VS_SP_EST))
+		return;
+	*seq = htonl(ntohl(*seq) - cp->fnat.sp_delta);
+}
+
+/**
+ * ip_vs_synproxy_icmp_in - the same for upstream's NAT ICMP forwarding
+ * @cp: a SYNPROXY session of a NAT real server
+ * @skb: the ICMP error, skb->data at its outer network header
+ * @offset: where the embedded TCP sequence number starts
+ *
+ * Returns 0, or -1 when the error is too short to name a sequence number
+ * (to drop: TCP would not act on it either).
+ */
+int ip_vs_synproxy_icmp_in(struct ip_vs_conn *cp, struct sk_buff *skb,
+			   unsigned int offset)
+{
+	if (cp->protocol != IPPROTO_TCP)
+		return 0;
+	if (skb_ensure_writable(skb, offset + sizeof(__be32)))
+		return -1;
+	ip_vs_synproxy_icmp_seq(cp, (__be32 *)(skb->data + offset));
+	return 0;
+}
+
 /* ---------------------------------------------------- configuration */
 
+/* SYNPROXY must see and translate the RS's replies: NAT and FULLNAT
+ * only (not tunnel, direct routing, local node or bypass).
+ */
 static bool ip_vs_sp_fwd_ok(unsigned int fwd)
 {
-	return fwd != IP_VS_CONN_F_TUNNEL && fwd != IP_VS_CONN_F_DROUTE;
+	return fwd == IP_VS_CONN_F_MASQ || fwd == IP_VS_CONN_F_FULLNAT;
+}
+
+static int ip_vs_sp_fwd_refused(void)
+{
+	pr_err("SYNPROXY: only NAT and FULLNAT real servers (not tunnel, direct routing, local node or bypass)\n");
+	return -EOPNOTSUPP;
 }
 
 /**
@@ -1163,8 +1385,8 @@ static bool ip_vs_sp_fwd_ok(unsigned int fwd)
  * @svc: the service being edited, or NULL when it is being added
  * @flags: the flags it is to have
  *
- * SYNPROXY needs to see the real servers' replies: no tunnelling or
- * direct-routing servers.  Returns 0 or -EOPNOTSUPP.
+ * SYNPROXY needs to see the real servers' replies: NAT or FULLNAT
+ * servers only.  Returns 0 or -EOPNOTSUPP.
  */
 int ip_vs_synproxy_svc_check(const struct ip_vs_service *svc,
 			     unsigned int flags)
@@ -1174,10 +1396,8 @@ int ip_vs_synproxy_svc_check(const struct ip_vs_service *svc,
 	if (!(flags & IP_VS_SVC_F_SYNPROXY) || !svc)
 		return 0;
 	list_for_each_entry(dest, &svc->destinations, n_list) {
-		if (!ip_vs_sp_fwd_ok(IP_VS_DFWD_METHOD(dest))) {
-			pr_err("SYNPROXY: not with tunnel or direct routing real servers\n");
-			return -EOPNOTSUPP;
-		}
+		if (!ip_vs_sp_fwd_ok(IP_VS_DFWD_METHOD(dest)))
+			return ip_vs_sp_fwd_refused();
 	}
 	return 0;
 }
@@ -1187,7 +1407,7 @@ int ip_vs_synproxy_svc_check(const struct ip_vs_service *svc,
  * @svc: the service
  * @udest: the real server as userspace configures it
  *
- * Returns 0 or -EOPNOTSUPP (tunnel or direct routing on SYNPROXY).
+ * Returns 0 or -EOPNOTSUPP (not NAT or FULLNAT on SYNPROXY).
  */
 int ip_vs_synproxy_dest_check(const struct ip_vs_service *svc,
 			      const struct ip_vs_dest_user_kern *udest)
@@ -1195,14 +1415,17 @@ int ip_vs_synproxy_dest_check(const struct ip_vs_service *svc,
 	if (!(svc->flags & IP_VS_SVC_F_SYNPROXY) ||
 	    ip_vs_sp_fwd_ok(udest->conn_flags & IP_VS_CONN_F_FWD_MASK))
 		return 0;
-	pr_err("SYNPROXY: not with tunnel or direct routing real servers\n");
-	return -EOPNOTSUPP;
+	return ip_vs_sp_fwd_refused();
 }
 
 int ip_vs_synproxy_init(void)
 {
 	unsigned int i;
 
+	ip_vs_sp_offers = kvcalloc(1U << IP_VS_SP_OFFER_BITS,
+				   sizeof(*ip_vs_sp_offers), GFP_KERNEL);
+	if (!ip_vs_sp_offers)
+		return -ENOMEM;
 	get_random_bytes(&ip_vs_sp_key, sizeof(ip_vs_sp_key));
 	for (i = 0; i < ARRAY_SIZE(ip_vs_sp_tab); i++)
 		INIT_HLIST_HEAD(&ip_vs_sp_tab[i]);
@@ -1217,4 +1440,5 @@ void ip_vs_synproxy_cleanup(void)
 	WARN(atomic_read(&ip_vs_sp_hs_alive),
 	     "IPVS: SYNPROXY: %d handshake objects leaked\n",
 	     atomic_read(&ip_vs_sp_hs_alive));
+	kvfree(ip_vs_sp_offers);
 }

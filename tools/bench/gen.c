@@ -11,10 +11,12 @@
  *       completed handshake is closed at once with a reset (SO_LINGER 0, so
  *       no TIME_WAIT).  Prints "completed failed elapsed_s".
  *
- *   gen flood IFACE DST_MAC SRC_NET/BITS DST_ADDR DST_PORT syn|ack SECONDS
+ *   gen flood IFACE DST_MAC SRC_NET/BITS DST_ADDR DST_PORT syn|ack SECONDS [SEED]
  *       raw TCP SYN or ACK frames on an AF_PACKET socket (sendmmsg batches,
- *       qdisc bypassed), source address and port varying per packet.
- *       Prints "sent elapsed_s".
+ *       qdisc bypassed), source address and port, sequence and (ACK)
+ *       acknowledgment numbers varying per packet, drawn from a generator
+ *       started at SEED (default 1: runs with other seeds send other
+ *       packets).  Prints "sent elapsed_s".
  *
  * The same program drives both sides of every comparison, so whatever it
  * costs is the same for the baseline and the measured feature.
@@ -194,8 +196,10 @@ static int flood(int argc, char **argv)
 	int s, i, one = 1, ack;
 	char *slash;
 
-	if (argc != 7)
+	if (argc != 7 && argc != 8)
 		return 1;
+	if (argc == 8)
+		seed = strtoul(argv[7], NULL, 0);
 	if (sscanf(argv[1], "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3],
 		   &mac[4], &mac[5]) != 6)
 		return 1;
@@ -288,6 +292,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "flood"))
 		return flood(argc - 2, argv + 2);
 	fprintf(stderr, "usage: %s serve PORT... | connect ADDR PORT SECONDS CONC | "
-		"flood IFACE DST_MAC SRC_NET/BITS DST PORT syn|ack SECONDS\n", argv[0]);
+		"flood IFACE DST_MAC SRC_NET/BITS DST PORT syn|ack SECONDS [SEED]\n",
+		argv[0]);
 	return 1;
 }

@@ -19,6 +19,8 @@ ABSOLUTE = (
     ("syncookie_pps", "syncookies: SYNs answered/s (local listener)", "pps"),
     ("synproxy_pps", "SYNPROXY: SYNs answered/s", "pps"),
     ("ackflood_drop_pps", "SYNPROXY: ACK-flood packets dropped/s", "pps"),
+    ("udp_drop_few_pps", "defence_udp_drop: drops/s, 10 services", "pps"),
+    ("udp_drop_many_pps", "defence_udp_drop: drops/s, 50,000 services", "pps"),
     ("restore_c_s", "C ipvsadm -R of the rules (10,000 in a full run)", "s"),
     ("list_c_s", "C ipvsadm -Ln over them", "s"),
 )

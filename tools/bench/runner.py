@@ -1,4 +1,4 @@
-"""Guest side of ``./inv bench``: every measurement of issue 8, in one guest.
+"""Guest side of ``./inv bench``: every measurement, in one guest.
 
 ``python -m tools.bench.runner [--quick] --out PATH`` (as root, our modules
 loaded) builds its own lab of namespaces (``b-client``, ``b-lb``, ``b-rs1``;
@@ -54,11 +54,14 @@ RS_TCP = {TCP_NAT: 8080, TCP_FNAT: 8081, TCP_SYNPROXY: 8082}
 POOL_MARK, POOL_UDP, POOL_TCP = 7, 9002, 83
 POOL_LADDR_NET = "10.0.4"
 COOKIE_PORT = 7000                      # a local listener in the balancer
+DEFENDED_VIP = "10.0.0.102"             # a SYNPROXY address without UDP services
+DEFENDED_UDP_PORT = 9999                # UDP there: dropped by defence_udp_drop
+FILLER_BASE = int(IPAddress("172.16.0.1"))  # addresses of the many-services run
 SRC_NET = "10.64.0.0/10"                # generated client addresses
 SVC_F_SYNPROXY = 0x8000
 #: Source /16 of each purpose's generated flows: 10.BASE.0.0/16.
 BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68,
-        "pool": 69}
+        "udp_drop": 69, "pool": 70}
 
 #: Target of each figure (reported, never asserted): (comparison, value).
 TARGETS = {
@@ -70,14 +73,15 @@ TARGETS = {
     "lookup_1m_vs_1k_ratio": (">=", 0.8),
     "restore_py_vs_c_ratio": ("<=", 1.0),
     "list_py_vs_c_ratio": ("<=", 1.5),
+    "udp_drop_50k_vs_10_ratio": (">=", 0.9),
     "lport_full_vs_empty_cps_ratio": (">=", 0.5),
 }
 RATIO_KEYS = tuple(TARGETS)
-#: Every key the JSON document has (issue 8), besides context.
+#: Every key the JSON document has, besides context.
 KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie_ratio",
         "ackflood_drop_vs_synflood_ratio", "bytes_per_session_fnat",
         "bytes_per_session_nat", "lookup_1m_vs_1k_ratio", "restore_py_vs_c_ratio",
-        "list_py_vs_c_ratio", "lport_full_vs_empty_cps_ratio")
+        "list_py_vs_c_ratio", "udp_drop_50k_vs_10_ratio", "lport_full_vs_empty_cps_ratio")
 
 
 @dataclasses.dataclass
@@ -93,6 +97,8 @@ class Params:
     rules: int = 10_000           # control plane
     services: int = 1000
     max_passes: int = 8           # pktgen passes to fill a session table
+    few_services: int = 10        # defence_udp_drop: table sizes compared
+    many_services: int = 50_000
     pool_laddrs: int = 8          # local addresses of the port-pool figure
     pool_window: float = 1.0      # one connect run there (its sessions fit the 1 %)
 
@@ -100,7 +106,7 @@ class Params:
 FULL = Params()
 QUICK = Params(repeats=1, seconds=1.0, warmup=0.5, flows=100, sessions=5000, big=20_000,
                laddrs=4, concurrency=16, rules=500, services=50, max_passes=3,
-               pool_laddrs=2, pool_window=0.25)
+               many_services=2000, pool_laddrs=2, pool_window=0.25)
 
 
 # ---------------------------------------------------------------- helpers
@@ -271,8 +277,8 @@ class Lab:
         self.topo.sh(self.topo.client, script)
 
     def pktgen_setup(self, port: int, nflows: int, base: int, ratep: int = 0,
-                     count: int = 0) -> None:
-        """pktgen on the client's eth0: 64-byte UDP to VIP:port over ``nflows``
+                     count: int = 0, dst: str = VIP) -> None:
+        """pktgen on the client's eth0: 64-byte UDP to dst:port over ``nflows``
         flows from source addresses 10.BASE.0.1 upwards (one /16 of SRC_NET
         per purpose, so each purpose has its own sessions)."""
         addrs, ports = flow_space(nflows)
@@ -285,7 +291,7 @@ class Lab:
             f"echo 'pkt_size 64' > {dev}",
             f"echo 'delay 0' > {dev}",                 # also undoes an earlier ratep
             *([f"echo 'ratep {ratep}' > {dev}"] if ratep else []),
-            f"echo 'dst {VIP}' > {dev}",
+            f"echo 'dst {dst}' > {dev}",
             f"echo 'dst_mac {self.lb_mac}' > {dev}",
             f"echo 'src_min 10.{base}.0.1' > {dev}",
             f"echo 'src_max 10.{base}.0.{addrs}' > {dev}",
@@ -408,6 +414,36 @@ class Lab:
         sent, elapsed = out.split()
         return {"answered_pps": (c1 - c0) / (s1 - s0), "taken_pps": (l1 - l0) / (s1 - s0),
                 "sent_pps": int(sent) / float(elapsed)}
+
+
+    def restore(self, lines: list[str]) -> None:
+        """Feed rules to C ``ipvsadm -R`` in the balancer."""
+        if not lines:
+            return
+        path = Path("/tmp/lvs-bench-rules")
+        path.write_text("\n".join(lines) + "\n")
+        sh(f"ip netns exec {self.topo.lb} ipvsadm -R < {path}", timeout=3600)
+
+    def udp_drop_rate(self, seconds: float) -> float:
+        """UDP packets/s to DEFENDED_VIP that defence_udp_drop dropped."""
+        self.pktgen_setup(DEFENDED_UDP_PORT, self.p.flows, BASE["udp_drop"],
+                          dst=DEFENDED_VIP)
+        proc = self.pktgen_start()
+        try:
+            time.sleep(self.p.warmup)
+            d0, t0 = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0), time.monotonic()
+            time.sleep(seconds)
+            d1, t1 = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0), time.monotonic()
+        finally:
+            self.pktgen_stop(proc)
+        return (d1 - d0) / (t1 - t0)
+
+
+def filler_rules(first: int, last: int, verb: str = "-A") -> list[str]:
+    """TCP services on addresses of their own (172.16.0.1 upwards), numbers
+    first..last-1: entries of the defence's address table."""
+    return [f"{verb} -t {IPAddress(FILLER_BASE + i)}:80" + (" -s rr" if verb == "-A" else "")
+            for i in range(first, last)]
 
 
 # ---------------------------------------------------------------- slab
@@ -618,6 +654,48 @@ class Bench:
         self.result["ackflood_drop_vs_synflood_ratio"] = paired_ratio(runs["ackflood"],
                                                                       runs["synproxy"])
 
+    # -------------------------------------------------------- defence
+    def udp_drop(self, lab: Lab) -> None:
+        """UDP to the address of a SYNPROXY service that no UDP service takes:
+        drop rate with few services in the table against many (each on its
+        own address), measured back to back in each size."""
+        from ipvsadm_py import Dest, Service, ops
+        from ipvsadm_py import wire
+
+        key = "udp_drop_50k_vs_10_ratio"
+        if "defence_udp_drop" not in _ns_ext_stats(lab.topo.lb):
+            self.null(key, "not available yet: no defence_udp_drop counter")
+            return
+        lab.topo.ip_batch(lab.topo.lb, [f"addr add {DEFENDED_VIP}/32 dev vip0"])
+        svc = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(DEFENDED_VIP), port=80,
+                      scheduler="rr", flags=SVC_F_SYNPROXY)
+        err = lab.ipvs.run([ops.add_service(svc)])[0]
+        if err is not None or not lab.ipvs.service(svc).flags & SVC_F_SYNPROXY:
+            self.null(key, f"not available yet: no SYNPROXY service ({err})")
+            return
+        lab.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)),
+                                    port=RS_TCP[TCP_SYNPROXY], forward=wire.FWD_MASQ))
+        have = len(lab.ipvs.services())
+        few = max(self.p.few_services, have)
+        lab.restore(filler_rules(0, few - have))
+        runs: dict[str, list] = {"few": [], "many": []}
+        try:
+            for size, count in (("few", few), ("many", self.p.many_services)):
+                lab.restore(filler_rules(few - have, count - have))
+                for _ in range(self.p.repeats):
+                    rate = lab.udp_drop_rate(self.p.seconds)
+                    runs[size].append(rate)
+                    log(f"  {count} services: {rate:.0f} UDP drops/s")
+        finally:
+            lab.restore(filler_rules(0, self.p.many_services - have, verb="-D"))
+            lab.ipvs.delete_service(svc)
+        self.samples["udp_drop"] = runs
+        self.context["udp_drop_services"] = {"few": few, "many": self.p.many_services}
+        self.result["udp_drop_few_pps"] = median(runs["few"])
+        self.result["udp_drop_many_pps"] = median(runs["many"])
+        self.result[key] = ratio(self.result["udp_drop_many_pps"],
+                                 self.result["udp_drop_few_pps"])
+
     # -------------------------------------------------------- memory
     def memory(self, lab: Lab) -> None:
         growth_by: dict[str, Any] = {}
@@ -712,6 +790,8 @@ class Bench:
                       ("fnat_vs_nat_cps_ratio",))
             self.step("SYN/ACK floods", lambda: self.floods(lab),
                       ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"))
+            self.step("UDP drops against the number of services", lambda: self.udp_drop(lab),
+                      ("udp_drop_50k_vs_10_ratio",))
             # last: its UDP sessions stay until the lab goes
             self.step("local port pool 99 % used vs empty", lambda: self.lport_pool(lab),
                       ("lport_full_vs_empty_cps_ratio",))

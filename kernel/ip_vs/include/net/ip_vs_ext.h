@@ -16,6 +16,7 @@
 #include <linux/list.h>
 #include <linux/rcupdate.h>
 #include <linux/refcount.h>
+#include <linux/rhashtable-types.h>
 #include <linux/netfilter.h>
 
 struct sk_buff;
@@ -106,6 +107,25 @@ struct ip_vs_laddr {
 	struct rcu_head		rcu_head;
 };
 
+/* The address of one or more virtual services (ip_vs_vaddr.c): how many
+ * services of each protocol it has, and how many TCP ones do SYNPROXY.
+ */
+struct ip_vs_vaddr_key {
+	union nf_inet_addr	addr;
+	__u32			af;
+};
+
+struct ip_vs_vaddr {
+	struct rhash_head	node;
+	struct ip_vs_vaddr_key	key;
+	__u32			tcp;
+	__u32			udp;
+	__u32			sctp;
+	__u32			other;
+	__u32			synproxy;
+	struct rcu_head		rcu;
+};
+
 /* Extended counters, /proc/net/ip_vs_ext_stats (names in ip_vs_ext.c). */
 enum ip_vs_ext_stat {
 	IP_VS_EXT_FNAT_ADD_TOA_OK,
@@ -143,6 +163,8 @@ enum ip_vs_ext_stat {
 	IP_VS_EXT_SP_STALE_ACK,
 	IP_VS_EXT_SP_SYN_RETRY,
 	IP_VS_EXT_SP_HS_FAIL,
+	IP_VS_EXT_SP_OPTS_LOST,
+	IP_VS_EXT_SYNC_SEQ_IGNORED,
 	IP_VS_EXT_DEF_FRAG_DROP,
 	IP_VS_EXT_DEF_TCP_DROP,
 	IP_VS_EXT_DEF_UDP_DROP,
@@ -186,6 +208,8 @@ struct ip_vs_ext_net {
 
 	/* local address objects alive: configured, or kept by sessions */
 	atomic_t			num_laddrs;
+	/* addresses of the services (ip_vs_vaddr.c) */
+	struct rhashtable		vaddrs;
 	struct ctl_table_header		*sysctl_hdr;
 	struct ctl_table		*sysctl_tbl;
 	struct ip_vs_ext_stats __percpu	*stats;
@@ -248,9 +272,28 @@ int ip_vs_synproxy_dest_check(const struct ip_vs_service *svc,
  */
 void ip_vs_conn_account(struct ip_vs_conn *cp, int direction,
 			struct sk_buff *skb, unsigned int iph_len);
-/* ip_vs_ctl.c (patched in): has the namespace a @protocol service on @addr? */
-bool ip_vs_addr_has_service(struct netns_ipvs *ipvs, int af, u16 protocol,
-			    const union nf_inet_addr *addr);
+/* ip_vs_vaddr.c: the addresses of the services, for flood defence;
+ * ip_vs_ctl.c calls these under __ip_vs_mutex where it hashes, edits and
+ * unhashes a service
+ */
+int ip_vs_vaddr_add(struct ip_vs_service *svc);
+void ip_vs_vaddr_flags(struct ip_vs_service *svc, unsigned int flags);
+void ip_vs_vaddr_del(struct ip_vs_service *svc);
+const struct ip_vs_vaddr *ip_vs_vaddr_find(struct netns_ipvs *ipvs, int af,
+					   const union nf_inet_addr *addr);
+
+/* ip_vs_core.c/ip_vs_xmit.c (patched in): an ICMP error from the client
+ * side about a SYNPROXY session goes to its NAT real server; @offset is
+ * that of the embedded TCP sequence number.  Returns 0, or -1 to drop.
+ */
+int ip_vs_synproxy_icmp_in(struct ip_vs_conn *cp, struct sk_buff *skb,
+			   unsigned int offset);
+
+/* ip_vs_sync.c (patched in): may a backup put received sequence data (and
+ * the flags announcing it) into @cp?  Not into FULLNAT or SYNPROXY
+ * sessions, whose own state shares that storage; counted.
+ */
+bool ip_vs_ext_sync_seq_ok(struct ip_vs_conn *cp, bool opt);
 
 /* ip_vs_ctl.c calls this on adding or editing a real server */
 int ip_vs_fnat_dest_check(const struct ip_vs_service *svc,
