@@ -1,4 +1,5 @@
-"""``ipvsadm-py apply``, ``export`` and ``completion`` (argparse subcommands)."""
+"""``ipvsadm-py apply``, ``validate``, ``export`` and ``completion`` (argparse
+subcommands beside the ipvsadm command line)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     args = parser().parse_args(list(argv))
     if args.command == "completion":
-        from ipvsadm_py.completion import bash_script
+        from ipvsadm_py.cli.completion import bash_script
 
         out.write(bash_script())
         return 0
@@ -81,8 +82,8 @@ def _apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with IPVS(load=args.load) as ipvs:
         steps = config.plan(desired, config.read_live(ipvs), prune=not args.no_prune)
         for step in steps:
-            if step.op is not None:
-                ipvs.check_op(step.op)
+            if step.request is not None:
+                ipvs.check_supported(step.request)
         if args.json:
             out.write(json.dumps({"dry_run": args.dry_run,
                                   "steps": [s.to_dict() for s in steps]}, indent=2) + "\n")
