@@ -45,9 +45,9 @@ _ALL_BITS = 0xFFFFFFFF
 _NO_TUN_TYPE, _NO_TUN_CSUM = TunnelType.UNKNOWN, TunnelCsum.UNKNOWN
 
 
-def _number(table: dict[Any, int], value: Any, what: str) -> int:
+def _number(numbers: dict[Any, int], value: Any, what: str) -> int:
     try:
-        return table[value]
+        return numbers[value]
     except KeyError:
         raise InvalidInput(f"cannot send {what} {value!r}") from None
 

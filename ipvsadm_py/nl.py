@@ -68,6 +68,20 @@ def resolve_family(name: str = abi.GENL_NAME) -> int:
         sock.close()
 
 
+def _open_socket() -> socket.socket:
+    """A generic netlink socket with large buffers: a batch's errors never
+    overflow them."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    sock.bind((0, 0))
+    _force_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF)
+    _force_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF)
+    try:   # ACKs of errors without the whole request: more fit in the buffer
+        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+    except OSError:
+        pass
+    return sock
+
+
 def _force_buffer(sock: socket.socket, force: int, plain: int) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, force, BUFFER)
@@ -76,18 +90,14 @@ def _force_buffer(sock: socket.socket, force: int, plain: int) -> None:
 
 
 class Channel:
-    """A socket to the IPVS family: ``request``, ``dump`` and ``pipeline``."""
+    """A socket to the IPVS family: ``request``, ``dump`` and ``pipeline``.
 
-    def __init__(self, family: int | None = None) -> None:
+    ``family`` is looked up when not given; ``sock`` is any object with
+    ``send`` and ``recv_into`` (a fresh netlink socket when not given)."""
+
+    def __init__(self, family: int | None = None, sock: socket.socket | None = None) -> None:
         self.family = resolve_family() if family is None else family
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
-        self.sock.bind((0, 0))
-        _force_buffer(self.sock, SO_SNDBUFFORCE, socket.SO_SNDBUF)
-        _force_buffer(self.sock, SO_RCVBUFFORCE, socket.SO_RCVBUF)
-        try:   # ACKs of errors without the whole request: more fit in the buffer
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        except OSError:
-            pass
+        self.sock = _open_socket() if sock is None else sock
         self._seq = itertools.count(1)
         self._buf = bytearray(RECV)
         self._view = memoryview(self._buf)

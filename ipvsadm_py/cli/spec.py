@@ -64,6 +64,9 @@ def spelling(command: str) -> str:
 
 
 # ------------------------------------------------------------------ options
+OWN_NAME = ""     # an option listed in OPTION_NAMES under its own name
+
+
 @dataclasses.dataclass(frozen=True)
 class Opt:
     """One option: its long name, short letter, argument and help."""
@@ -73,11 +76,12 @@ class Opt:
     arg: str = "none"          # none | required | optional
     help: str = ""
     metavar: str = ""
-    rule_name: str = ""        # its name in OPTION_NAMES ("" = its own; None: not there)
+    rule_name: str | None = OWN_NAME   # its name in OPTION_NAMES; None: not there
 
     @property
     def table_name(self) -> str | None:
-        return self.rule_name if self.rule_name != "" else self.name
+        """The name the option table and ipvsadm's messages use, or None."""
+        return self.name if self.rule_name == OWN_NAME else self.rule_name
 
 
 _SERVICE = "service-address"

@@ -41,12 +41,7 @@ class KernelLike:
 
 
 def _channel(sock: KernelLike) -> nl.Channel:
-    chan = nl.Channel.__new__(nl.Channel)
-    chan.family, chan.sock = 30, sock
-    chan._seq = iter(range(1, 1 << 30))
-    chan._buf = bytearray(nl.RECV)
-    chan._view = memoryview(chan._buf)
-    return chan
+    return nl.Channel(family=30, sock=sock)
 
 
 @pytest.mark.parametrize("count", [1, 5, nl.BATCH, nl.BATCH + 1, 3 * nl.BATCH - 7])
