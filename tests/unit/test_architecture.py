@@ -85,6 +85,8 @@ def imports(module: str, source: str, package: bool = False) -> list[tuple[int, 
 def faults(module: str, source: str, package: bool = False) -> list[str]:
     """What a module imports that its layer may not."""
     own = layer_of(module)
+    if own is None:
+        return [f"{module} belongs to no layer (add it to LAYERS)"]
     out = []
     for line, target in imports(module, source, package):
         top = target.split(".")[0]
