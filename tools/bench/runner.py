@@ -1,4 +1,4 @@
-"""Guest side of ``./inv bench``: every measurement of issue 8, in one guest.
+"""Guest side of ``./inv bench``: every measurement, in one guest.
 
 ``python -m tools.bench.runner [--quick] --out PATH`` (as root, our modules
 loaded) builds its own lab of namespaces (``b-client``, ``b-lb``, ``b-rs1``;
@@ -72,7 +72,7 @@ TARGETS = {
     "lport_full_vs_empty_cps_ratio": (">=", 0.5),
 }
 RATIO_KEYS = tuple(TARGETS)
-#: Every key the JSON document has (issue 8), besides context.
+#: Every key the JSON document has, besides context.
 KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie_ratio",
         "ackflood_drop_vs_synflood_ratio", "bytes_per_session_fnat",
         "bytes_per_session_nat", "lookup_1m_vs_1k_ratio", "restore_py_vs_c_ratio",
