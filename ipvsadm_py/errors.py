@@ -63,7 +63,7 @@ class NoDaemon(IPVSError):
 
 
 class Unsupported(IPVSError):
-    """The running kernel module lacks a feature (e.g. FULLNAT not merged)."""
+    """The running kernel module lacks a feature (a module without FULLNAT)."""
 
     errno = E.EOPNOTSUPP
 

@@ -1,13 +1,12 @@
 """Transport: one generic netlink socket to the IPVS family, with pipelining.
 
-The family id comes from the generic netlink controller (the same request
-pyroute2's ``GenericNetlinkSocket.bind`` makes, done here without importing
+The family id comes from the generic netlink controller (the request
+pyroute2's ``GenericNetlinkSocket.bind`` makes, done without importing
 pyroute2: the command starts faster); requests then go over a plain
-``AF_NETLINK`` socket so that many of them can be sent
-in one ``sendmsg`` and their results read afterwards (the kernel handles
-the messages of one buffer in order, answers each refused one with its
-error, and the last one with an ACK).  Dumps are read
-until ``NLMSG_DONE``.  Nothing here knows what the messages mean.
+``AF_NETLINK`` socket, so that many of them can be sent in one ``sendmsg``
+and their results read afterwards (the kernel handles the messages of one
+buffer in order and answers each refused one with its error).  Dumps are
+read until ``NLMSG_DONE``.  Nothing here knows what the messages mean.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import os
 import socket
 from collections.abc import Iterable, Sequence
 
-from ipvsadm_py import wire
+from ipvsadm_py import abi, wire
 
 NETLINK_GENERIC = 16
 SOL_NETLINK = 270
@@ -43,15 +42,15 @@ class FamilyMissing(OSError):
     """The IPVS generic netlink family is not registered (module not loaded)."""
 
 
-def resolve_family(name: str = wire.GENL_NAME) -> int:
+def resolve_family(name: str = abi.GENL_NAME) -> int:
     """The generic netlink family id of ``name`` (a controller request)."""
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
     try:
         sock.bind((0, 0))
-        sock.send(wire.encode(wire.CTRL_CMD_GETFAMILY, [("CTRL_ATTR_FAMILY_NAME", name)],
-                              family=wire.GENL_ID_CTRL,
-                              flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq=1,
-                              table="ctrlmsg"))
+        sock.send(wire.encode(abi.CTRL_CMD_GETFAMILY, [("family_name", name)],
+                              family=abi.GENL_ID_CTRL,
+                              flags=abi.NLM_F_REQUEST | abi.NLM_F_ACK, seq=1,
+                              message="ctrlmsg"))
         family = None
         while True:
             for reply in wire.parse_stream(sock.recv(65536), "ctrlmsg"):
@@ -69,17 +68,18 @@ def resolve_family(name: str = wire.GENL_NAME) -> int:
         sock.close()
 
 
-def resolve_family_pyroute2(name: str = wire.GENL_NAME) -> int:
-    """The same through pyroute2's ``GenericNetlinkSocket`` (reference)."""
-    from pyroute2.netlink import ctrlmsg
-    from pyroute2.netlink.generic import GenericNetlinkSocket
-
-    sock = GenericNetlinkSocket()
-    try:
-        sock.bind(name, ctrlmsg)
-        return int(sock.prid)
-    finally:
-        sock.close()
+def _open_socket() -> socket.socket:
+    """A generic netlink socket with large buffers: a batch's errors never
+    overflow them."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
+    sock.bind((0, 0))
+    _force_buffer(sock, SO_SNDBUFFORCE, socket.SO_SNDBUF)
+    _force_buffer(sock, SO_RCVBUFFORCE, socket.SO_RCVBUF)
+    try:   # ACKs of errors without the whole request: more fit in the buffer
+        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+    except OSError:
+        pass
+    return sock
 
 
 def _force_buffer(sock: socket.socket, force: int, plain: int) -> None:
@@ -90,22 +90,17 @@ def _force_buffer(sock: socket.socket, force: int, plain: int) -> None:
 
 
 class Channel:
-    """A socket to the IPVS family: ``request``, ``dump`` and ``pipeline``."""
+    """A socket to the IPVS family: ``request``, ``dump`` and ``pipeline``.
 
-    def __init__(self, family: int | None = None) -> None:
+    ``family`` is looked up when not given; ``sock`` is any object with
+    ``send`` and ``recv_into`` (a fresh netlink socket when not given)."""
+
+    def __init__(self, family: int | None = None, sock: socket.socket | None = None) -> None:
         self.family = resolve_family() if family is None else family
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
-        self.sock.bind((0, 0))
-        _force_buffer(self.sock, SO_SNDBUFFORCE, socket.SO_SNDBUF)
-        _force_buffer(self.sock, SO_RCVBUFFORCE, socket.SO_RCVBUF)
-        try:   # ACKs of errors without the whole request: more fit in the buffer
-            self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
-        except OSError:
-            pass
+        self.sock = _open_socket() if sock is None else sock
         self._seq = itertools.count(1)
         self._buf = bytearray(RECV)
         self._view = memoryview(self._buf)
-        self.record: list[bytes] | None = None   # raw replies, for test fixtures
 
     def close(self) -> None:
         self.sock.close()
@@ -117,23 +112,22 @@ class Channel:
         self.close()
 
     # ------------------------------------------------------------ reading
-    def _read(self, table: str) -> list[wire.Reply]:
+    def _read(self, message: str) -> list[wire.Reply]:
         size = self.sock.recv_into(self._buf)
-        if self.record is not None:
-            self.record.append(bytes(self._view[:size]))
-        return list(wire.parse_stream(self._view[:size], table))
+        return list(wire.parse_stream(self._view[:size], message))
 
-    def dump(self, cmd: int, attrs: wire.Attrs = (), table: str = "ipvsmsg") -> list[wire.Reply]:
+    def dump(self, cmd: int, attrs: wire.Attrs = (),
+             message: str = "ipvsmsg") -> list[wire.Reply]:
         """Every reply of a dump request (raises NetlinkError on refusal)."""
         seq = next(self._seq)
         self.sock.send(wire.encode(cmd, list(attrs), family=self.family,
-                                   flags=wire.NLM_F_REQUEST | wire.NLM_F_DUMP, seq=seq))
+                                   flags=abi.NLM_F_REQUEST | abi.NLM_F_DUMP, seq=seq))
         out: list[wire.Reply] = []
         while True:
-            for reply in self._read(table):
+            for reply in self._read(message):
                 if reply.seq != seq:
                     continue
-                if reply.type == wire.NLMSG_DONE:
+                if reply.type == abi.NLMSG_DONE:
                     return out
                 if reply.error is not None:
                     if reply.error:
@@ -142,26 +136,26 @@ class Channel:
                 out.append(reply)
 
     def dump_many(self, requests: Sequence[tuple[int, wire.Attrs]],
-                  table: str = "ipvsmsg") -> list[list[wire.Reply] | NetlinkError]:
+                  message: str = "ipvsmsg") -> list[list[wire.Reply] | NetlinkError]:
         """Several dumps, one after the other on this socket; a refused one
         yields its NetlinkError in its place instead of raising."""
         results: list[list[wire.Reply] | NetlinkError] = []
         for cmd, attrs in requests:
             try:
-                results.append(self.dump(cmd, attrs, table))
+                results.append(self.dump(cmd, attrs, message))
             except NetlinkError as exc:
                 results.append(exc)
         return results
 
     def request(self, cmd: int, attrs: wire.Attrs = (),
-                table: str = "ipvsmsg") -> list[wire.Reply]:
+                message: str = "ipvsmsg") -> list[wire.Reply]:
         """One request with an ACK; returns the replies before the ACK."""
         seq = next(self._seq)
         self.sock.send(wire.encode(cmd, list(attrs), family=self.family,
-                                   flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq=seq))
+                                   flags=abi.NLM_F_REQUEST | abi.NLM_F_ACK, seq=seq))
         out: list[wire.Reply] = []
         while True:
-            for reply in self._read(table):
+            for reply in self._read(message):
                 if reply.seq != seq:
                     continue
                 if reply.error is not None:
@@ -196,7 +190,7 @@ class Channel:
         first, last = seqs[0], seqs[-1]
         self.sock.send(b"".join([
             wire.encode(cmd, attrs, family=self.family, seq=seq,
-                        flags=wire.NLM_F_REQUEST | (wire.NLM_F_ACK if seq == last else 0))
+                        flags=abi.NLM_F_REQUEST | (abi.NLM_F_ACK if seq == last else 0))
             for (cmd, attrs), seq in zip(batch, seqs)]))
         errors = [0] * len(batch)
         while True:

@@ -25,7 +25,7 @@ import pytest
 from netaddr import IPAddress
 
 from ipvsadm_py import IPVS, Dest, LocalAddress, Service
-from ipvsadm_py import wire
+from ipvsadm_py import Forward, Protocol
 from tools import netlab, whoami
 from tools.netlab import Capture, Topology
 
@@ -48,8 +48,8 @@ class Lab:
         self.servers: list[whoami._Server] = []
         with topo.inside(topo.lb):
             self.ipvs = IPVS()
-        self.tcp = self.service(wire.IPPROTO_TCP, PORT)
-        self.udp = self.service(wire.IPPROTO_UDP, UPORT)
+        self.tcp = self.service(Protocol.TCP, PORT)
+        self.udp = self.service(Protocol.UDP, UPORT)
         for index in range(1, rs_count + 1):
             self.add_rs(index)
 
@@ -68,7 +68,7 @@ class Lab:
         for svc, kind, cls in ((self.tcp, socket.SOCK_STREAM, whoami.TcpWhoami),
                                (self.udp, socket.SOCK_DGRAM, whoami.UdpWhoami)):
             self.ipvs.add_dest(svc, Dest(addr=IPAddress(addr), port=svc.port,
-                                         af=svc.af, forward=wire.FWD_FULLNAT,
+                                         af=svc.af, forward=Forward.FULLNAT,
                                          weight=weight))
             self.servers.append(cls(whoami.listen(self.topo.inside, name, self.family,
                                                   kind, svc.port), name))
@@ -262,7 +262,7 @@ def test_weights_over_three_servers_with_200_connections(fnat_topo):
     try:
         for index, weight in ((1, 1), (2, 2), (3, 3)):
             lab.add_rs(index, weight)
-        lab.ipvs.edit_service(Service(protocol=wire.IPPROTO_TCP,
+        lab.ipvs.edit_service(Service(protocol=Protocol.TCP,
                                       addr=IPAddress(lab.vip), port=PORT,
                                       scheduler="wrr"))
         results: list[str] = []

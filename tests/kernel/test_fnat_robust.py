@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from netaddr import IPAddress
 
-from ipvsadm_py import Dest, LocalAddress, Service
-from ipvsadm_py import wire
+from ipvsadm_py import Dest, Forward, LocalAddress, Protocol, Service
+from ipvsadm_py import abi, codec, wire
 from ipvsadm_py.errors import InvalidInput, KernelRefused
 from tools import netlab, whoami
 from tools.guest_init import kernel_log_problems
@@ -58,9 +58,9 @@ def lab(request, fnat_topo):
 
 def _rs_service(lab: Lab, port: int, server_cls):
     """A FULLNAT service VIP:port -> rs1:port served by ``server_cls``."""
-    svc = lab.service(wire.IPPROTO_TCP, port)
+    svc = lab.service(Protocol.TCP, port)
     lab.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1, lab.family)), port=port,
-                                af=svc.af, forward=wire.FWD_FULLNAT, weight=1))
+                                af=svc.af, forward=Forward.FULLNAT, weight=1))
     server = server_cls(whoami.listen(lab.topo.inside, lab.topo.rs(1), lab.family,
                                       socket.SOCK_STREAM, port))
     lab.servers.append(server)
@@ -72,13 +72,13 @@ def _rs_service(lab: Lab, port: int, server_cls):
 TOGGLER = """
 import sys, time
 from netaddr import IPAddress
-from ipvsadm_py import IPVS, Dest, Service, wire
+from ipvsadm_py import IPVS, Dest, Forward, Service
 svc = Service(protocol=int(sys.argv[5]), addr=IPAddress(sys.argv[1]), port=int(sys.argv[2]))
 dest = Dest(addr=IPAddress(sys.argv[3]), port=int(sys.argv[2]), weight=1)
 end, n = time.monotonic() + float(sys.argv[4]), 0
 with IPVS() as ipvs:
     while time.monotonic() < end:
-        for fwd in (wire.FWD_MASQ, wire.FWD_FULLNAT):
+        for fwd in (Forward.MASQ, Forward.FULLNAT):
             dest.forward = fwd
             ipvs.edit_dest(svc, dest)
             n += 1
@@ -120,7 +120,7 @@ def test_method_flips_under_syn_load_leave_no_session_behind(fnat_topo, kmsg_mar
         lab.ipvs.add_laddr(svc, second)
         cmd = ["ip", "netns", "exec", topo.lb, "taskset", "-c", "1", sys.executable, "-c",
                TOGGLER, netlab.VIP4, str(PORT), netlab.rs_addr(1), "30",
-               str(wire.IPPROTO_TCP)]
+               str(int(Protocol.TCP))]
         with fs.SynLoad(topo, 4, netlab.VIP4, PORT, rate=100, cpu=0) as load:
             flips = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                                    timeout=600, check=True).stdout.strip()
@@ -309,16 +309,16 @@ def _raw_laddr_request(cmd: int, svc: Service, laddr_attrs: list | None) -> tupl
     """Send one local-address command with hand-made attributes; (errno, the
     kernel's extack message)."""
     from ipvsadm_py import nl
-    attrs: list = [("IPVS_CMD_ATTR_SERVICE", wire.nested(svc.key_attrs()))]
+    attrs: list = [("service", codec.service_key(svc))]
     if laddr_attrs is not None:
-        attrs.append(("IPVS_CMD_ATTR_LADDR", wire.nested(laddr_attrs)))
+        attrs.append(("laddr", laddr_attrs))
     family = nl.resolve_family()
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, nl.NETLINK_GENERIC)
     with sock:
         sock.setsockopt(nl.SOL_NETLINK, NETLINK_EXT_ACK, 1)
         sock.bind((0, 0))
         sock.send(wire.encode(cmd, attrs, family=family,
-                              flags=wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq=1))
+                              flags=abi.NLM_F_REQUEST | abi.NLM_F_ACK, seq=1))
         data = sock.recv(65536)
     length, kind, flags = struct.unpack_from("=IHH", data)
     assert kind == 2, kind                                  # NLMSG_ERROR
@@ -358,23 +358,23 @@ def test_laddr_commands_refuse_loose_addresses(fnat_topo, family):
         before = sorted(str(la.addr) for la in lab.ipvs.laddrs(svc))
         with topo.inside(topo.lb):
             for what, raw in cases.items():
-                attrs = raw if raw is None or raw == [] else [("IPVS_LADDR_ATTR_ADDR", raw)]
-                err, message = _raw_laddr_request(wire.CMD_NEW_LADDR, svc, attrs)
+                attrs = raw if raw is None or raw == [] else [("addr", raw)]
+                err, message = _raw_laddr_request(abi.CMD_NEW_LADDR, svc, attrs)
                 assert err == errno.EINVAL, (what, err, message)
                 assert "address" in message, (what, message)
             # deletion reads addresses the same way
-            err, message = _raw_laddr_request(wire.CMD_DEL_LADDR, svc,
-                                               [("IPVS_LADDR_ATTR_ADDR", v4[:3])])
+            err, message = _raw_laddr_request(abi.CMD_DEL_LADDR, svc,
+                                               [("addr", v4[:3])])
             assert err == errno.EINVAL and "address" in message, (err, message)
         assert sorted(str(la.addr) for la in lab.ipvs.laddrs(svc)) == before
         if family == 4:
             # the forms the wire format allows are taken: 4 bytes, 16 zero-padded
             with topo.inside(topo.lb):
                 for raw in (v4, v4 + bytes(12)):
-                    assert _raw_laddr_request(wire.CMD_NEW_LADDR, svc,
-                                              [("IPVS_LADDR_ATTR_ADDR", raw)])[0] == 0
-                    assert _raw_laddr_request(wire.CMD_DEL_LADDR, svc,
-                                              [("IPVS_LADDR_ATTR_ADDR", raw)])[0] == 0
+                    assert _raw_laddr_request(abi.CMD_NEW_LADDR, svc,
+                                              [("addr", raw)])[0] == 0
+                    assert _raw_laddr_request(abi.CMD_DEL_LADDR, svc,
+                                              [("addr", raw)])[0] == 0
         if family == 4:
             # ipvsadm-py says what is wrong (an IPv4 address for an IPv6
             # service is on the wire as 16 bytes of an IPv6 address: only

@@ -106,7 +106,7 @@ def test_bad_file_applies_nothing(ns, tmp_path):
 
 
 def test_export_apply_round_trip(ns, tmp_path):
-    from tools import record_ipvsadm as rec
+    from tests import record_ipvsadm as rec
 
     for rule in rec.RULES:
         assert c(rule).returncode == 0, rule

@@ -8,7 +8,7 @@ dummy ``d0`` for the sync daemon), so the tables start empty::
     |  lo, d0 (192.0.2.1/24, multicast)                        |
     +----------------------------------------------------------+
 
-The rule set (tools/record_ipvsadm.py) covers IPv4/IPv6, TCP/UDP/SCTP/fwmark,
+The rule set (tests/record_ipvsadm.py) covers IPv4/IPv6, TCP/UDP/SCTP/fwmark,
 persistence with netmasks, thresholds, every scheduler, scheduler flags,
 tunnel options, one-packet scheduling, a persistence engine, timeouts and
 both sync daemons.
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from ipvsadm_py import cli
-from tools import record_ipvsadm as rec
+from tests import record_ipvsadm as rec
 
 pytestmark = pytest.mark.kernel
 

@@ -27,7 +27,7 @@ import pytest
 from netaddr import IPAddress, IPNetwork
 
 from ipvsadm_py import IPVS, Dest, LocalAddress, Service
-from ipvsadm_py import wire
+from ipvsadm_py import Forward, Protocol
 from ipvsadm_py.errors import IPVSError
 from tools import netlab, whoami
 from tools.netlab import Capture, Topology
@@ -60,13 +60,13 @@ class Lab:
         self.topo, self.family, self.mode = topo, family, mode
         self.vip = netlab.vip(family)
         self.af = socket.AF_INET if family == 4 else socket.AF_INET6
-        self.fwd = wire.FWD_FULLNAT if mode == "fnat" else wire.FWD_MASQ
+        self.fwd = Forward.FULLNAT if mode == "fnat" else Forward.MASQ
         self.servers: list = []
         with topo.inside(topo.lb):
             self.ipvs = IPVS()
-        self.tcp = self.service(wire.IPPROTO_TCP, PORT, wire.SVC_F_SYNPROXY)
-        self.plain = self.service(wire.IPPROTO_TCP, PLAIN_PORT, 0)
-        self.udp = self.service(wire.IPPROTO_UDP, UPORT, 0)
+        self.tcp = self.service(Protocol.TCP, PORT, synproxy=True)
+        self.plain = self.service(Protocol.TCP, PLAIN_PORT, synproxy=False)
+        self.udp = self.service(Protocol.UDP, UPORT, synproxy=False)
         for index in (1, 2):
             addr = IPAddress(netlab.rs_addr(index, family))
             name = topo.rs(index)
@@ -78,9 +78,9 @@ class Lab:
                 self.servers.append(cls(whoami.listen(topo.inside, name, family, kind,
                                                       svc.port), name))
 
-    def service(self, proto: int, port: int, flags: int) -> Service:
+    def service(self, proto: int, port: int, synproxy: bool) -> Service:
         svc = Service(protocol=proto, addr=IPAddress(self.vip), port=port, af=self.af,
-                      scheduler="rr", flags=flags,
+                      scheduler="rr", synproxy=synproxy,
                       netmask=128 if self.family == 6 else 0xFFFFFFFF)
         self.ipvs.add_service(svc)
         if self.mode == "fnat":
@@ -521,11 +521,11 @@ def test_options_negotiated_end_to_end(lab4, wscale, ts):
 
 def test_silent_rs_gets_retries_then_client_rst(lab4):
     lab = lab4
-    dead = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(lab.vip), port=81,
-                   af=lab.af, scheduler="rr", flags=wire.SVC_F_SYNPROXY, netmask=0xFFFFFFFF)
+    dead = Service(protocol=Protocol.TCP, addr=IPAddress(lab.vip), port=81,
+                   af=lab.af, scheduler="rr", synproxy=True, netmask=0xFFFFFFFF)
     lab.ipvs.add_service(dead)
     lab.ipvs.add_dest(dead, Dest(addr=IPAddress("10.0.2.99"), port=81, af=lab.af,
-                                 forward=wire.FWD_MASQ))
+                                 forward=Forward.MASQ))
     before = lab.stats()
     with lab.connect(81, timeout=60) as sock:   # the balancer completes it
         sock.sendall(b"hello\n")
@@ -540,12 +540,12 @@ def test_silent_rs_gets_retries_then_client_rst(lab4):
 
 def test_refusing_rs_rst_passed_to_client(lab4):
     lab = lab4
-    closed = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(lab.vip), port=82,
-                     af=lab.af, scheduler="rr", flags=wire.SVC_F_SYNPROXY,
+    closed = Service(protocol=Protocol.TCP, addr=IPAddress(lab.vip), port=82,
+                     af=lab.af, scheduler="rr", synproxy=True,
                      netmask=0xFFFFFFFF)
     lab.ipvs.add_service(closed)
     lab.ipvs.add_dest(closed, Dest(addr=IPAddress(netlab.rs_addr(1)), port=82, af=lab.af,
-                                   forward=wire.FWD_MASQ))
+                                   forward=Forward.MASQ))
     before = lab.stats()
     # The balancer completes the client's handshake, then the RS's RST
     # comes at once: it may already have reset the socket when connect()
@@ -722,10 +722,10 @@ def test_refused_with_dr_or_tunnel(lab4):
     lab = lab4
     with pytest.raises(IPVSError) as err:
         lab.ipvs.add_dest(lab.tcp, Dest(addr=IPAddress("10.0.2.50"), port=PORT, af=lab.af,
-                                        forward=wire.FWD_DROUTE))
+                                        forward=Forward.ROUTE))
     assert "not supported" in str(err.value).lower() or err.value.errno == 95
     lab.ipvs.add_dest(lab.plain, Dest(addr=IPAddress("10.0.2.51"), port=PLAIN_PORT,
-                                      af=lab.af, forward=wire.FWD_TUNNEL))
+                                      af=lab.af, forward=Forward.TUNNEL))
     with pytest.raises(IPVSError):
         lab.ipvs.set_synproxy(lab.plain, True)
     # and on/off on a NAT-only service works

@@ -25,7 +25,7 @@ import pytest
 from netaddr import IPAddress
 
 from ipvsadm_py import Dest, LocalAddress, Service
-from ipvsadm_py import wire
+from ipvsadm_py import Forward, Protocol
 from tests.kernel.test_synproxy import (LADDRS, PORT, Lab, RawSender, flood_packets,
                                         make_topo)
 from tools import netlab, whoami
@@ -103,14 +103,14 @@ def test_unload_during_syn_flood(kver, kmsg_mark):
         lab = Lab(topo, 4, "nat")
         try:
             lab.sysctl(synproxy_syn_retry=6)
-            silent = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(lab.vip),
+            silent = Service(protocol=Protocol.TCP, addr=IPAddress(lab.vip),
                              port=SILENT_PORT, af=lab.af, scheduler="rr",
-                             flags=wire.SVC_F_SYNPROXY, netmask=0xFFFFFFFF)
+                             synproxy=True, netmask=0xFFFFFFFF)
             lab.ipvs.add_service(silent)
             for laddr in LADDRS[4]:
                 lab.ipvs.add_laddr(silent, LocalAddress(addr=IPAddress(laddr)))
             lab.ipvs.add_dest(silent, Dest(addr=IPAddress(SILENT_RS), port=SILENT_PORT,
-                                           af=lab.af, forward=wire.FWD_FULLNAT))
+                                           af=lab.af, forward=Forward.FULLNAT))
             before = lab.stats()
             load = Load(lab)
             for _ in range(10):

@@ -8,8 +8,9 @@ import pytest
 import yaml
 from netaddr import IPAddress
 
-from ipvsadm_py import config, model, wire
-from ipvsadm_py.model import Dest, Service, Timeouts
+from ipvsadm_py import config, model
+from ipvsadm_py.model import Dest, Forward, SchedFlag, Service, Timeouts, TunnelCsum, TunnelType
+from ipvsadm_py.verbs import Verb
 
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm" / "config"
 
@@ -21,14 +22,15 @@ def test_good_file_is_understood():
     assert web.service.describe() == "TCP 10.0.0.100:80" and web.service.synproxy
     assert [str(a) for a in web.laddrs] == ["10.0.3.1", "10.0.3.10", "10.0.3.11", "10.0.3.12",
                                             "10.0.4.0", "10.0.4.1", "10.0.4.2", "10.0.4.3"]
-    assert [d.forward for d in web.dests] == [wire.FWD_FULLNAT, wire.FWD_FULLNAT]
+    assert [d.forward for d in web.dests] == [Forward.FULLNAT, Forward.FULLNAT]
     assert web.dests[0].port == 8080 and web.dests[1].u_threshold == 100
     dns = desired.services[1].service
-    assert dns.flags & wire.SVC_F_SCHED_MASK == wire.SVC_F_SCHED1 | wire.SVC_F_SCHED2
+    assert dns.sched_flags == {SchedFlag.FLAG_1, SchedFlag.FLAG_2}
     assert dns.onepacket and desired.services[1].dests[0].port == 53
     sctp = desired.services[2]
     assert sctp.service.netmask == 64 and sctp.service.timeout == 600
-    assert sctp.dests[1].tun_type == wire.TUN_TYPE_GUE and sctp.dests[1].tun_flags == 2
+    assert sctp.dests[1].tun_type == TunnelType.GUE \
+        and sctp.dests[1].tun_csum == TunnelCsum.REMCSUM
     fwm = desired.services[3].service
     assert (fwm.fwmark, fwm.af, fwm.timeout) == (7, model.AF_INET6, 360)
     assert desired.services[4].service.netmask == 0xFFFFFF00
@@ -110,7 +112,7 @@ def _svc(scheduler="rr"):
 
 
 def _dest(last, weight=1):
-    return Dest(addr=IPAddress(f"10.0.2.{last}"), port=80, forward=wire.FWD_MASQ,
+    return Dest(addr=IPAddress(f"10.0.2.{last}"), port=80, forward=Forward.MASQ,
                 weight=weight)
 
 
@@ -118,7 +120,7 @@ def test_plan_from_empty_adds_everything():
     steps = config.plan(config.validate(SIMPLE), _live())
     assert [(s.action, s.what) for s in steps] == [("add", "service"), ("add", "dest"),
                                                    ("add", "dest")]
-    assert all(s.op is not None for s in steps)
+    assert all(s.request is not None for s in steps)
 
 
 def test_plan_is_empty_when_live_matches():
@@ -130,14 +132,14 @@ def test_weight_change_edits_the_dest_and_keeps_the_service():
     live = _live([(_svc(), [_dest(11, 5), _dest(12)])])
     steps = config.plan(config.validate(SIMPLE), live)
     assert [(s.action, s.what) for s in steps] == [("edit", "dest")]
-    assert steps[0].op.verb == "edit_dest" and steps[0].op.dest.weight == 2
+    assert steps[0].request.verb == Verb.EDIT_DEST and steps[0].request.dest.weight == 2
 
 
 def test_scheduler_change_edits_the_service():
     live = _live([(_svc("wlc"), [_dest(11, 2), _dest(12)])])
     steps = config.plan(config.validate(SIMPLE), live)
-    assert [(s.action, s.what, s.op.verb) for s in steps] == [("edit", "service",
-                                                               "edit_service")]
+    assert [(s.action, s.what, s.request.verb) for s in steps] == [("edit", "service",
+                                                                    Verb.EDIT_SERVICE)]
 
 
 def test_extras_are_deleted_unless_no_prune():
@@ -162,8 +164,8 @@ daemons: [{state: backup, mcast_interface: eth1, syncid: 9}]
     kinds = [(s.action, s.what) for s in steps]
     assert kinds == [("edit", "sysctl"), ("edit", "timeouts"), ("add", "laddr"),
                      ("delete", "laddr"), ("add", "daemon")]
-    assert steps[1].op.attrs[0] == ("IPVS_CMD_ATTR_TIMEOUT_TCP", 100)
-    assert steps[1].op.attrs[1] == ("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", 120)  # unchanged
+    assert steps[1].request.timeouts.tcp == 100
+    assert steps[1].request.timeouts.tcp_fin == 120  # unchanged
 
 
 def test_unknown_sysctl_is_refused_at_plan_time():

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from ipvsadm_py import nl, wire
+from ipvsadm_py import abi, nl
 
 
 class KernelLike:
@@ -27,8 +27,8 @@ class KernelLike:
             length, _type, flags, seq, _pid = struct.unpack_from("=IHHII", data, pos)
             self.requests.append((seq, flags))
             err = -errno.EEXIST if self.refuse(len(self.requests) - 1) else 0
-            if err or flags & wire.NLM_F_ACK:
-                self.queue.append(struct.pack("=IHHIIi", 36, wire.NLMSG_ERROR, 0, seq, 0, err)
+            if err or flags & abi.NLM_F_ACK:
+                self.queue.append(struct.pack("=IHHIIi", 36, abi.NLMSG_ERROR, 0, seq, 0, err)
                                   + data[pos:pos + 16])
             pos += (length + 3) & ~3
         return len(data)
@@ -41,19 +41,14 @@ class KernelLike:
 
 
 def _channel(sock: KernelLike) -> nl.Channel:
-    chan = nl.Channel.__new__(nl.Channel)
-    chan.family, chan.sock, chan.record = 30, sock, None
-    chan._seq = iter(range(1, 1 << 30))
-    chan._buf = bytearray(nl.RECV)
-    chan._view = memoryview(chan._buf)
-    return chan
+    return nl.Channel(family=30, sock=sock)
 
 
 @pytest.mark.parametrize("count", [1, 5, nl.BATCH, nl.BATCH + 1, 3 * nl.BATCH - 7])
 def test_pipeline_reports_each_refusal_in_place(count):
     refused = {i for i in range(count) if i % 7 == 3} | {count - 1}
     sock = KernelLike(lambda i: i in refused)
-    results = _channel(sock).pipeline([(wire.CMD_FLUSH, [])] * count)
+    results = _channel(sock).pipeline([(abi.CMD_FLUSH, [])] * count)
     assert results == [errno.EEXIST if i in refused else 0 for i in range(count)]
     batches = -(-count // nl.BATCH)
     # one read per refusal, and one per batch for its closing ACK (unless
@@ -66,8 +61,8 @@ def test_pipeline_reports_each_refusal_in_place(count):
 def test_only_the_last_request_of_a_batch_asks_for_an_ack():
     sock = KernelLike(lambda i: False)
     count = nl.BATCH + 3
-    assert _channel(sock).pipeline([(wire.CMD_FLUSH, [])] * count) == [0] * count
-    acked = [i for i, (_seq, flags) in enumerate(sock.requests) if flags & wire.NLM_F_ACK]
+    assert _channel(sock).pipeline([(abi.CMD_FLUSH, [])] * count) == [0] * count
+    acked = [i for i, (_seq, flags) in enumerate(sock.requests) if flags & abi.NLM_F_ACK]
     assert acked == [nl.BATCH - 1, count - 1]
     assert [seq for seq, _ in sock.requests] == list(range(1, count + 1))
     assert sock.reads == 2

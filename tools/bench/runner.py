@@ -58,7 +58,6 @@ DEFENDED_VIP = "10.0.0.102"             # a SYNPROXY address without UDP service
 DEFENDED_UDP_PORT = 9999                # UDP there: dropped by defence_udp_drop
 FILLER_BASE = int(IPAddress("172.16.0.1"))  # addresses of the many-services run
 SRC_NET = "10.64.0.0/10"                # generated client addresses
-SVC_F_SYNPROXY = 0x8000
 #: Source /16 of each purpose's generated flows: 10.BASE.0.0/16.
 BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68,
         "udp_drop": 69, "pool": 70}
@@ -207,8 +206,7 @@ class Lab:
         self.topo.down()
 
     def _setup(self) -> None:
-        from ipvsadm_py import IPVS, Dest, LocalAddress, Service, Timeouts
-        from ipvsadm_py import wire
+        from ipvsadm_py import IPVS, Dest, Forward, LocalAddress, Protocol, Service, Timeouts
 
         t = self.topo
         sh("modprobe pktgen")
@@ -239,24 +237,21 @@ class Lab:
         laddrs = [LocalAddress(addr=IPAddress(f"10.0.3.{i}"))
                   for i in range(1, self.p.laddrs + 1)]
 
-        def service(name: str, proto: int, port: int, rport: int, fwd: int,
-                    flags: int = 0) -> None:
-            svc = Service(protocol=proto, addr=IPAddress(VIP), port=port, scheduler="rr",
-                          flags=flags)
+        def service(name: str, proto: Protocol, port: int, rport: int, fwd: Forward) -> None:
+            svc = Service(protocol=proto, addr=IPAddress(VIP), port=port, scheduler="rr")
             self.ipvs.add_service(svc)
-            if fwd == wire.FWD_FULLNAT:
+            if fwd == Forward.FULLNAT:
                 for la in laddrs:
                     self.ipvs.add_laddr(svc, la)
             self.ipvs.add_dest(svc, Dest(addr=rs, port=rport, forward=fwd, weight=1))
             self.svc[name] = svc
 
-        fnat = wire.FWD_FULLNAT if self.ipvs.fullnat_supported() else None
-        self.fullnat = fnat is not None
-        service("udp_nat", wire.IPPROTO_UDP, UDP_NAT, UDP_NAT, wire.FWD_MASQ)
-        service("tcp_nat", wire.IPPROTO_TCP, TCP_NAT, RS_TCP[TCP_NAT], wire.FWD_MASQ)
+        self.fullnat = self.ipvs.fullnat_supported()
+        service("udp_nat", Protocol.UDP, UDP_NAT, UDP_NAT, Forward.MASQ)
+        service("tcp_nat", Protocol.TCP, TCP_NAT, RS_TCP[TCP_NAT], Forward.MASQ)
         if self.fullnat:
-            service("udp_fnat", wire.IPPROTO_UDP, UDP_FNAT, UDP_FNAT, fnat)
-            service("tcp_fnat", wire.IPPROTO_TCP, TCP_FNAT, RS_TCP[TCP_FNAT], fnat)
+            service("udp_fnat", Protocol.UDP, UDP_FNAT, UDP_FNAT, Forward.FULLNAT)
+            service("tcp_fnat", Protocol.TCP, TCP_FNAT, RS_TCP[TCP_FNAT], Forward.FULLNAT)
 
     # ------------------------------------------------------------ counters
     def link(self, ns: str, dev: str) -> dict:
@@ -368,8 +363,7 @@ class Lab:
         balancer's eth0 for UDP POOL_UDP and TCP POOL_TCP to the VIP), FULLNAT
         to rs1 on the packet's own port, with ``laddrs`` local addresses of
         its own.  Returns the size of its pool (addresses x local ports)."""
-        from ipvsadm_py import Dest, LocalAddress, Service
-        from ipvsadm_py import wire
+        from ipvsadm_py import Dest, Forward, LocalAddress, Service
 
         t = self.topo
         t.sh(t.lb, "tc qdisc add dev eth0 clsact && " + " && ".join(
@@ -384,7 +378,7 @@ class Lab:
         for i in range(1, laddrs + 1):
             self.ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(f"{POOL_LADDR_NET}.{i}")))
         self.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)), port=0,
-                                     forward=wire.FWD_FULLNAT, weight=1))
+                                     forward=Forward.FULLNAT, weight=1))
         self.svc["pool"] = svc
         low, high = (int(v) for v in (
             t.sh(t.lb, "cat /proc/sys/net/ipv4/vs/fullnat_lport_min "
@@ -467,22 +461,21 @@ def slab_growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]
 def synproxy_support(lab: Lab) -> str | None:
     """None when the module does SYNPROXY, else why it does not (run-time probe:
     a service keeps flag 0x8000 and /proc/net/ip_vs_ext_stats counts synproxy_*)."""
-    from ipvsadm_py import Dest, Service, ops
-    from ipvsadm_py import wire
+    from ipvsadm_py import Dest, Forward, Protocol, Request, Service
 
     stats = _ns_ext_stats(lab.topo.lb)
     if not any(k.startswith("synproxy") for k in stats):
         return "not available yet: no synproxy_* counters in /proc/net/ip_vs_ext_stats"
-    svc = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(VIP), port=TCP_SYNPROXY,
-                  scheduler="rr", flags=SVC_F_SYNPROXY)
-    err = lab.ipvs.run([ops.add_service(svc)])[0]
+    svc = Service(protocol=Protocol.TCP, addr=IPAddress(VIP), port=TCP_SYNPROXY,
+                  scheduler="rr", synproxy=True)
+    err = lab.ipvs.run([Request.add_service(svc)])[0]
     if err is not None:
         return f"not available yet: the kernel refused a service with flag 0x8000 ({err})"
     got = lab.ipvs.service(svc)
-    if not got.flags & SVC_F_SYNPROXY:
+    if not got.synproxy:
         lab.ipvs.delete_service(svc)
         return "not available yet: the kernel dropped service flag 0x8000"
-    fwd = wire.FWD_FULLNAT if lab.fullnat else wire.FWD_MASQ
+    fwd = Forward.FULLNAT if lab.fullnat else Forward.MASQ
     if lab.fullnat:
         from ipvsadm_py import LocalAddress
         for i in range(1, lab.p.laddrs + 1):
@@ -824,10 +817,13 @@ class Bench:
 
 
 def _ns_ext_stats(ns: str) -> dict[str, int]:
-    text = netlab.run(["ip", "netns", "exec", ns, "cat", "/proc/net/ip_vs_ext_stats"],
+    """The extended counters of namespace ``ns`` (totals over all CPUs; empty
+    without the file)."""
+    from ipvsadm_py import procfs
+
+    text = netlab.run(["ip", "netns", "exec", ns, "cat", procfs.EXT_STATS_PROC],
                       check=False).stdout
-    return {line.split()[0]: int(line.split()[-1])
-            for line in text.splitlines()[1:] if line.split()}
+    return procfs.parse_ext_stats(text)
 
 
 def softnet_drops() -> list[int]:

@@ -18,8 +18,9 @@ Usage:
   {prog} --stop-daemon {{master|backup}}
   {prog} -P|Q virtual-service -z local-address      (FULLNAT local addresses)
   {prog} -G [virtual-service] [-n] [--json]
-  {prog} apply FILE.yaml [--dry-run] [--prune] [--json]
-  {prog} export [-o FILE]
+  {prog} apply FILE.yaml [--dry-run] [--no-prune] [--json] [--load]
+  {prog} validate FILE.yaml
+  {prog} export [-o FILE] [--no-sysctls]
   {prog} completion bash
   {prog} -h
 
@@ -95,7 +96,7 @@ Options:
   --load                              load ip_vs (kmod) if it is not loaded
 
 Daemon Options:
-  --syncid sid                        syncid for connection sync (default=255)
+  --syncid sid                        syncid for connection sync (default=0)
   --sync-maxlen length                Max sync message length (default=1472)
   --mcast-interface interface         multicast interface for connection sync (default eth0)
   --mcast-group address               IPv4/IPv6 group (default=224.0.0.81)

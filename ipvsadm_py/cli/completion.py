@@ -6,7 +6,7 @@ Install: ``ipvsadm-py completion bash > /etc/bash_completion.d/ipvsadm-py``
 
 from __future__ import annotations
 
-from ipvsadm_py.options import COMMANDS, OPTIONS
+from ipvsadm_py.cli.spec import COMMANDS, OPTIONS
 
 SCHEDULERS = "rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos"
 VALUES = {"scheduler": SCHEDULERS, "tun-type": "ipip gue gre", "synproxy": "enable disable",
@@ -16,15 +16,14 @@ VALUES = {"scheduler": SCHEDULERS, "tun-type": "ipip gue gre", "synproxy": "enab
 
 def words() -> list[str]:
     out = ["apply", "export", "validate", "completion", "--load"]
-    for _, short, long in COMMANDS.values():
+    for short, long in COMMANDS.values():
         if short:
             out.append(f"-{short}")
         out.append(f"--{long}")
     for opt in OPTIONS:
         if opt.short:
             out.append(f"-{opt.short}")
-        if opt.long:
-            out.append(f"--{opt.long}")
+        out.append(f"--{opt.name}")
     return sorted(set(out))
 
 

@@ -1,4 +1,5 @@
-"""Parsing of every ipvsadm-py command and option (no kernel needed)."""
+"""The command line: reading, checking and wording of every ipvsadm-py command
+and option (no kernel needed)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from ipvsadm_py import cli, options, wire
-from ipvsadm_py.options import (EXIT_FAIL, EXIT_TRYHELP, OPTIONS, UsageError, check,
-                                parse, tokens)
+from ipvsadm_py import cli
+from ipvsadm_py.cli import spec
+from ipvsadm_py.cli import tokens as tokens_module
+from ipvsadm_py.cli.check import check
+from ipvsadm_py.cli.parse import parse
+from ipvsadm_py.cli.spec import EXIT_FAIL, EXIT_TRYHELP, OPTIONS, UsageError
+from ipvsadm_py.cli.tokens import tokens
+from ipvsadm_py.model import Forward, SchedFlag, TunnelCsum, TunnelType
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
 
 
 def entry(line: str):
-    e = parse(line.split())
-    check(e)
-    return e
+    cmd = parse(line.split())
+    check(cmd)
+    return cmd
 
 
 def usage_code(line: str) -> int:
@@ -30,20 +36,22 @@ def usage_code(line: str) -> int:
 
 # ------------------------------------------------------------------ tokens
 @pytest.mark.parametrize("argv,want", [
-    ("-Ln", [("cmd", "list", None), ("opt", "n", None)]),
-    ("-At10.0.0.1:80", [("cmd", "add", None), ("opt", "t", "10.0.0.1:80")]),
-    ("--add-service --tcp-service=1.2.3.4:80", [("cmd", "add", None),
-                                                ("opt", "t", "1.2.3.4:80")]),
-    ("-A -t 1.2.3.4:80 -p -s rr", [("cmd", "add", None), ("opt", "t", "1.2.3.4:80"),
-                                   ("opt", "p", None), ("opt", "s", "rr")]),
-    ("-A -t 1.2.3.4:80 -p 60", [("cmd", "add", None), ("opt", "t", "1.2.3.4:80"),
-                                ("opt", "p", "60")]),
-    ("--start-daemon master", [("cmd", "startd", "master")]),
+    ("-Ln", [("cmd", "list", None), ("opt", "numeric", None)]),
+    ("-At10.0.0.1:80", [("cmd", "add-service", None), ("opt", "tcp-service", "10.0.0.1:80")]),
+    ("--add-service --tcp-service=1.2.3.4:80", [("cmd", "add-service", None),
+                                                ("opt", "tcp-service", "1.2.3.4:80")]),
+    ("-A -t 1.2.3.4:80 -p -s rr", [("cmd", "add-service", None),
+                                   ("opt", "tcp-service", "1.2.3.4:80"),
+                                   ("opt", "persistent", None), ("opt", "scheduler", "rr")]),
+    ("-A -t 1.2.3.4:80 -p 60", [("cmd", "add-service", None),
+                                ("opt", "tcp-service", "1.2.3.4:80"),
+                                ("opt", "persistent", "60")]),
+    ("--start-daemon master", [("cmd", "start-daemon", "master")]),
     ("-L --foo", [("cmd", "list", None), ("bad", "--foo", None)]),
     ("-L -t", [("cmd", "list", None), ("noarg", "-t", None)]),
-    ("--set 1 2 3", [("cmd", "timeout", None), ("arg", "1", None), ("arg", "2", None),
+    ("--set 1 2 3", [("cmd", "set", None), ("arg", "1", None), ("arg", "2", None),
                      ("arg", "3", None)]),
-    ("-Ln -- -x", [("cmd", "list", None), ("opt", "n", None), ("arg", "-x", None)]),
+    ("-Ln -- -x", [("cmd", "list", None), ("opt", "numeric", None), ("arg", "-x", None)]),
 ])
 def test_tokens(argv, want):
     assert tokens(argv.split()) == want
@@ -51,19 +59,19 @@ def test_tokens(argv, want):
 
 def test_b_is_fullnat_on_real_server_commands():
     assert tokens("-a -t 1.2.3.4:80 -r 5.6.7.8 -b -w 2".split(), fullnat_b=True)[3:] == [
-        ("opt", "fullnat", None), ("opt", "w", "2")]
+        ("opt", "fullnat", None), ("opt", "weight", "2")]
 
 
 # ------------------------------------------------------------------ commands
 def test_add_service_every_option():
     e = entry("-A -t 10.0.0.1:80 -s sh -p 600 -M 255.255.255.0 --pe sip -b sh-port,sh-fallback "
               "-j enable")
-    svc = e.svc
-    assert (e.cmd, svc.protocol, str(svc.addr), svc.port) == ("add", 6, "10.0.0.1", 80)
+    svc = e.service
+    assert (e.name, svc.protocol, str(svc.addr), svc.port) == ("add-service", 6, "10.0.0.1", 80)
     assert (svc.scheduler, svc.timeout, svc.netmask, svc.pe_name) == \
         ("sh", 600, 0xFFFFFF00, "sip")
-    assert svc.flags == (wire.SVC_F_PERSISTENT | wire.SVC_F_SCHED1 | wire.SVC_F_SCHED2
-                         | wire.SVC_F_SYNPROXY)
+    assert (svc.persistent, svc.onepacket, svc.sched_flags, svc.synproxy) == \
+        (True, False, {SchedFlag.FLAG_1, SchedFlag.FLAG_2}, True)
 
 
 @pytest.mark.parametrize("line,proto,addr,port,af", [
@@ -75,22 +83,23 @@ def test_add_service_every_option():
     ("-A -t 10.1:80", 6, "10.0.0.1", 80, 2),
 ])
 def test_service_addresses(line, proto, addr, port, af):
-    svc = entry(line).svc
+    svc = entry(line).service
     assert (svc.protocol, str(svc.addr), svc.port, svc.af) == (proto, addr, port, af)
 
 
 def test_fwmark_ipv6_service():
     e = entry("-A -f 8 -6 -s lblcr -p 30 -M 64")
-    assert (e.svc.fwmark, e.svc.af, e.svc.netmask, e.svc.timeout) == (8, 10, 64, 30)
+    assert (e.service.fwmark, e.service.af, e.service.netmask, e.service.timeout) == \
+        (8, 10, 64, 30)
 
 
 @pytest.mark.parametrize("line,method,port", [
-    ("-a -t 10.0.0.1:80 -r 10.0.2.11:8080 -m -w 3", wire.FWD_MASQ, 8080),
-    ("-a -t 10.0.0.1:80 -r 10.0.2.11:8080 -g", wire.FWD_DROUTE, 80),
-    ("-a -t 10.0.0.1:80 -r 10.0.2.11 -i", wire.FWD_TUNNEL, 80),
-    ("-e -t 10.0.0.1:80 -r 10.0.2.11:81 -b", wire.FWD_FULLNAT, 81),
-    ("-a -t 10.0.0.1:80 -r 10.0.2.11:81 --fullnat", wire.FWD_FULLNAT, 81),
-    ("-a -t 10.0.0.1:80 -r 10.0.2.11", wire.FWD_DROUTE, 80),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11:8080 -m -w 3", Forward.MASQ, 8080),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11:8080 -g", Forward.ROUTE, 80),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11 -i", Forward.TUNNEL, 80),
+    ("-e -t 10.0.0.1:80 -r 10.0.2.11:81 -b", Forward.FULLNAT, 81),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11:81 --fullnat", Forward.FULLNAT, 81),
+    ("-a -t 10.0.0.1:80 -r 10.0.2.11", Forward.ROUTE, 80),
 ])
 def test_real_server_methods(line, method, port):
     e = entry(line)
@@ -102,8 +111,8 @@ def test_real_server_thresholds_and_tunnel():
               "--tun-port 6080 --tun-remcsum")
     d = e.dest
     assert (d.weight, d.u_threshold, d.l_threshold) == (5, 100, 10)
-    assert (d.tun_type, d.tun_port, d.tun_flags) == (wire.TUN_TYPE_GUE, 6080,
-                                                     wire.TUN_F_REMCSUM)
+    assert (d.tun_type, d.tun_port, d.tun_csum) == (TunnelType.GUE, 6080,
+                                                    TunnelCsum.REMCSUM)
 
 
 def test_daemon_options():
@@ -129,7 +138,7 @@ def test_set_timeouts():
     ("-L --tun-info -X", {"tun_info": True, "exact": True}),
 ])
 def test_list_formats(line, attrs):
-    f = entry(line).fmt
+    f = entry(line).view
     for key, value in attrs.items():
         assert getattr(f, key) == value
 
@@ -139,16 +148,16 @@ def test_list_formats(line, attrs):
     ("-L --ext-stats", "ext-stats"), ("-L --json", "json"), ("-Ln -t 1.2.3.4:80", "service-address"),
 ])
 def test_list_views(line, option):
-    assert option in entry(line).options
+    assert option in entry(line).given
 
 
 def test_extension_commands():
     e = entry("-P -t 10.0.0.1:80 -z 10.0.3.1")
-    assert (e.cmd, str(e.laddr.addr)) == ("addladdr", "10.0.3.1")
-    assert entry("-Q -t 10.0.0.1:80 -z 10.0.3.1").cmd == "delladdr"
-    assert entry("-G").cmd == "getladdr"
+    assert (e.name, str(e.laddr.addr)) == ("add-laddr", "10.0.3.1")
+    assert entry("-Q -t 10.0.0.1:80 -z 10.0.3.1").name == "del-laddr"
+    assert entry("-G").name == "get-laddr"
     assert entry("-G -t 10.0.0.1:80 -n --json").json
-    assert not entry("-E -t 10.0.0.1:80 -j disable").svc.synproxy
+    assert not entry("-E -t 10.0.0.1:80 -j disable").service.synproxy
 
 
 @pytest.mark.parametrize("line", ["-C", "-R", "-S", "-S -n", "-Z", "-Z -t 1.2.3.4:80", "-h",
@@ -160,18 +169,21 @@ def test_simple_commands(line):
 def test_every_option_is_reachable():
     """Each option of the table parses in some command line."""
     lines = {
-        "t": "-A -t 1.2.3.4:80", "u": "-A -u 1.2.3.4:53", "sctp": "-A --sctp-service 1.2.3.4:1",
-        "f": "-A -f 1", "s": "-A -f 1 -s rr", "p": "-A -f 1 -p", "M": "-A -f 1 -p -M 255.0.0.0",
-        "r": "-a -f 1 -r 1.2.3.5", "m": "-a -f 1 -r 1.2.3.5 -m", "i": "-a -f 1 -r 1.2.3.5 -i",
-        "g": "-a -f 1 -r 1.2.3.5 -g", "fullnat": "-a -f 1 -r 1.2.3.5 --fullnat",
-        "w": "-a -f 1 -r 1.2.3.5 -w 1", "x": "-a -f 1 -r 1.2.3.5 -x 1",
-        "y": "-a -f 1 -r 1.2.3.5 -y 1", "n": "-Ln", "c": "-Lc",
+        "tcp-service": "-A -t 1.2.3.4:80", "udp-service": "-A -u 1.2.3.4:53",
+        "sctp-service": "-A --sctp-service 1.2.3.4:1",
+        "fwmark-service": "-A -f 1", "scheduler": "-A -f 1 -s rr", "persistent": "-A -f 1 -p",
+        "netmask": "-A -f 1 -p -M 255.0.0.0",
+        "real-server": "-a -f 1 -r 1.2.3.5", "masquerading": "-a -f 1 -r 1.2.3.5 -m",
+        "ipip": "-a -f 1 -r 1.2.3.5 -i",
+        "gatewaying": "-a -f 1 -r 1.2.3.5 -g", "fullnat": "-a -f 1 -r 1.2.3.5 --fullnat",
+        "weight": "-a -f 1 -r 1.2.3.5 -w 1", "u-threshold": "-a -f 1 -r 1.2.3.5 -x 1",
+        "l-threshold": "-a -f 1 -r 1.2.3.5 -y 1", "numeric": "-Ln", "connection": "-Lc",
         "mcast-interface": "--start-daemon master --mcast-interface x",
         "syncid": "--stop-daemon master --syncid 1", "timeout": "-L --timeout",
         "daemon": "-L --daemon", "stats": "-L --stats", "rate": "-L --rate",
         "thresholds": "-L --thresholds", "persistent-conn": "-L --persistent-conn",
-        "nosort": "-L --nosort", "sort": "-L --sort", "X": "-L -X", "6": "-A -f 1 -6",
-        "o": "-A -f 1 -o", "pe": "-A -f 1 -p --pe sip", "b": "-A -f 1 -b flag-1",
+        "nosort": "-L --nosort", "sort": "-L --sort", "exact": "-L -X", "ipv6": "-A -f 1 -6",
+        "ops": "-A -f 1 -o", "pe": "-A -f 1 -p --pe sip", "sched-flags": "-A -f 1 -b flag-1",
         "mcast-group": "--start-daemon master --mcast-group 224.0.0.82",
         "mcast-port": "--start-daemon master --mcast-port 1",
         "mcast-ttl": "--start-daemon master --mcast-ttl 1",
@@ -181,10 +193,10 @@ def test_every_option_is_reachable():
         "tun-nocsum": "-a -f 1 -r 1.2.3.5 -i --tun-type gre --tun-nocsum",
         "tun-csum": "-a -f 1 -r 1.2.3.5 -i --tun-type gre --tun-csum",
         "tun-remcsum": "-a -f 1 -r 1.2.3.5 -i --tun-type gue --tun-port 1 --tun-remcsum",
-        "z": "-P -t 1.2.3.4:80 -z 1.2.3.6", "j": "-A -t 1.2.3.4:80 -j enable",
+        "laddr": "-P -t 1.2.3.4:80 -z 1.2.3.6", "synproxy": "-A -t 1.2.3.4:80 -j enable",
         "json": "-L --json", "ext-stats": "-L --ext-stats",
     }
-    assert set(lines) == {o.key for o in OPTIONS}
+    assert set(lines) == {o.name for o in OPTIONS}
     for key, line in lines.items():
         entry(line)
 
@@ -220,7 +232,7 @@ def test_cli_reports_bad_input_without_touching_the_kernel():
 def test_help_names_every_option():
     text = cli.usage()
     for opt in OPTIONS:
-        assert f"--{opt.long}" in text, opt.long
+        assert f"--{opt.name}" in text, opt.name
 
 
 # ------------------------------------------------------------------ against C ipvsadm
@@ -264,17 +276,17 @@ def _c_adds():
 def test_what_we_send_is_what_c_ipvsadm_created(case):
     """Our request, decoded as the kernel would read it, saved as -Sn
     saves it, is the line the C tool's command left in the table."""
-    from ipvsadm_py import fmt, model, wire
+    from ipvsadm_py import codec, wire
+    from ipvsadm_py.cli import fmt
 
-    e = parse(case["argv"].split())
-    check(e)
-    op = cli.entry_op(e)
-    (msg,) = wire.parse_stream(wire.encode(op.cmd, op.attrs, family=1, flags=1, seq=1))
-    svc = model.Service.from_attrs(msg.attrs["service"])
+    cmd = entry(case["argv"])
+    number, attrs = codec.encode_request(cli.request_of(cmd))
+    (msg,) = wire.parse_stream(wire.encode(number, attrs, family=1, flags=1, seq=1))
+    svc = codec.service_from(msg.attrs["service"])
     f = fmt.Format(numeric=True, rule=True)
     name = fmt.service_name(svc, f)
     if "dest" in msg.attrs:
-        dest = model.Dest.from_attrs(msg.attrs["dest"], svc.af)
+        dest = codec.dest_from(msg.attrs["dest"], svc.af)
         line = fmt.dest_line(svc, name, dest, f)
     else:
         line = fmt.service_line(svc, name, f)
@@ -285,14 +297,14 @@ def test_single_option_words_read_as_bundles_do(monkeypatch):
     """The table of one-option words ("-t") gives what the general bundle
     reading gives, on random command lines over every short option."""
     rng = random.Random(11)
-    words = ([f"-{ch}" for ch in options.BY_SHORT] + [f"-{ch}" for ch in options.CMD_SHORT]
+    words = ([f"-{ch}" for ch in spec.BY_SHORT] + [f"-{ch}" for ch in spec.CMD_SHORT]
              + ["-b", "-", "--", "-tn", "-Ln", "--weight", "--tcp-service=1.2.3.4:80",
                 "10.0.0.1:80", "rr", "5", "-5", "x"])
     lines = [[rng.choice(words) for _ in range(rng.randint(0, 7))] for _ in range(3000)]
-    fast = [(options.tokens(w), options.tokens(w, fullnat_b=True)) for w in lines]
-    monkeypatch.setattr(options, "_SINGLE", {})
-    monkeypatch.setattr(options, "_SINGLE_FULLNAT", {})
-    slow = [(options.tokens(w), options.tokens(w, fullnat_b=True)) for w in lines]
+    fast = [(tokens(w), tokens(w, fullnat_b=True)) for w in lines]
+    monkeypatch.setattr(tokens_module, "SINGLE", {})
+    monkeypatch.setattr(tokens_module, "SINGLE_FULLNAT", {})
+    slow = [(tokens(w), tokens(w, fullnat_b=True)) for w in lines]
     assert fast == slow
 
 
@@ -308,7 +320,7 @@ def test_lines_without_b_read_alike_with_and_without_fullnat_b():
         if any(w[:1] == "-" and w[1:2] != "-" and "b" in w for w in argv):
             continue
         checked += 1
-        assert options.tokens(argv) == options.tokens(argv, fullnat_b=True), argv
+        assert tokens(argv) == tokens(argv, fullnat_b=True), argv
     assert checked > 500
 
 

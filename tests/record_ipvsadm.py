@@ -2,7 +2,7 @@
 
 Run inside a guest (as root, our modules loaded)::
 
-    python -m tools.record_ipvsadm OUTDIR
+    python -m tests.record_ipvsadm OUTDIR
 
 It builds a broad rule set with the C ``ipvsadm`` in a fresh network
 namespace, then writes ``OUTDIR/<kernel line>.json`` with
@@ -13,8 +13,9 @@ namespace, then writes ``OUTDIR/<kernel line>.json`` with
 * ``replies``: the raw netlink replies (hex) of the same table, read through
   ``ipvsadm_py.nl``, from which the unit tests re-create those listings.
 
-Host side: ``python -m tools.record_ipvsadm --boot KVER OUTDIR`` boots the
-guest and runs the above in it.
+Host side: ``python -m tests.record_ipvsadm --boot KVER OUTDIR`` boots the
+guest and runs the above in it.  The kernel tests of ipvsadm-py use its
+rule set and cases too.
 """
 
 from __future__ import annotations
@@ -171,45 +172,56 @@ def reset(base: bool = True) -> None:
     the cases start from), through the library: no process to start."""
     from netaddr import IPAddress
 
-    from ipvsadm_py import model, wire
-    from ipvsadm_py.api import IPVS
+    from ipvsadm_py import IPVS, Dest, Forward, Service
 
     with IPVS() as ipvs:
         ipvs.flush()
         for daemon in ipvs.daemons():
             ipvs.stop_daemon(daemon)
         if base:
-            svc = model.Service(addr=IPAddress("10.0.0.1"), port=80, scheduler="rr")
+            svc = Service(addr=IPAddress("10.0.0.1"), port=80, scheduler="rr")
             ipvs.add_service(svc)
-            ipvs.add_dest(svc, model.Dest(addr=IPAddress("10.0.2.11"), port=80,
-                                          forward=wire.FWD_MASQ))
+            ipvs.add_dest(svc, Dest(addr=IPAddress("10.0.2.11"), port=80,
+                                    forward=Forward.MASQ))
+
+
+class RecordingSocket:
+    """A netlink socket that keeps a copy of every buffer it receives."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+        self.received: list[bytes] = []
+
+    def recv_into(self, buf) -> int:
+        size = self.sock.recv_into(buf)
+        self.received.append(bytes(memoryview(buf)[:size]))
+        return size
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
 
 
 def raw_replies() -> dict[str, object]:
     """The kernel's raw replies for the current table."""
-    from ipvsadm_py import model, nl, wire
+    from ipvsadm_py import abi, codec, nl
 
     chan = nl.Channel()
-    chan.record = []
+    sock = chan.sock = RecordingSocket(chan.sock)
     out: dict[str, object] = {}
 
-    def take(name: str, call) -> None:
-        chan.record.clear()
+    def take(call) -> list[str]:
+        sock.received.clear()
         call()
-        out[name] = [b.hex() for b in chan.record]
+        return [b.hex() for b in sock.received]
 
-    take("info", lambda: chan.request(wire.CMD_GET_INFO, [], "infomsg"))
-    take("services", lambda: chan.dump(wire.CMD_GET_SERVICE, []))
-    svcs = [model.Service.from_attrs(r.attrs["service"])
-            for r in chan.dump(wire.CMD_GET_SERVICE, [])]
-    dests = []
-    for svc in svcs:
-        chan.record.clear()
-        chan.dump(wire.CMD_GET_DEST, [("IPVS_CMD_ATTR_SERVICE", wire.nested(svc.key_attrs()))])
-        dests.append([b.hex() for b in chan.record])
-    out["dests"] = dests
-    take("config", lambda: chan.request(wire.CMD_GET_CONFIG, []))
-    take("daemons", lambda: chan.dump(wire.CMD_GET_DAEMON, []))
+    out["info"] = take(lambda: chan.request(abi.CMD_GET_INFO, [], "infomsg"))
+    out["services"] = take(lambda: chan.dump(abi.CMD_GET_SERVICE, []))
+    svcs = [codec.service_from(r.attrs["service"])
+            for r in chan.dump(abi.CMD_GET_SERVICE, [])]
+    out["dests"] = [take(lambda svc=svc: chan.dump(
+        abi.CMD_GET_DEST, [("service", codec.service_key(svc))])) for svc in svcs]
+    out["config"] = take(lambda: chan.request(abi.CMD_GET_CONFIG, []))
+    out["daemons"] = take(lambda: chan.dump(abi.CMD_GET_DAEMON, []))
     chan.close()
     return out
 
@@ -245,7 +257,7 @@ def record(outdir: Path) -> None:
     """In the guest: a fresh namespace, then :func:`record_inside` in it."""
     quiet_resolver()
     fresh_ns()
-    subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-m", "tools.record_ipvsadm",
+    subprocess.run(["ip", "netns", "exec", NS, sys.executable, "-m", "tests.record_ipvsadm",
                     "--inside", str(outdir)], check=True,
                    cwd=Path(__file__).resolve().parents[1])
     subprocess.run(["ip", "netns", "del", NS], capture_output=True)
@@ -256,7 +268,7 @@ def boot(kver: str, outdir: Path) -> int:
 
     outdir.mkdir(parents=True, exist_ok=True)
     cfg = guest.GuestConfig(kver, rwdirs=[outdir.resolve()])
-    return guest.run(cfg, f"{sys.executable} -m tools.record_ipvsadm {outdir.resolve()}")
+    return guest.run(cfg, f"{sys.executable} -m tests.record_ipvsadm {outdir.resolve()}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``ipvsadm-py apply``, ``export`` and ``completion`` (argparse subcommands)."""
+"""``ipvsadm-py apply``, ``validate``, ``export`` and ``completion`` (argparse
+subcommands beside the ipvsadm command line)."""
 
 from __future__ import annotations
 
@@ -6,40 +7,41 @@ import argparse
 import json
 from typing import Sequence, TextIO
 
+from ipvsadm_py import config
+from ipvsadm_py.api import IPVS
 from ipvsadm_py.errors import IPVSError
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ipvsadm-py", description="Declarative IPVS "
-                                "configuration (see docs/ipvsadm-py.md for the schema).")
-    sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("apply", help="make the live table match a YAML file")
-    a.add_argument("file", help="configuration file (YAML)")
-    a.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    a.add_argument("--no-prune", action="store_true",
-                   help="keep live services, real servers, local addresses and daemons "
-                        "that the file does not mention")
-    a.add_argument("--json", action="store_true", help="print the plan as JSON")
-    a.add_argument("--load", action="store_true", help="load ip_vs if it is not loaded")
-    v = sub.add_parser("validate", help="check a YAML file without touching the kernel")
-    v.add_argument("file")
-    e = sub.add_parser("export", help="write the live table as a YAML file")
-    e.add_argument("-o", "--output", help="file to write (default: standard output)")
-    e.add_argument("--no-sysctls", action="store_true", help="leave out net.ipv4.vs sysctls")
-    c = sub.add_parser("completion", help="print a shell completion script")
-    c.add_argument("shell", choices=["bash"])
-    return p
+    top = argparse.ArgumentParser(prog="ipvsadm-py", description="Declarative IPVS "
+                                  "configuration (see docs/ipvsadm-py.md for the schema).")
+    sub = top.add_subparsers(dest="command", required=True)
+    apply = sub.add_parser("apply", help="make the live table match a YAML file")
+    apply.add_argument("file", help="configuration file (YAML)")
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.add_argument("--no-prune", action="store_true",
+                       help="keep live services, real servers, local addresses and daemons "
+                            "that the file does not mention")
+    apply.add_argument("--json", action="store_true", help="print the plan as JSON")
+    apply.add_argument("--load", action="store_true", help="load ip_vs if it is not loaded")
+    validate = sub.add_parser("validate", help="check a YAML file without touching the kernel")
+    validate.add_argument("file")
+    export = sub.add_parser("export", help="write the live table as a YAML file")
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.add_argument("--no-sysctls", action="store_true",
+                        help="leave out net.ipv4.vs sysctls")
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash"])
+    return top
 
 
 def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     args = parser().parse_args(list(argv))
     if args.command == "completion":
-        from ipvsadm_py.completion import bash_script
+        from ipvsadm_py.cli.completion import bash_script
 
         out.write(bash_script())
         return 0
-    from ipvsadm_py import config
-
     try:
         if args.command == "validate":
             desired = config.load(args.file)
@@ -60,9 +62,6 @@ def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from ipvsadm_py import config
-    from ipvsadm_py.api import IPVS
-
     with IPVS() as ipvs:
         text = config.export_text(config.read_live(ipvs), sysctls=not args.no_sysctls)
     if args.output:
@@ -74,15 +73,12 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ipvsadm_py import config
-    from ipvsadm_py.api import IPVS
-
     desired = config.load(args.file)          # the whole file, before anything else
     with IPVS(load=args.load) as ipvs:
         steps = config.plan(desired, config.read_live(ipvs), prune=not args.no_prune)
         for step in steps:
-            if step.op is not None:
-                ipvs.check_op(step.op)
+            if step.request is not None:
+                ipvs.check_supported(step.request)
         if args.json:
             out.write(json.dumps({"dry_run": args.dry_run,
                                   "steps": [s.to_dict() for s in steps]}, indent=2) + "\n")

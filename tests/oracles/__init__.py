@@ -1,0 +1,1 @@
+"""Reference implementations the unit tests compare ipvsadm_py with."""
