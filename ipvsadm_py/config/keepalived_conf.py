@@ -376,9 +376,18 @@ class _VirtualServer:
     servers: list[_RealServer] = dataclasses.field(default_factory=list)
 
 
-def _vs_name(node: Node) -> str:
-    """keepalived's name of a virtual server in its messages."""
-    return "virtual server " + " ".join(node.args)
+def _vs_name(node: Node, targets: list[Service]) -> str:
+    """keepalived's name of a virtual server in its messages (``virtual
+    server [10.0.0.1]:tcp:80``), its protocol read ahead."""
+    if len(targets) != 1:
+        return "virtual server " + " ".join(node.args)
+    svc = dataclasses.replace(targets[0])
+    words = [item.args[0].upper() for item in node.block or []
+             if item.word == "protocol" and len(item.args) == 1]
+    if not svc.fwmark:
+        svc.protocol = Protocol[words[-1]] if words and words[-1] in Protocol.__members__ \
+            else Protocol.UDP
+    return _service_name(svc)
 
 
 def _targets(r: _Reader, node: Node, groups: dict[str, Node]) -> list[Service] | None:
@@ -510,7 +519,7 @@ def _virtual_server(r: _Reader, node: Node, vsgs: dict[str, Node],
     targets = _targets(r, node, vsgs)
     if targets is None:
         return []
-    vs = _VirtualServer(node.line, _vs_name(node), targets)
+    vs = _VirtualServer(node.line, _vs_name(node, targets), targets)
     if node.block is None:
         r.fail(node.line, f"{vs.name}: needs a block {{ ... }}")
     for item in node.block or []:
@@ -520,11 +529,12 @@ def _virtual_server(r: _Reader, node: Node, vsgs: dict[str, Node],
         name, line = vs.group
         if name not in lgroups:
             r.fail(line, f"{vs.name}: local_address_group {name} is not defined")
-        elif lgroups[name] is None:
+            return []
+        if lgroups[name] is None:
             r.fail(line, f"{vs.name}: local_address_group {name} has errors (reported at "
                    "its lines)")
-        else:
-            laddrs += [a for a in lgroups[name] or [] if a not in laddrs]
+            return []
+        laddrs += [a for a in lgroups[name] or [] if a not in laddrs]
     return [spec for svc in vs.targets
             if (spec := _service(r, vs, svc, laddrs)) is not None]
 
