@@ -168,7 +168,7 @@ def demo(c, kver=None):
             "memory": "guest memory (default 3G: a million sessions and their packets)",
             "no_build": "do not rebuild the modules first"})
 def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
-    """Benchmarks of issue 8 in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
+    """Benchmarks in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
 
     Prints a table of ratios against baselines measured in the same run,
     writes JSON and a PNG chart (docs/benchmarks.md).

@@ -24,6 +24,7 @@ NLM_F_REQUEST = 0x1
 NLM_F_MULTI = 0x2
 NLM_F_ACK = 0x4
 NLM_F_DUMP = 0x300
+NLA_TYPE_MASK = 0x3FFF       # an attribute's number without NLA_F_NESTED/NET_BYTEORDER
 
 GENL_ID_CTRL = 16            # the generic netlink controller: name -> family id
 CTRL_CMD_GETFAMILY = 3

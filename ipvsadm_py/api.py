@@ -58,6 +58,15 @@ def _service_text(req: Request) -> str:
     return req.service.describe() if req.service else ""
 
 
+def _laddr_refused(req: Request, err: int) -> IPVSError:
+    """EINVAL for a local address is about the address (the kernel takes one
+    of the service's family only); for a listing it is the generic refusal."""
+    if req.laddr is None:
+        return _refused(req, err)
+    return KernelRefused(f"the kernel refused {req.subject()}: not a unicast address of "
+                         f"the service's address family", err)
+
+
 # (kind of verb, errno) -> the error; (None, errno) for any kind.
 _ERRORS: dict[tuple[Kind | None, int], Callable[[Request, int], IPVSError]] = {
     (Kind.SERVICE, E.EEXIST): lambda r, e: ServiceExists(f"{r.subject()} already exists", e),
@@ -67,6 +76,7 @@ _ERRORS: dict[tuple[Kind | None, int], Callable[[Request, int], IPVSError]] = {
     (Kind.DAEMON, E.EEXIST): lambda r, e: DaemonRunning(f"{r.subject()} is already running", e),
     (Kind.LADDR, E.ENOENT): lambda r, e: NoSuchDest(f"{r.subject()} does not exist", e),
     (Kind.LADDR, E.EOPNOTSUPP): lambda r, e: Unsupported(NO_LADDRS, e),
+    (Kind.LADDR, E.EINVAL): lambda r, e: _laddr_refused(r, e),
     (Kind.DEST, E.ENOENT): lambda r, e: NoSuchDest(
         f"real server {r.dest.describe() if r.dest else ''} is not in service "
         f"{_service_text(r)}", e),
@@ -87,6 +97,10 @@ def error_for(req: Request, err: int) -> IPVSError:
     make = _ERRORS.get((req.verb.kind, err)) or _ERRORS.get((None, err))
     if make is not None:
         return make(req, err)
+    return _refused(req, err)
+
+
+def _refused(req: Request, err: int) -> IPVSError:
     hint = _HINTS.get(err) or f": {describe_errno(err)}"
     return KernelRefused(f"the kernel refused to {req.verb.value} {req.subject()}{hint}", err)
 

@@ -41,6 +41,7 @@ SvcFlags = collections.namedtuple("SvcFlags", "flags mask")
 _HDR = struct.Struct("=IHHII")        # struct nlmsghdr
 _NLA = struct.Struct("=HH")           # struct nlattr
 _ERR = struct.Struct("=i")
+_TYPE_MASK = abi.NLA_TYPE_MASK
 _PAIR = struct.Struct("=II")
 _NUMBERS = {"uint8": "=B", "uint16": "=H", "uint32": "=I", "uint64": "=Q",
             "be16": ">H", "be32": ">I"}
@@ -146,7 +147,7 @@ def walk_attrs(data: bytes | memoryview, start: int, end: int,
         length, number = header(data, pos)
         if length < 4 or pos + length > end:
             break
-        entry = readers.get(number & 0x3FFF)
+        entry = readers.get(number & _TYPE_MASK)
         if entry is not None and length - 4 >= entry[2]:
             out[entry[0]] = entry[1](data, pos + 4, pos + length)
         pos += (length + 3) & ~3

@@ -21,6 +21,8 @@ from __future__ import annotations
 import collections
 import struct
 
+from ipvsadm_py.abi import NLA_TYPE_MASK as _TYPE_MASK
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable
@@ -54,7 +56,7 @@ class _Plan:
             header_codes.append(f"{pos - header_pos}xI")
             headers.append(_U32.unpack_from(data, pos)[0])
             header_pos = pos + 4
-            entry = known.get(number & 0x3FFF)
+            entry = known.get(number & _TYPE_MASK)
             if entry is not None:
                 name, (width, code, convert) = entry
                 if length - 4 < width or name in names:

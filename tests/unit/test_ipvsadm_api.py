@@ -10,7 +10,7 @@ from netaddr import IPAddress
 
 from ipvsadm_py import errors
 from ipvsadm_py.api import error_for
-from ipvsadm_py.model import Daemon, Dest, LocalAddress, Service, Timeouts
+from ipvsadm_py.model import Daemon, Dest, LocalAddress, Protocol, Service, Timeouts
 from ipvsadm_py.verbs import Kind, Request, Verb
 
 SVC = Service(addr=IPAddress("10.0.0.1"), port=80, scheduler="wrr", pe_name="sip")
@@ -69,3 +69,22 @@ def test_every_verb_has_a_kind_and_a_command():
 
     assert set(codec.COMMANDS) == set(Verb)
     assert {verb.kind for verb in Verb} == set(Kind)
+
+
+def test_a_refused_local_address_says_which_and_why():
+    """EINVAL for a local address is about the address: the message names
+    it, its service and what the kernel wants."""
+    svc = Service(protocol=Protocol.TCP, addr=IPAddress("10.0.0.100"), port=80)
+    req = Request.add_laddr(svc, LocalAddress(addr=IPAddress("2001:db8::1")))
+    exc = error_for(req, E.EINVAL)
+    assert isinstance(exc, errors.KernelRefused) and exc.errno == E.EINVAL
+    text = str(exc)
+    assert "local address 2001:db8::1 of service" in text
+    assert "10.0.0.100:80" in text and "address family" in text
+
+
+def test_einval_for_a_local_address_listing_is_the_generic_refusal():
+    """Listing local addresses names no address, so its EINVAL does not
+    blame one."""
+    exc = error_for(Request(Verb.LIST_LADDRS, SVC), E.EINVAL)
+    assert "address family" in str(exc) and "not a unicast address of" not in str(exc)

@@ -1,4 +1,4 @@
-"""``./inv bench``: boot one guest, run every benchmark of issue 8, report.
+"""``./inv bench``: boot one guest, run every benchmark, report.
 
 Host side: compile the C traffic generator, boot the kernel under QEMU with
 our modules (``tools/guest.py``), run ``tools/bench/runner.py`` inside it,
