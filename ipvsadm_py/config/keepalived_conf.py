@@ -487,7 +487,7 @@ def _vs_keyword(r: _Reader, node: Node, vs: _VirtualServer) -> None:
         vs.syn_proxy = (not args or one.lower() in TRUE_WORDS, node.line)
     elif word == "local_address" and not args:
         found, _ok = _laddr_block(r, node.block, "local_address")
-        vs.laddrs += [a for a in found if a not in vs.laddrs]
+        vs.laddrs = list(dict.fromkeys(vs.laddrs + found))     # once each, in order
         vs.laddr_line = vs.laddr_line or node.line
     elif word == "laddr_group_name" and one:
         if vs.group is not None:
@@ -534,7 +534,7 @@ def _virtual_server(r: _Reader, node: Node, vsgs: dict[str, Node],
             r.fail(line, f"{vs.name}: local_address_group {name} has errors (reported at "
                    "its lines)")
             return []
-        laddrs += [a for a in lgroups[name] or [] if a not in laddrs]
+        laddrs = list(dict.fromkeys(laddrs + (lgroups[name] or [])))
     return [spec for svc in vs.targets
             if (spec := _service(r, vs, svc, laddrs)) is not None]
 
