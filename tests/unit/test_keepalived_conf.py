@@ -313,6 +313,9 @@ BAD = [
      "syn_proxy takes on/off, not 'maybe'"),
     ("virtual_server group nope {\n}\n", 1,
      "virtual_server: virtual_server_group nope is not defined"),
+    ("virtual_server fwmark 5 {\n lb_kind FNAT\n local_address { 10.0.3.1 }\n"
+     " real_server 10.0.2.1 80 { }\n}\n", 3,
+     "virtual server FWM 5: local addresses need an address/port service, not a fwmark"),
 ]
 
 
