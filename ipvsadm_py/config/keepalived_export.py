@@ -75,6 +75,9 @@ def _service_lines(svc: Service, dests: list[Dest], laddrs: list[LocalAddress]) 
         head = [f"virtual_server {addr_text(svc.addr)} {svc.port} {{",
                 f"    protocol {Protocol(svc.protocol).name}"]
     lines = head + [f"    lb_algo {svc.scheduler}"]
+    if not dests:
+        lines.append("    # no real servers: keepalived leaves this service out (with a "
+                     "warning); ipvsadm-py apply creates it")
     kept = [d for d in dests if d.forward in METHOD_WORDS]
     lines += [f"    # left out: real server {d.describe()} (forwarding method "
               f"{d.forward.value})" for d in dests if d not in kept]

@@ -396,6 +396,8 @@ def test_round_trip_yaml_to_keepalived_and_back():
     assert comparable(back) == comparable(from_yaml)
     assert config.plan(back, live_of(from_yaml)) == []
     assert "10.0.3.10-12" in text and "syn_proxy" in text and "persistence_engine sip" in text
+    assert "virtual_server 10.0.0.101 0 {\n    protocol TCP\n    lb_algo wlc\n    # no real " \
+        "servers: keepalived leaves this service out" in text
 
 
 def test_round_trip_keepalived_text_is_stable():
