@@ -18,9 +18,10 @@ Usage:
   {prog} --stop-daemon {{master|backup}}
   {prog} -P|Q virtual-service -z local-address      (FULLNAT local addresses)
   {prog} -G [virtual-service] [-n] [--json]
-  {prog} apply FILE.yaml [--dry-run] [--no-prune] [--json] [--load]
-  {prog} validate FILE.yaml
-  {prog} export [-o FILE] [--no-sysctls]
+  {prog} apply FILE [--format yaml|keepalived] [--dry-run] [--no-prune]
+                   [--json] [--load]
+  {prog} validate FILE [--format yaml|keepalived]
+  {prog} export [-o FILE] [--format yaml|keepalived] [--no-sysctls]
   {prog} completion bash
   {prog} -h
 
