@@ -251,12 +251,43 @@ def fetch_local(folder: Path, dest: Path, version: str = SOURCE_VERSION) -> Sour
     return Source(version, dest / dsc.name, orig, debian, f"folder {folder}")
 
 
+ABSENT_FOR = 24 * 3600      # seconds a 404 of the packaging tarball is believed
+
+
+def recently_absent(path: Path) -> bool:
+    marker = path.with_name(path.name + ".absent")
+    return ".debian." in path.name and marker.exists() and \
+        time.time() - marker.stat().st_mtime < ABSENT_FOR
+
+
+def cached_source(dest: Path, version: str = SOURCE_VERSION) -> Source | None:
+    """The files of an earlier fetch, if they are all there and still check
+    (the .dsc against its recorded digest, the tarballs against the .dsc):
+    a rebuild needs no network.  A packaging tarball the archive did not
+    serve is asked for again after a day."""
+    dsc = dest / f"{SOURCE_PACKAGE}_{version.split(':')[-1]}.dsc"
+    want = KNOWN_DSC_SHA256.get(version)
+    if not dsc.exists() or want is None or sha256_of(dsc) != want:
+        return None
+    names = parse_dsc(dsc.read_text())
+    if not all((dest / name).exists() or recently_absent(dest / name) for name in names):
+        return None
+    try:
+        orig, debian = _check_against_dsc(dsc.read_text(), dest)
+    except BuildError:
+        return None
+    return Source(version, dsc, orig, debian, f"{dest} (fetched before, checked)")
+
+
 def fetch(out: Path = OUT, version: str = SOURCE_VERSION) -> Source:
     """Debian's source of ``version``, downloaded and checked."""
     local = os.environ.get("LVS_KEEPALIVED_SOURCE")
     dest = out / "source"
     if local:
         return fetch_local(Path(local), dest, version)
+    cached = cached_source(dest, version)
+    if cached:
+        return cached
     state = out / "apt"
     write_apt_state(state)
     opts = apt_options(state)
@@ -280,6 +311,7 @@ def fetch(out: Path = OUT, version: str = SOURCE_VERSION) -> Source:
             if ".debian." not in name:
                 raise BuildError(f"{base}/{name}: not found (404)")
             say(f"{base}/{name}: 404, Debian's packaging tarball is not served")
+            (dest / f"{name}.absent").write_text(f"{base}/{name}: 404\n")
     orig, debian = _check_against_dsc((dest / dsc_file.name).read_text(), dest)
     return Source(version, dest / dsc_file.name, orig, debian, base)
 

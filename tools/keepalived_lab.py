@@ -63,7 +63,7 @@ class Keepalived:
     def argv(self) -> list[str]:
         main, check, vrrp, bfd = self.pids
         return ["ip", "netns", "exec", self.ns, str(self.binary), "--dont-fork",
-                "--log-console", "--log-detail", "--use-file", str(self.conf),
+                "--log-console", "--log-detail", "--no-syslog", "--use-file", str(self.conf),
                 "--pid", str(main), "--checkers_pid", str(check), "--vrrp_pid", str(vrrp),
                 "--bfd_pid", str(bfd), *self.args]
 
@@ -77,8 +77,7 @@ class Keepalived:
     def config_test(self, config: str) -> subprocess.CompletedProcess[str]:
         """``keepalived --config-test`` of ``config``: the errors it prints."""
         self.conf.write_text(config)
-        return subprocess.run(["ip", "netns", "exec", self.ns, str(self.binary),
-                               "--config-test", "--use-file", str(self.conf)],
+        return subprocess.run([str(self.binary), "--config-test", "--use-file", str(self.conf)],
                               text=True, capture_output=True, timeout=120)
 
     def log(self) -> str:
@@ -94,6 +93,11 @@ class Keepalived:
         except TimeoutError:
             raise TimeoutError(f"{pattern!r} not in the log within {timeout} s:\n"
                                f"{self.log()[-3000:]}") from None
+
+    def proc_ip_vs(self) -> str:
+        """/proc/net/ip_vs of keepalived's namespace (through its process)."""
+        assert self.proc is not None
+        return Path(f"/proc/{self.proc.pid}/net/ip_vs").read_text()
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -133,6 +137,29 @@ class Keepalived:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def proc_key(addr: str, port: int) -> str:
+    """An address and port as /proc/net/ip_vs writes them (hex)."""
+    hexed = netlab.hex_addr(addr)
+    return f"[{hexed}]:{port:04X}" if ":" in addr else f"{hexed}:{port:04X}"
+
+
+def proc_weights(text: str, proto: str, vip: str, port: int) -> dict[str, int]:
+    """Real servers of one service in a /proc/net/ip_vs text: proc_key -> weight.
+
+    Cheap to poll (no process to start, unlike ipvsadm-py), so timings
+    taken with it are not the listing's."""
+    want = f"{proto.upper()}  {proc_key(vip, port)}"
+    found: dict[str, int] = {}
+    inside = False
+    for line in text.splitlines():
+        if line.startswith(("TCP ", "UDP ", "SCTP ", "FWM ")):
+            inside = line.startswith(want + " ")
+        elif inside and line.startswith("  -> ") and not line.startswith("  -> RemoteAddress"):
+            fields = line.split()
+            found[fields[1]] = int(fields[3])
+    return found
 
 
 def ipvs_table(ns: str) -> dict[str, Any]:
@@ -195,9 +222,15 @@ class RealServer:
         self.peers: list[tuple[str, int]] = []
 
     def start(self) -> "RealServer":
-        from tools import whoami
-        self.sock = whoami.listen(self.topo.inside, self.ns, self.family,
-                                  socket.SOCK_STREAM, self.port, self.addr)
+        af = socket.AF_INET if self.family == 4 else socket.AF_INET6
+        with self.topo.inside(self.ns):
+            sock = socket.socket(af, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if af == socket.AF_INET6:      # an IPv4 server may have the same port
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((self.addr or ("0.0.0.0" if self.family == 4 else "::"), self.port))
+        sock.listen(512)
+        self.sock = sock
         threading.Thread(target=self._serve, args=(self.sock,), daemon=True).start()
         return self
 

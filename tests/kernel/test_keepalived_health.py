@@ -9,7 +9,8 @@
 
 rs1's listener stops: rs1 leaves the service (or gets weight 0 with
 inhibit_on_failure); the time from the stop to its removal is measured
-(delay_loop 1, connect_timeout 1, retry 1, delay_before_retry 1); every new
+(delay_loop 1, connect_timeout 1, retry 0: one failed check is enough;
+/proc/net/ip_vs polled every 50 ms); every new
 connection afterwards reaches rs2; the connection kept open to rs2 goes on;
 rs1's listener starts again and rs1 comes back.
 """
@@ -22,14 +23,15 @@ import time
 import pytest
 
 from tools import netlab, whoami
-from tools.keepalived_lab import dests, http_get, record, self_signed_tls, wait_table
+from tools.keepalived_lab import (dests, http_get, proc_key, proc_weights, record,
+                                  self_signed_tls, wait_table)
 from tests.kernel.keepalived_support import (KA_NS, connect_to, fnat_topo,  # noqa: F401
                                              keepalived, servers)
 
 pytestmark = pytest.mark.kernel
 
 PORT = 80
-TIMING = ("        connect_timeout 1\n        retry 1\n        delay_before_retry 1\n")
+TIMING = "        connect_timeout 1\n        retry 0\n"
 
 
 def checker(kind: str, index: int) -> str:
@@ -40,7 +42,7 @@ def checker(kind: str, index: int) -> str:
         return (f"        {kind} {{\n            url {{\n                path /\n"
                 f"                status_code 200\n            }}\n{TIMING}        }}\n")
     return (f"        MISC_CHECK {{\n            misc_path \"/bin/nc -z -w 1 {addr} {PORT}\"\n"
-            f"            misc_timeout 3\n            retry 1\n            delay_before_retry 1\n"
+            f"            misc_timeout 2\n            retry 0\n"
             f"        }}\n")
 
 
@@ -52,6 +54,12 @@ def config(kind: str, inhibit: bool) -> str:
     return (f"virtual_server {netlab.VIP4} {PORT} {{\n    delay_loop 1\n    lb_algo rr\n"
             f"    lb_kind FNAT\n    protocol TCP\n    local_address {{\n        10.0.3.1\n"
             f"    }}\n{rs}}}\n")
+
+
+def weight_now(ka, index: int) -> int | None:
+    """rs1/rs2's weight in the kernel now (None: not in the service)."""
+    weights = proc_weights(ka.proc_ip_vs(), "tcp", netlab.VIP4, PORT)
+    return weights.get(proc_key(netlab.rs_addr(index), PORT))
 
 
 def rs_state(table: dict, index: int) -> dict | None:
@@ -82,8 +90,9 @@ def test_dead_server_leaves_and_returns(fnat_topo, keepalived, tmp_path, kver, k
     try:
         rs1.stop()
         stopped = time.monotonic()
-        table = wait_table(KA_NS, lambda t: not in_service(t, 1), timeout=120)
+        netlab.wait_for(lambda: not weight_now(keepalived, 1), timeout=120, interval=0.05)
         gone = time.monotonic() - stopped
+        table = wait_table(KA_NS, lambda t: not in_service(t, 1))
         if inhibit:
             assert rs_state(table, 1)["weight"] == 0
         else:
@@ -96,12 +105,13 @@ def test_dead_server_leaves_and_returns(fnat_topo, keepalived, tmp_path, kver, k
 
         rs1.start()
         started = time.monotonic()
-        wait_table(KA_NS, lambda t: in_service(t, 1), timeout=120)
+        netlab.wait_for(lambda: weight_now(keepalived, 1), timeout=120, interval=0.05)
         back = time.monotonic() - started
+        wait_table(KA_NS, lambda t: in_service(t, 1))
         assert "rs1" in {ask(topo, tls is not None) for _ in range(6)}
     finally:
         if kept is not None:
             kept.close()
     record(kver, f"health {kind}{' inhibit' if inhibit else ''}",
            {"removed_after_s": round(gone, 2), "back_after_s": round(back, 2),
-            "delay_loop_s": 1, "connect_timeout_s": 1, "retry": 1})
+            "delay_loop_s": 1, "connect_timeout_s": 1, "retry": 0})

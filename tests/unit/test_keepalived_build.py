@@ -131,3 +131,45 @@ def test_version_fields_of_the_recorded_output():
     fields = kb.version_fields((FIXTURES / "debian-2.2.7-1+b2-version.txt").read_text())
     assert fields["Config options"].split()[:3] == ["NFTABLES", "LVS", "REGEX"]
     assert "LIBIPVS_NETLINK" in fields["System options"]
+
+
+def _fake_source(folder: Path, monkeypatch) -> Path:
+    orig = folder / "keepalived_2.2.7.orig.tar.gz"
+    orig.write_bytes(b"orig")
+    dsc = folder / "keepalived_2.2.7-1.dsc"
+    dsc.write_text(f"Checksums-Sha256:\n {kb.sha256_of(orig)} 4 {orig.name}\n"
+                   f" {'0' * 64} 9 keepalived_2.2.7-1.debian.tar.xz\n")
+    monkeypatch.setitem(kb.KNOWN_DSC_SHA256, "1:2.2.7-1", kb.sha256_of(dsc))
+    return dsc
+
+
+def test_a_checked_earlier_fetch_needs_no_network(tmp_path, monkeypatch):
+    _fake_source(tmp_path, monkeypatch)
+    # the packaging tarball is neither there nor known to be absent: fetch again
+    assert kb.cached_source(tmp_path) is None
+    marker = tmp_path / "keepalived_2.2.7-1.debian.tar.xz.absent"
+    marker.write_text("404\n")
+    cached = kb.cached_source(tmp_path)
+    assert cached is not None and cached.debian is None
+    assert "not served" in cached.note
+    old = marker.stat().st_mtime - kb.ABSENT_FOR - 10
+    import os
+    os.utime(marker, (old, old))           # a day later: ask the archive again
+    assert kb.cached_source(tmp_path) is None
+
+
+def test_a_changed_file_is_not_taken_from_the_cache(tmp_path, monkeypatch):
+    _fake_source(tmp_path, monkeypatch)
+    (tmp_path / "keepalived_2.2.7-1.debian.tar.xz.absent").write_text("404\n")
+    (tmp_path / "keepalived_2.2.7.orig.tar.gz").write_bytes(b"evil")
+    assert kb.cached_source(tmp_path) is None
+
+
+def test_debian_patches_in_quilt_order(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "debian" / "patches").mkdir(parents=True)
+    (pkg / "debian" / "patches" / "series").write_text("# comment\nb.patch\na.patch -p1\n\n")
+    tarball = tmp_path / "keepalived_2.2.7-1.debian.tar.xz"
+    subprocess.run(["tar", "-cJf", str(tarball), "-C", str(pkg), "debian"], check=True)
+    found = kb.debian_patches(tarball, tmp_path / "work")
+    assert [p.name for p in found] == ["b.patch", "a.patch"]
