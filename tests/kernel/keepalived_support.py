@@ -14,6 +14,7 @@ the same port (tools/keepalived_lab.RealServer), HTTPS for SSL_GET.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 from pathlib import Path
@@ -106,3 +107,14 @@ def connect_to(topo: Topology, addr: str, port: int, server: str,
             return sock
         sock.close()
     raise AssertionError(f"no connection reached {server} in {tries} tries")
+
+
+@contextlib.contextmanager
+def explained(*daemons: Keepalived) -> Iterator[None]:
+    """A failure inside the block carries the end of each keepalived's log
+    (what its checkers saw, what it added and removed)."""
+    try:
+        yield
+    except (AssertionError, OSError, TimeoutError) as exc:
+        logs = "\n".join(f"--- {ka.logfile.name}:\n{ka.log()[-4000:]}" for ka in daemons)
+        raise AssertionError(f"{exc!r}\n{logs}") from exc

@@ -30,7 +30,8 @@ from tools import whoami
 from tools.keepalived_lab import Keepalived, record, services, wait_table
 from tools.netlab import connect, wait_for
 from tools.netlab_pair import LADDRS, VIP, PairTopology, rs_addr
-from tests.kernel.keepalived_support import require_keepalived, servers, toa_on  # noqa: F401
+from tests.kernel.keepalived_support import (explained, require_keepalived,  # noqa: F401
+                                             servers, toa_on)
 
 pytestmark = pytest.mark.kernel
 
@@ -104,39 +105,40 @@ def test_backup_takes_over_vip_and_local_addresses(tmp_path, kver, toa_on, event
         servers(topo, 4, PORT, 2)
         lbs = {i: Keepalived(topo.lb(i), tmp_path, name=f"lb{i}") for i in (1, 2)}
         try:
-            for i, ka in lbs.items():
-                ka.start(config(i))
-            wait_for(lambda: owns(topo, 1), timeout=90)
-            for i in (1, 2):        # both balancers have the table; only lb1 the addresses
-                wait_table(topo.lb(i), lambda t: len(t.get(KEY, {}).get("dests", [])) == 2)
-            assert not {VIP, *LADDRS} & topo.addresses(topo.lb(2))
-            with connect(topo, topo.client, VIP, PORT) as sock:     # client seen via TOA
-                assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
+            with explained(*lbs.values()):
+                for i, ka in lbs.items():
+                    ka.start(config(i))
+                wait_for(lambda: owns(topo, 1), timeout=90)
+                for i in (1, 2):        # both balancers have the table; only lb1 the addresses
+                    wait_table(topo.lb(i), lambda t: len(t.get(KEY, {}).get("dests", [])) == 2)
+                assert not {VIP, *LADDRS} & topo.addresses(topo.lb(2))
+                with connect(topo, topo.client, VIP, PORT) as sock:     # client seen via TOA
+                    assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
 
-            prober = Prober(topo)
-            wait_for(lambda: prober.ok_after(0) >= 3, timeout=60)
-            t0 = time.monotonic()
-            if event == "kill":
-                lbs[1].kill()
-            else:
-                topo.cut(1)
-            wait_for(lambda: owns(topo, 2), timeout=60)
-            took_over = time.monotonic() - t0
-            if event == "cut":
-                wait_for(lambda: not ({VIP, *LADDRS} & topo.addresses(topo.lb(1))), timeout=60)
-            settled = time.monotonic()
-            wait_for(lambda: prober.ok_after(settled) >= 5, timeout=90)
-            prober.stop()
-            conns = services(topo.lb(2))[KEY]["stats"]["conns"]
-            assert conns >= 5, "the probes after the fail-over did not pass lb2"
-            assert prober.failures(settled) == 0, prober.results[-20:]
-            with connect(topo, topo.client, VIP, PORT) as sock:
-                assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
-            record(kver, f"failover {event}", {
-                "backup_owns_vip_and_laddrs_after_s": round(took_over, 2),
-                "time_without_service_s": round(prober.outage(t0), 2),
-                "failed_probes": prober.failures(t0),
-                "probe_interval_s": 0.2, "advert_int_s": 1})
+                prober = Prober(topo)
+                wait_for(lambda: prober.ok_after(0) >= 3, timeout=60)
+                t0 = time.monotonic()
+                if event == "kill":
+                    lbs[1].kill()
+                else:
+                    topo.cut(1)
+                wait_for(lambda: owns(topo, 2), timeout=60)
+                took_over = time.monotonic() - t0
+                if event == "cut":
+                    wait_for(lambda: not ({VIP, *LADDRS} & topo.addresses(topo.lb(1))), timeout=60)
+                settled = time.monotonic()
+                wait_for(lambda: prober.ok_after(settled) >= 5, timeout=90)
+                prober.stop()
+                conns = services(topo.lb(2))[KEY]["stats"]["conns"]
+                assert conns >= 5, "the probes after the fail-over did not pass lb2"
+                assert prober.failures(settled) == 0, prober.results[-20:]
+                with connect(topo, topo.client, VIP, PORT) as sock:
+                    assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
+                record(kver, f"failover {event}", {
+                    "backup_owns_vip_and_laddrs_after_s": round(took_over, 2),
+                    "time_without_service_s": round(prober.outage(t0), 2),
+                    "failed_probes": prober.failures(t0),
+                    "probe_interval_s": 0.2, "advert_int_s": 1})
         finally:
             for ka in lbs.values():
                 ka.stop()

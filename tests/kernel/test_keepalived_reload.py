@@ -26,7 +26,8 @@ import pytest
 from tools import netlab
 from tools.keepalived_lab import dests, laddrs, wait_table
 from tests.kernel.keepalived_support import (KA_NS, connect_to, fnat_topo,  # noqa: F401
-                                             keepalived, servers, toa_off, whoami_via)
+                                             explained, keepalived, servers, toa_off,
+                                             whoami_via)
 
 pytestmark = pytest.mark.kernel
 
@@ -115,13 +116,14 @@ def test_stream_survives_reloads(fnat_topo, keepalived, toa_off):
     sock = connect_to(topo, netlab.VIP4, PORT, "rs1")
     stream = Stream(sock)
     try:
-        for step in STEPS[1:]:
-            keepalived.reload(config(*step))
-            wait_table(KA_NS, lambda t, step=step: matches(t, step))
-            assert stream.error is None, stream.error
-            name, peer, _ = whoami_via(topo, netlab.VIP4, PORT)   # new connections too
-            assert peer in step[0], (peer, step)
-            assert stream.n_got > 0
+        with explained(keepalived):
+            for step in STEPS[1:]:
+                keepalived.reload(config(*step))
+                wait_table(KA_NS, lambda t, step=step: matches(t, step))
+                assert stream.error is None, stream.error
+                name, peer, _ = whoami_via(topo, netlab.VIP4, PORT)   # new connections too
+                assert peer in step[0], (peer, step)
+                assert stream.n_got > 0
     finally:
         stream.finish()
         sock.close()

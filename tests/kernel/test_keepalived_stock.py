@@ -65,7 +65,7 @@ def unload(names: list[str]) -> None:
     helpers = [n for n in present if n != "ip_vs"]
     if helpers:
         subprocess.run(["modprobe", "-r", *helpers], check=True)
-    if "ip_vs" in present:
+    if "ip_vs" in loaded():     # modprobe -r takes an unused ip_vs with the helpers
         subprocess.run(["rmmod", "ip_vs"], check=True)
 
 

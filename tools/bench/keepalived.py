@@ -14,7 +14,9 @@
 * **checks**: with that file running (one TCP_CHECK per real server, delay_loop
   5: 4,000 checks per 5 s), the CPU share of keepalived's checker process
   over a window: ``keepalived_check_cpu_percent`` (100 = one CPU), with the
-  checks the real servers actually received per second as context.
+  checks the real servers' kernels completed per second (PassiveOpens, as
+  context: the rate keepalived achieved), the CPU time per check, accept
+  queue overflows, and whether every real server stayed in.
 """
 
 from __future__ import annotations
@@ -103,6 +105,20 @@ class Acceptor:
         self.sock.close()
 
 
+def tcp_counters(topo: Topology) -> dict[str, int]:
+    """Handshakes the real servers' kernels completed (PassiveOpens: every
+    check, whether or not the acceptor has taken it yet) and accept queue
+    overflows (ListenOverflows: checks the acceptors were too slow for)."""
+    total = {"PassiveOpens": 0, "ListenOverflows": 0}
+    for r in range(1, N_RS + 1):
+        text = topo.sh(topo.rs(r), "cat /proc/net/snmp /proc/net/netstat").stdout.splitlines()
+        for names, values in zip(text[::2], text[1::2]):
+            for name, value in zip(names.split()[1:], values.split()[1:]):
+                if name in total:
+                    total[name] += int(value)
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -157,26 +173,31 @@ def measure(quick: bool = False) -> dict[str, Any]:
                                        f"not {n_vs}")
                 checker = int(ka.pids[1].read_text())
                 time.sleep(delay * 2)                  # the checkers spread over the loop
-                cpu0, checks0, t0 = cpu_seconds(checker), sum(a.count for a in acceptors), \
-                    time.monotonic()
+                cpu0, tcp0, t0 = cpu_seconds(checker), tcp_counters(topo), time.monotonic()
                 time.sleep(window)
-                cpu1, checks1, t1 = cpu_seconds(checker), sum(a.count for a in acceptors), \
-                    time.monotonic()
+                cpu1, tcp1, t1 = cpu_seconds(checker), tcp_counters(topo), time.monotonic()
+                intact = table_size(ka.proc_ip_vs()) == (n_vs, n_vs * N_RS)
             finally:
                 ka.stop(timeout=1800)
         finally:
             for acceptor in acceptors:
                 acceptor.close()
-    checks_per_s = (checks1 - checks0) / (t1 - t0)
+    checks_per_s = (tcp1["PassiveOpens"] - tcp0["PassiveOpens"]) / (t1 - t0)
+    cpu = cpu1 - cpu0
     return {
         "keepalived_load_vs_restore_ratio": load_s / restore_s,
-        "keepalived_check_cpu_percent": 100 * (cpu1 - cpu0) / (t1 - t0),
+        "keepalived_check_cpu_percent": 100 * cpu / (t1 - t0),
         "context": {"virtual_servers": n_vs, "real_servers_each": N_RS,
                     "keepalived_load_s": round(load_s, 2),
                     "ipvsadm_py_restore_s": round(restore_s, 2),
                     "tcp_checks": n_vs * N_RS, "delay_loop_s": delay,
                     "checks_expected_per_s": n_vs * N_RS / delay,
                     "checks_received_per_s": round(checks_per_s, 1),
+                    "checker_cpu_ms_per_check": round(1000 * cpu / max(1.0, checks_per_s
+                                                                       * (t1 - t0)), 3),
+                    "accept_queue_overflows": tcp1["ListenOverflows"]
+                    - tcp0["ListenOverflows"],
+                    "all_real_servers_still_in": intact,
                     "cpu_window_s": round(t1 - t0, 1)},
     }
 
