@@ -89,10 +89,7 @@ DPVS = """
 local_address_group laddr_g1 {{
     10.0.3.1-2
 }}
-local_address_group laddr_g6 {{
-    2001:db8:3::1 dpdk0
-    2001:db8:3::2 dpdk0
-}}
+local_address_group laddr_g6 {{ 2001:db8:3::1 dpdk0 2001:db8:3::2 dpdk0 }}
 virtual_server {vip4} 80 {{
     delay_loop 3
     lb_algo wlc
