@@ -94,6 +94,9 @@ def error_for(op: Op, err: int) -> IPVSError:
     if err == E.EOPNOTSUPP and op.verb.endswith("laddr"):
         return Unsupported("the kernel does not support local addresses (the FULLNAT "
                            "side of this ip_vs module is missing)", err)
+    if err == E.EINVAL and op.verb.endswith("laddr"):
+        return KernelRefused(f"the kernel refused {what}: not a unicast address of the "
+                             f"service's address family", err)
     verb = op.verb.replace("_", " ")
     hint = ""
     if err == E.EINVAL:

@@ -299,6 +299,13 @@ class CraftedConnection:
         self.rcv_nxt = (synack.seq + 1) % 2**32
         self._send(ACK, options, payload)
 
+    def answer_syn(self) -> None:
+        """The other way round: the server connects to us (``src:sport``);
+        wait for its SYN and answer with a SYN/ACK."""
+        syn = self._expect(lambda s: s.flags & (SYN | ACK) == SYN, "SYN")
+        self.rcv_nxt = (syn.seq + 1) % 2**32
+        self._send(SYN | ACK, mss_option())
+
     def send(self, payload: bytes, options: bytes = b"") -> None:
         self._send(ACK | PSH, options, payload)
 
@@ -307,6 +314,10 @@ class CraftedConnection:
         it has processed those segments (and toa.ko has seen them)."""
         self._expect(lambda s: bool(s.flags & ACK) and s.ack == self.snd_nxt,
                      "ACK of our data")
+
+    def wait_fin(self) -> None:
+        """Wait until the server closed its side (a FIN came)."""
+        self._expect(lambda s: bool(s.flags & FIN), "FIN")
 
     def recv(self, size: int) -> bytes:
         """Collect ``size`` bytes the server sent, acknowledging them."""

@@ -4,6 +4,7 @@ On a real server, from a copy of this project, as root::
 
     python3 -m tools.toa_installer check      # kernel, headers, tools, signing policy
     python3 -m tools.toa_installer install    # DKMS build + install, load, persist, self-test
+    python3 -m tools.toa_installer install --trusted 10.0.3.0/24,2001:db8:3::/64
     python3 -m tools.toa_installer status
     python3 -m tools.toa_installer selftest
     python3 -m tools.toa_installer uninstall
@@ -18,6 +19,9 @@ every later kernel; ``modprobe toa`` loads it (a loaded older copy is
 replaced: unloading toa is always safe); ``/etc/modules-load.d/lvs-toa.conf``
 loads it at boot; the self-test (tools/toa_selftest.py) proves, in a private
 network namespace, that accept() and getpeername() return TOA clients.
+``--trusted PREFIX,...`` (the balancers' local-address prefixes) becomes the
+module's ``trusted`` parameter, written to ``/etc/modprobe.d/lvs-toa.conf``
+so that it holds at every load; TOA from any other peer is then ignored.
 
 A kernel that refuses unsigned modules (Secure Boot lockdown, or
 ``module.sig_enforce``) is detected before loading, and the message says
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import re
 import shutil
@@ -47,6 +52,10 @@ from tools.kbuild import BuildError
 MODULE = "toa"
 DKMS_SET = "toa"
 PERSIST_FILE = "etc/modules-load.d/lvs-toa.conf"
+OPTIONS_FILE = "etc/modprobe.d/lvs-toa.conf"
+TRUSTED_PARAM = "sys/module/toa/parameters/trusted"
+TRUSTED_PATH = "/" + TRUSTED_PARAM
+TRUSTED_MAX = 64        # the module's limit (kernel/toa/toa_trust.c)
 SUPPORTED_LINES = ("6.1", "6.12")
 DKMS_KEY, DKMS_CERT = "/var/lib/dkms/mok.key", "/var/lib/dkms/mok.pub"
 EFI_SECUREBOOT = ("sys/firmware/efi/efivars/"
@@ -217,6 +226,64 @@ def unpersist(root: Path = Path("/")) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- trusted peers
+
+def parse_trusted(value: str) -> list[str]:
+    """The prefixes of a ``trusted`` value, in the form the module shows
+    them; InstallerError naming the bad item.  The rules are the module's,
+    so that a value that passes here is never refused at load time: comma-
+    separated IPv4/IPv6 prefixes, an address alone is a host, no bits set
+    past the length, IPv4 written as IPv4.  Empty: any peer (``[]``)."""
+    value = value.strip()
+    if not value:
+        return []
+    items = [item.strip() for item in value.split(",")]
+    if len(items) > TRUSTED_MAX:
+        raise InstallerError(f"--trusted: {len(items)} prefixes, at most {TRUSTED_MAX}")
+    return [_trusted_prefix(item) for item in items]
+
+
+def _trusted_prefix(item: str) -> str:
+    addr, slash, length = item.partition("/")
+    if not item:
+        raise InstallerError("--trusted: empty item (two commas, or one at an end)")
+    if slash and not length.isdigit():
+        raise InstallerError(f"--trusted: '{item}': the length after '/' must be a number")
+    try:
+        net = ipaddress.ip_network(item, strict=True)
+    except ValueError as exc:
+        raise InstallerError(f"--trusted: '{item}': {exc}") from None
+    if net.version == 6 and net.network_address.ipv4_mapped is not None:
+        raise InstallerError(f"--trusted: '{item}': IPv4-mapped; write IPv4 prefixes as IPv4")
+    return str(net)
+
+
+def write_trusted(prefixes: list[str], root: Path = Path("/")) -> Path | None:
+    """Make ``trusted`` hold at every load of toa (modprobe reads
+    modprobe.d); no prefixes: remove the file, any peer again."""
+    path = root / OPTIONS_FILE
+    if not prefixes:
+        path.unlink(missing_ok=True)
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Peers whose TOA toa.ko believes (lvs-toolkit, docs/toa.md);\n"
+                    "# written by tools/toa_installer.py --trusted, removed by its uninstall.\n"
+                    f"options {MODULE} trusted={','.join(prefixes)}\n")
+    return path
+
+
+def persisted_trusted(root: Path = Path("/")) -> str | None:
+    """The ``trusted`` value our modprobe.d file sets, or None."""
+    text = _read(root / OPTIONS_FILE) or ""
+    for line in text.splitlines():
+        words = line.split()
+        if words[:2] == ["options", MODULE]:
+            for word in words[2:]:
+                if word.startswith("trusted="):
+                    return word[len("trusted="):]
+    return None
+
+
 def parse_stats(text: str) -> dict[str, int]:
     """Counter name -> total, from /proc/net/toa_stats."""
     stats = {}
@@ -294,8 +361,10 @@ def selftest() -> tuple[bool, str]:
     return res.returncode == 0, (res.stdout + res.stderr).strip()
 
 
-def install(kver: str, *, run_selftest: bool = True) -> None:
-    """check -> DKMS -> load -> persist -> self-test; raises InstallerError."""
+def install(kver: str, *, run_selftest: bool = True,
+            trusted: list[str] | None = None) -> None:
+    """check -> DKMS -> trusted peers -> load -> persist -> self-test;
+    raises InstallerError.  ``trusted`` None keeps what modprobe.d says."""
     require_root()
     result = check(kver)
     for note in result.notes:
@@ -306,6 +375,10 @@ def install(kver: str, *, run_selftest: bool = True) -> None:
     inst.dkms_install(DKMS_SET, [kver])
     path = module_file(kver)
     say(f"installed {path}")
+    if trusted is not None:
+        written = write_trusted(trusted)
+        say(f"TOA believed from {','.join(trusted)} (/{OPTIONS_FILE})" if written else
+            f"TOA believed from any peer (no /{OPTIONS_FILE})")
     if kver != running_kernel():
         persist()
         say(f"{kver} is not the running kernel ({running_kernel()}): toa loads "
@@ -333,6 +406,9 @@ def uninstall(kver: str) -> list[str]:
         done.append("unloaded toa")
     if unpersist():
         done.append(f"removed /{PERSIST_FILE}")
+    if (Path("/") / OPTIONS_FILE).exists():
+        write_trusted([])
+        done.append(f"removed /{OPTIONS_FILE}")
     if shutil.which("dkms") and inst.dkms_remove(DKMS_SET):
         done.append("removed lvs-toa from DKMS")
     return done
@@ -350,6 +426,8 @@ def status(kver: str, root: Path = Path("/")) -> dict[str, object]:
         "signer": module_signer(path) if path else None,
         "loaded": loaded(root),
         "enabled": (_read(root / "sys/module/toa/parameters/enabled") or "").strip() or None,
+        "trusted": (_read(root / TRUSTED_PARAM) or "").strip() if loaded(root) else None,
+        "trusted_at_boot": persisted_trusted(root),
         "version": (_read(root / "sys/module/toa/version") or "").strip() or None,
         "persistent": persisted(root),
         "signatures": signing_policy(root).reasons or ["not enforced"],
@@ -371,6 +449,7 @@ def format_status(info: dict[str, object]) -> str:
         + (f", version {info['version']}, enabled={info['enabled']}"
            if info["loaded"] else ""),
         f"at boot      {'yes, /' + PERSIST_FILE if info['persistent'] else 'no'}",
+        f"trusted      {_format_trusted(info)}",
         f"signatures   {'; '.join(info['signatures'])}",  # type: ignore[arg-type]
     ]
     if counters is not None:
@@ -380,6 +459,19 @@ def format_status(info: dict[str, object]) -> str:
              "getname_toa_mismatch", "store_fail", "probe_missed"))
             + f", malformed={malformed}")
     return "\n".join(lines)
+
+
+def _format_trusted(info: dict[str, object]) -> str:
+    """Which peers' TOA is believed, now and from the next load on."""
+    now, boot = info["trusted"], info["trusted_at_boot"]
+    shown = (f"{now or 'any peer'} (loaded)" if now is not None else "")
+    if boot is not None and boot != now:
+        shown += ("; " if shown else "") + f"{boot} (/{OPTIONS_FILE}, from the next load)"
+    elif boot is not None:
+        shown += f", at boot via /{OPTIONS_FILE}"
+    if not now and boot is None:
+        shown = (shown + "; " if shown else "") + "restrict with install --trusted PREFIX,..."
+    return shown
 
 
 # ---------------------------------------------------------------- command line
@@ -392,8 +484,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="kernel release (default: the running kernel)")
     parser.add_argument("--no-selftest", action="store_true",
                         help="install without running the self-test")
+    parser.add_argument("--trusted", metavar="PREFIX,...",
+                        help="install: believe TOA only from these prefixes (the "
+                             "balancers' local addresses), e.g. 10.0.3.0/24,2001:db8:3::/64; "
+                             "'' for any peer; kept in /" + OPTIONS_FILE)
     args = parser.parse_args(argv)
     try:
+        if args.trusted is not None and args.action != "install":
+            raise InstallerError("--trusted goes with install")
         return _dispatch(args)
     except BuildError as exc:
         print(f"toa: error: {exc}", file=sys.stderr)
@@ -411,7 +509,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"ready to install toa for {args.kver} (headers: {result.headers})")
         return 1 if result.problems else 0
     if args.action == "install":
-        install(args.kver, run_selftest=not args.no_selftest)
+        trusted = parse_trusted(args.trusted) if args.trusted is not None else None
+        install(args.kver, run_selftest=not args.no_selftest, trusted=trusted)
         return 0
     if args.action == "status":
         info = status(args.kver)

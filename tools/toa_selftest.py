@@ -15,12 +15,19 @@ TOA for 203.0.113.7 (and IPv6 equivalents); the check is what accept()
 and getpeername() of real listening sockets return.  Standard library
 only.  ``python3 -m tools.toa_selftest`` prints one line per check and
 exits 0 when all passed.
+
+When the module only believes TOA from some peers (its ``trusted``
+parameter), the "balancer" takes an address inside the first trusted
+prefix of each family instead (a family without one expects the real
+peer), and one more check sends TOA from an address outside every
+prefix and expects the real peer.
 """
 
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import ipaddress
 import os
 import socket
 import subprocess
@@ -34,6 +41,56 @@ RS4, RS6 = "192.0.2.1", "2001:db8:5::1"
 LB4, LB6 = "198.51.100.2", "2001:db8:6::2"
 CLIENT4, CLIENT6 = "203.0.113.7", "2001:db8:7::7"
 PORT = 8080
+TRUSTED_PARAM = "/sys/module/toa/parameters/trusted"
+# Candidates for a peer outside every trusted prefix.
+OUTSIDERS = ("198.51.100.99", "203.0.113.99", "100.64.0.99", "192.0.2.99")
+Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclasses.dataclass
+class Peers:
+    """Where the crafted balancer sends from, and whether toa believes it."""
+
+    lb4: str = LB4
+    lb6: str = LB6
+    trusted4: bool = True
+    trusted6: bool = True
+    outsider: str | None = None     # set when the module trusts some peers only
+
+
+def read_trusted(path: str = TRUSTED_PARAM) -> list[Net]:
+    """The module's trusted prefixes ([] = any peer, or an older module)."""
+    try:
+        text = open(path).read().strip()
+    except OSError:
+        return []
+    return [ipaddress.ip_network(item) for item in text.split(",") if item]
+
+
+def plan_peers(trusted: list[Net]) -> Peers:
+    """Balancer addresses inside the first trusted prefix of each family."""
+    if not trusted:
+        return Peers()
+    peers = Peers(trusted4=False, trusted6=False)
+    for net in trusted:
+        host = _host_in(net)
+        if net.version == 4 and not peers.trusted4 and host:
+            peers.lb4, peers.trusted4 = host, True
+        elif net.version == 6 and not peers.trusted6 and host:
+            peers.lb6, peers.trusted6 = host, True
+    peers.outsider = next((a for a in OUTSIDERS
+                           if not any(ipaddress.ip_address(a) in n for n in trusted)), None)
+    return peers
+
+
+def _host_in(net: Net) -> str | None:
+    """An address of ``net`` that is not one of the "real server's"."""
+    first = net.network_address + (1 if net.num_addresses > 2 else 0)
+    for offset in range(min(net.num_addresses, 4)):
+        addr = str(first + offset) if first + offset in net else None
+        if addr and addr not in (RS4, RS6):
+            return addr
+    return None
 
 
 @dataclasses.dataclass
@@ -54,11 +111,13 @@ def enter_private_netns() -> None:
         raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)} (needs root)")
 
 
-def setup(netns: str | None = None) -> craft.TunPeer:
-    """The tun device and addresses of the drawing, in the current namespace."""
+def setup(peers: Peers, netns: str | None = None) -> craft.TunPeer:
+    """The tun device and addresses of the drawing, in the current namespace:
+    each balancer (and outsider) address is routed into the tun."""
     tun = craft.Tun("toa0")
-    for cmd in craft.ip_commands(tun.name, [f"{RS4}/32", f"{RS6}/128"],
-                                 ["198.51.100.0/24", "2001:db8:6::/64"], netns):
+    routed = [f"{peers.lb4}/32", f"{peers.lb6}/128"] + \
+        ([f"{peers.outsider}/32"] if peers.outsider else [])
+    for cmd in craft.ip_commands(tun.name, [f"{RS4}/32", f"{RS6}/128"], routed, netns):
         subprocess.run(cmd, check=True, capture_output=True)
     return craft.TunPeer(tun)
 
@@ -105,16 +164,24 @@ def _expect(name: str, got: tuple[tuple, tuple], want: tuple[str, int]) -> Check
     return Check(name, ok, f"accept() {got[0]}, getpeername() {got[1]}, expected {want}")
 
 
-def checks(peer: craft.TunPeer) -> list[Check]:
+def _expect_real(name: str, got: tuple[tuple, tuple], real: str) -> Check:
+    ok = got[0][0] == real and got[1][0] == real
+    return Check(name, ok, f"accept() {got[0]}, getpeername() {got[1]}, expected {real}")
+
+
+def checks(peer: craft.TunPeer, peers: Peers) -> list[Check]:
     """Each check in turn; servers are made and closed per check."""
     results = []
     plans: list[tuple[str, Callable[[], Check]]] = [
-        ("ipv4 TOA on the handshake ACK", lambda: _v4_ack(peer)),
-        ("no TOA shows the real peer", lambda: _v4_plain(peer)),
-        ("ipv4 TOA on the first data segment", lambda: _v4_data(peer)),
-        ("ipv6 TOA on an IPv6 listener", lambda: _v6_ack(peer)),
-        ("ipv4 TOA on a dual-stack IPv6 listener", lambda: _mapped(peer)),
+        ("ipv4 TOA on the handshake ACK", lambda: _v4_ack(peer, peers)),
+        ("no TOA shows the real peer", lambda: _v4_plain(peer, peers)),
+        ("ipv4 TOA on the first data segment", lambda: _v4_data(peer, peers)),
+        ("ipv6 TOA on an IPv6 listener", lambda: _v6_ack(peer, peers)),
+        ("ipv4 TOA on a dual-stack IPv6 listener", lambda: _mapped(peer, peers)),
     ]
+    if peers.outsider:
+        plans.append(("TOA from an untrusted peer is ignored",
+                      lambda: _untrusted(peer, peers)))
     for name, plan in plans:
         try:
             results.append(plan())
@@ -123,47 +190,69 @@ def checks(peer: craft.TunPeer) -> list[Check]:
     return results
 
 
-def _v4_ack(peer: craft.TunPeer) -> Check:
+def _seen(name: str, got: tuple[tuple, tuple], client: tuple[str, int], real: str,
+          trusted: bool) -> Check:
+    """The client when the balancer is trusted, else the balancer itself."""
+    if trusted:
+        return _expect(name, got, client)
+    return _expect_real(name + " (balancer not trusted: real peer)", got, real)
+
+
+def _v4_ack(peer: craft.TunPeer, peers: Peers) -> Check:
     with listener(socket.AF_INET, RS4) as server:
-        got = connect_and_accept(peer, server, LB4, RS4, craft.toa_option(CLIENT4, 40001))
-    return _expect("ipv4 TOA on the handshake ACK", got, (CLIENT4, 40001))
+        got = connect_and_accept(peer, server, peers.lb4, RS4,
+                                 craft.toa_option(CLIENT4, 40001))
+    return _seen("ipv4 TOA on the handshake ACK", got, (CLIENT4, 40001), peers.lb4,
+                 peers.trusted4)
 
 
-def _v4_plain(peer: craft.TunPeer) -> Check:
+def _v4_plain(peer: craft.TunPeer, peers: Peers) -> Check:
     with listener(socket.AF_INET, RS4) as server:
-        got = connect_and_accept(peer, server, LB4, RS4)
-    ok = got[0][0] == LB4 and got[1][0] == LB4
-    return Check("no TOA shows the real peer", ok,
-                 f"accept() {got[0]}, getpeername() {got[1]}, expected {LB4}")
+        got = connect_and_accept(peer, server, peers.lb4, RS4)
+    return _expect_real("no TOA shows the real peer", got, peers.lb4)
 
 
-def _v4_data(peer: craft.TunPeer) -> Check:
+def _v4_data(peer: craft.TunPeer, peers: Peers) -> Check:
     with listener(socket.AF_INET, RS4) as server:
-        got = connect_and_accept(peer, server, LB4, RS4, data=b"GET / HTTP/1.0\r\n\r\n",
+        got = connect_and_accept(peer, server, peers.lb4, RS4,
+                                 data=b"GET / HTTP/1.0\r\n\r\n",
                                  data_options=craft.toa_option(CLIENT4, 40003))
-    return _expect("ipv4 TOA on the first data segment", got, (CLIENT4, 40003))
+    return _seen("ipv4 TOA on the first data segment", got, (CLIENT4, 40003), peers.lb4,
+                 peers.trusted4)
 
 
-def _v6_ack(peer: craft.TunPeer) -> Check:
+def _v6_ack(peer: craft.TunPeer, peers: Peers) -> Check:
     with listener(socket.AF_INET6, RS6) as server:
-        got = connect_and_accept(peer, server, LB6, RS6, craft.toa_option(CLIENT6, 40004))
-    return _expect("ipv6 TOA on an IPv6 listener", got, (CLIENT6, 40004))
+        got = connect_and_accept(peer, server, peers.lb6, RS6,
+                                 craft.toa_option(CLIENT6, 40004))
+    return _seen("ipv6 TOA on an IPv6 listener", got, (CLIENT6, 40004), peers.lb6,
+                 peers.trusted6)
 
 
-def _mapped(peer: craft.TunPeer) -> Check:
+def _mapped(peer: craft.TunPeer, peers: Peers) -> Check:
     with listener(socket.AF_INET6, "::") as server:
-        got = connect_and_accept(peer, server, LB4, RS4, craft.toa_option(CLIENT4, 40005))
-    return _expect("ipv4 TOA on a dual-stack IPv6 listener", got,
-                   (f"::ffff:{CLIENT4}", 40005))
+        got = connect_and_accept(peer, server, peers.lb4, RS4,
+                                 craft.toa_option(CLIENT4, 40005))
+    return _seen("ipv4 TOA on a dual-stack IPv6 listener", got,
+                 (f"::ffff:{CLIENT4}", 40005), f"::ffff:{peers.lb4}", peers.trusted4)
+
+
+def _untrusted(peer: craft.TunPeer, peers: Peers) -> Check:
+    assert peers.outsider
+    with listener(socket.AF_INET, RS4) as server:
+        got = connect_and_accept(peer, server, peers.outsider, RS4,
+                                 craft.toa_option(CLIENT4, 40006))
+    return _expect_real("TOA from an untrusted peer is ignored", got, peers.outsider)
 
 
 def run() -> list[Check]:
     """All checks, in the current namespace (which they change: use a new one)."""
     if not os.path.exists("/proc/net/toa_stats"):
         return [Check("toa.ko is loaded", False, "/proc/net/toa_stats is missing")]
-    peer = setup()
+    peers = plan_peers(read_trusted())
+    peer = setup(peers)
     try:
-        return checks(peer)
+        return checks(peer, peers)
     finally:
         peer.close()
 

@@ -30,10 +30,14 @@ def check(c, kver=None):
     _call("check", kver=kver)
 
 
-@task(help={**KVER_HELP, "no_selftest": "skip the self-test after loading"})
-def install(c, kver=None, no_selftest=False):
+@task(help={**KVER_HELP, "no_selftest": "skip the self-test after loading",
+            "trusted": "believe TOA only from these prefixes of the balancers' local "
+                       "addresses (PREFIX,...; '' for any peer), kept in modprobe.d"})
+def install(c, kver=None, no_selftest=False, trusted=None):
     """Build toa.ko with DKMS, load it, load it at boot, and self-test it."""
-    _call("install", *(["--no-selftest"] if no_selftest else []), kver=kver)
+    extra = (["--no-selftest"] if no_selftest else []) + \
+        (["--trusted", trusted] if trusted is not None else [])
+    _call("install", *extra, kver=kver)
 
 
 @task(help=KVER_HELP)

@@ -42,6 +42,7 @@ static const char *const ip_vs_ext_stat_names[IP_VS_EXT_STAT_MAX] = {
 	[IP_VS_EXT_FNAT_TS_REMOVED]		= "fullnat_timestamp_removed",
 	[IP_VS_EXT_FNAT_MSS_ADJUSTED]		= "fullnat_mss_adjusted",
 	[IP_VS_EXT_FNAT_EXPIRE_RST]		= "conn_expire_tcp_rst",
+	[IP_VS_EXT_FNAT_CSUM_ERROR]		= "fullnat_csum_error",
 	[IP_VS_EXT_SP_RS_ERROR]			= "synproxy_rs_error",
 	[IP_VS_EXT_SP_NULL_ACK]			= "synproxy_null_ack",
 	[IP_VS_EXT_SP_BAD_ACK]			= "synproxy_bad_ack",

@@ -12,10 +12,11 @@
  * caught in PRE_ROUTING, before the kernel routes them to the local
  * address, translated and routed to the client.
  *
- * The local port of a new connection is chosen at random in
- * [fullnat_lport_min, fullnat_lport_max] and probed upwards until no live
- * connection uses the same RS-side tuple; the probe inserts the connection
- * under the bucket lock, so two CPUs never get the same tuple.
+ * The local port of a new connection is a port of
+ * [fullnat_lport_min, fullnat_lport_max] that the local address's map of
+ * ports says is free, from a random start; inserting the connection under
+ * the bucket lock checks that no live connection uses the same RS-side
+ * tuple, so two CPUs never get the same tuple.
  */
 
 #define KMSG_COMPONENT "IPVS"
@@ -166,69 +167,137 @@ static void ip_vs_fnat_unhash(struct ip_vs_conn *cp)
 	ip_vs_fnat_key_of(cp, &k);
 	lock = ip_vs_fnat_lock(ip_vs_fnat_hash(&k));
 	spin_lock_bh(lock);
-	hlist_del_rcu(&cp->l_list);
+	hlist_del_init_rcu(&cp->l_list);
 	spin_unlock_bh(lock);
 }
 
 /* ---------------------------------------------------- connection life */
 
-static void ip_vs_fnat_lport_range(struct ip_vs_ext_net *ext, u32 *min,
-				   u32 *span)
+/* Random ports tried per local address when its map is full: a port in
+ * use towards one real server is free towards the others.
+ */
+#define IP_VS_FNAT_LPORT_RANDOM	8
+
+struct ip_vs_fnat_lrange {
+	u32	min;	/* lowest port */
+	u32	end;	/* one past the highest */
+};
+
+static void ip_vs_fnat_lport_range(struct ip_vs_ext_net *ext,
+				   struct ip_vs_fnat_lrange *r)
 {
 	u32 lo = READ_ONCE(ext->fnat_lport_min);
 	u32 hi = READ_ONCE(ext->fnat_lport_max);
 
 	if (lo > hi)
 		swap(lo, hi);
-	*min = lo;
-	*span = hi - lo + 1;
+	r->min = lo;
+	r->end = hi + 1;
 }
 
-/* Try up to @tries ports of @laddr for @cp; true when one was taken. */
+/* The first clear bit of @map in [@from, end), else in [min, @from);
+ * r->end when every bit of the range is set.
+ */
+static u32 ip_vs_fnat_lport_free(const unsigned long *map,
+				 const struct ip_vs_fnat_lrange *r, u32 from)
+{
+	u32 port = find_next_zero_bit(map, r->end, from);
+
+	if (port < r->end)
+		return port;
+	port = find_next_zero_bit(map, from, r->min);
+	return port < from ? port : r->end;
+}
+
+/* @cp with local port @port: true when its RS-side tuple was free. */
+static bool ip_vs_fnat_lport_take(struct ip_vs_conn *cp,
+				  struct ip_vs_laddr *laddr, u32 port)
+{
+	cp->lport = htons(port);
+	if (ip_vs_fnat_hash_unique(cp))
+		return true;
+	atomic64_inc(&laddr->port_conflict);
+	return false;
+}
+
+/**
+ * ip_vs_fnat_try_laddr - a local port of @laddr for @cp
+ * @cp: the new connection
+ * @laddr: the local address to try
+ * @tries: at most this many tuples are probed (fullnat_lport_tries)
+ *
+ * A port whose bit is clear in the address's map is almost always free:
+ * the first one after a random start is taken and its bit set, so the
+ * work does not grow with the number of sessions.  The table is the
+ * judge (a session that got its port without a bit, below, may hold the
+ * tuple): a refused port gets its bit back.  When every port of the
+ * range has its bit, a few random ports are probed, for a real server
+ * whose tuple with them is still free; those sessions own no bit.
+ */
 static bool ip_vs_fnat_try_laddr(struct ip_vs_conn *cp,
 				 struct ip_vs_laddr *laddr, u32 tries)
 {
-	struct ip_vs_ext_net *ext = cp->ipvs->ext;
-	u32 min, span, start, i;
+	struct ip_vs_fnat_lrange r;
+	u32 port, from, span;
 
-	ip_vs_fnat_lport_range(ext, &min, &span);
-	start = get_random_u32_below(span);
+	ip_vs_fnat_lport_range(cp->ipvs->ext, &r);
+	span = r.end - r.min;
+	from = r.min + get_random_u32_below(span);
 	ip_vs_addr_copy(cp->af, &cp->laddr, &laddr->addr);
-	for (i = 0; i < min(tries, span); i++) {
-		cp->lport = htons(min + (start + i) % span);
-		if (ip_vs_fnat_hash_unique(cp))
+	for (; tries; tries--) {
+		port = ip_vs_fnat_lport_free(laddr->ports, &r, from);
+		if (port >= r.end)
+			break;		/* every bit set */
+		from = port + 1 < r.end ? port + 1 : r.min;
+		if (test_and_set_bit(port, laddr->ports))
+			continue;	/* another CPU took it meanwhile */
+		if (ip_vs_fnat_lport_take(cp, laddr, port)) {
+			ip_vs_fnat_seq_flags(&cp->fnat, IP_VS_FNAT_LPORT_OWNED,
+					     0);
 			return true;
-		atomic64_inc(&laddr->port_conflict);
+		}
+		clear_bit(port, laddr->ports);
 	}
+	for (tries = min_t(u32, tries, IP_VS_FNAT_LPORT_RANDOM); tries; tries--)
+		if (ip_vs_fnat_lport_take(cp, laddr,
+					  r.min + get_random_u32_below(span)))
+			return true;
 	return false;
 }
 
 /**
  * ip_vs_fnat_conn_bind - give a new FULLNAT connection its local address
- * @cp: the connection, addresses set, not yet visible anywhere
- * @dest: the real server it is being bound to
+ * @cp: a connection just bound to its dest, not yet visible anywhere
  *
- * Called by ip_vs_conn_new() for every connection to a FULLNAT real
- * server.  Picks the service's local addresses round robin and a free
- * local port of one of them; the connection then holds a reference on the
- * address.  Returns 0, or a negative errno when the connection must not be
- * created (no local address, ports exhausted, unsupported combination);
- * the failure is counted and existing connections are not affected.
+ * Called by ip_vs_conn_new() for every connection, after
+ * ip_vs_bind_dest(): the forwarding method is the one ip_vs_bind_dest()
+ * read once from the dest into cp->flags, so the session, its transmitter
+ * and its expiry agree whatever the dest says a moment later.  For FULLNAT, picks
+ * the service's local addresses round robin and a free local port of one
+ * of them; the connection then holds a reference on the address and is
+ * in the RS-side table.  Returns 0, or a negative errno when the
+ * connection must not be created (no local address, ports exhausted,
+ * unsupported combination; never for a template); the failure is counted
+ * and existing connections are not affected.
  */
-int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest)
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
+	struct ip_vs_dest *dest = cp->dest;
 	struct ip_vs_service *svc;
 	struct ip_vs_laddr *laddr = NULL;
 	u32 budget = READ_ONCE(ipvs->ext->fnat_lport_tries);
 	unsigned int n, i, per_laddr;
 
+	/* unhashed: what ip_vs_fnat_conn_expire() has nothing to release */
+	INIT_HLIST_NODE(&cp->l_list);
+	if (!ip_vs_conn_fnat(cp) || (cp->flags & IP_VS_CONN_F_TEMPLATE))
+		return 0;
 	cp->local = NULL;
-	if (cp->flags & IP_VS_CONN_F_TEMPLATE)
+	if (!dest)	/* synced, bound later: it has no RS side (dropped) */
 		return 0;
 	/* Synced or one-packet connections have no RS side we could keep */
-	if ((cp->flags | atomic_read(&dest->conn_flags)) &
-	    (IP_VS_CONN_F_SYNC | IP_VS_CONN_F_ONE_PACKET) ||
+	if ((cp->flags & (IP_VS_CONN_F_SYNC | IP_VS_CONN_F_ONE_PACKET)) ||
 	    cp->daf != cp->af ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
 		return -EPROTONOSUPPORT;
@@ -236,9 +305,11 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest)
 	rcu_read_lock();
 	svc = rcu_dereference(dest->svc);
 	n = svc ? READ_ONCE(svc->num_laddrs) : 0;
-	/* The port budget is shared by the addresses, tried in turn */
+	/* The budget of probes is shared by the addresses, tried in turn
+	 * (as many as it allows): at most fullnat_lport_tries in all
+	 */
 	per_laddr = max(budget / max(n, 1U), 1U);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < min(n, budget); i++) {
 		laddr = ip_vs_laddr_next(svc, laddr);
 		if (!laddr)
 			break;
@@ -263,7 +334,9 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest)
  *
  * Sends the RSTs of conn_expire_tcp_rst first (FULLNAT and NAT), while the
  * connection still knows its sequence numbers and before an application
- * helper is unbound from it.
+ * helper is unbound from it.  What is released is what
+ * ip_vs_fnat_conn_bind() took: a place in the RS-side table, the local
+ * port's bit and the local address, whatever cp->flags say by now.
  */
 void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp)
 {
@@ -272,12 +345,14 @@ void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp)
 	if (IP_VS_FWD_METHOD(cp) == IP_VS_CONN_F_MASQ &&
 	    cp->protocol == IPPROTO_TCP)
 		ip_vs_nat_tcp_expire(cp);
-	if (!ip_vs_conn_fnat(cp) || !cp->local)
+	if (hlist_unhashed(&cp->l_list))
 		return;
 	laddr = cp->local;
 	if (cp->protocol == IPPROTO_TCP)
 		ip_vs_fnat_tcp_expire(cp);
 	ip_vs_fnat_unhash(cp);
+	if (READ_ONCE(cp->fnat.flags) & IP_VS_FNAT_LPORT_OWNED)
+		clear_bit(ntohs(cp->lport), laddr->ports);
 	cp->local = NULL;
 	atomic_dec(&laddr->conn_counts);
 	ip_vs_laddr_put(laddr);
@@ -476,8 +551,8 @@ static int ip_vs_fnat_mangle(struct sk_buff *skb, struct ip_vs_conn *cp,
 		if (to_rs) {
 			if (ip_vs_fnat_tcp_in(skb, cp, l4off, mtu, &csum) < 0)
 				return -1;
-		} else {
-			ip_vs_fnat_tcp_out(skb, cp, l4off, &csum);
+		} else if (ip_vs_fnat_tcp_out(skb, cp, l4off, &csum) < 0) {
+			return -1;
 		}
 	}
 	ports = (__be16 *)(skb->data + l4off);
@@ -601,6 +676,29 @@ static void ip_vs_fnat_icmp_inner_addrs(struct sk_buff *skb, int af,
 	}
 }
 
+/* An ICMP error gets a new checksum once its embedded packet is
+ * rewritten: its own must be right first, or a corrupted error would
+ * leave the balancer valid (counted in fullnat_csum_error).
+ */
+static bool ip_vs_fnat_icmp_csum_ok(struct sk_buff *skb, int af,
+				    unsigned int icmp_off, struct netns_ipvs *ipvs)
+{
+	unsigned int len = skb->len - icmp_off;
+	__sum16 bad;
+
+	if (skb_csum_unnecessary(skb))
+		return true;
+	if (af == AF_INET6)
+		bad = csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
+				      &ipv6_hdr(skb)->daddr, len, IPPROTO_ICMPV6,
+				      skb_checksum(skb, icmp_off, len, 0));
+	else
+		bad = csum_fold(skb_checksum(skb, icmp_off, len, 0));
+	if (bad)
+		IP_VS_EXT_INC(ipvs, IP_VS_EXT_FNAT_CSUM_ERROR);
+	return !bad;
+}
+
 /* Recompute the ICMP checksum after the embedded packet changed. */
 static void ip_vs_fnat_icmp_csum(struct sk_buff *skb, int af,
 				 unsigned int icmp_off)
@@ -685,6 +783,7 @@ static int ip_vs_fnat_icmp_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
 		goto drop;
 	icmp_off = ip_vs_fnat_outer_len(skb, af);
 	if (icmp_off < 0 ||
+	    !ip_vs_fnat_icmp_csum_ok(skb, af, icmp_off, cp->ipvs) ||
 	    skb_cow(skb, skb_dst(skb)->dev->hard_header_len) ||
 	    ip_vs_fnat_icmp_parse(skb, af, icmp_off, &ic) ||
 	    ic.proto != cp->protocol)
@@ -896,7 +995,8 @@ static unsigned int ip_vs_fnat_reply_icmp(struct sk_buff *skb, int af,
 	cp = ip_vs_fnat_lookup(&k);
 	if (!cp)
 		return NF_ACCEPT;
-	if (ip_vs_fnat_route_to_client(skb, cp, ipvs->net) ||
+	if (!ip_vs_fnat_icmp_csum_ok(skb, af, icmp_off, ipvs) ||
+	    ip_vs_fnat_route_to_client(skb, cp, ipvs->net) ||
 	    !ip_vs_fnat_reply_fits(skb, af) ||
 	    skb_cow(skb, skb_dst(skb)->dev->hard_header_len))
 		goto drop;

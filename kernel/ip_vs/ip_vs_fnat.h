@@ -90,8 +90,8 @@ void ip_vs_tcp_sack_sub(struct sk_buff *skb, struct tcphdr *th, u32 delta,
 int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		      unsigned int thoff, unsigned int mtu,
 		      struct ip_vs_fnat_csum *csum);
-void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
-			unsigned int thoff, struct ip_vs_fnat_csum *csum);
+int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+		       unsigned int thoff, struct ip_vs_fnat_csum *csum);
 void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp);
 void ip_vs_nat_tcp_expire(struct ip_vs_conn *cp);
 

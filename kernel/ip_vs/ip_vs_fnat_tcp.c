@@ -66,26 +66,30 @@ void ip_vs_tcp_options(struct tcphdr *th,
 	}
 }
 
-static bool ip_vs_tcp_strip_ts(u8 *opt, u8 len, void *arg)
+/* The option @kind of length @len in @th, or NULL. */
+struct ip_vs_tcp_opt_arg {
+	u8	kind;
+	u8	len;
+	u8	*found;
+};
+
+static bool ip_vs_tcp_opt_match(u8 *opt, u8 len, void *arg)
 {
-	if (opt[0] != TCPOPT_TIMESTAMP || len != TCPOLEN_TIMESTAMP)
+	struct ip_vs_tcp_opt_arg *a = arg;
+
+	if (opt[0] != a->kind)
 		return false;
-	memset(opt, TCPOPT_NOP, len);
-	*(bool *)arg = true;
+	if (len == a->len)
+		a->found = opt;
 	return true;
 }
 
-static bool ip_vs_tcp_lower_mss(u8 *opt, u8 len, void *arg)
+static u8 *ip_vs_tcp_find_opt(struct tcphdr *th, u8 kind, u8 len)
 {
-	u16 mss, by = *(u16 *)arg;
+	struct ip_vs_tcp_opt_arg a = { .kind = kind, .len = len };
 
-	if (opt[0] != TCPOPT_MSS || len != TCPOLEN_MSS)
-		return false;
-	mss = get_unaligned_be16(opt + 2);
-	if (mss > by + 536)
-		put_unaligned_be16(mss - by, opt + 2);
-	*(u16 *)arg = 0;	/* done */
-	return true;
+	ip_vs_tcp_options(th, ip_vs_tcp_opt_match, &a);
+	return a.found;
 }
 
 /* SACK blocks in one sequence space: shift them into the other. */
@@ -140,6 +144,48 @@ static u32 ip_vs_fnat_isn(const struct ip_vs_conn *cp)
 			      cp->dport);
 }
 
+/**
+ * ip_vs_fnat_csum_full - may the whole TCP checksum be computed anew?
+ * @skb: the segment, about to change in a way only a full computation of
+ *	 its checksum follows (options rewritten, TOA inserted)
+ * @cp: its connection
+ * @thoff: TCP header offset from skb->data
+ * @csum: csum->full is set when the answer is yes
+ *
+ * A new checksum computed over a corrupted segment would make it valid:
+ * the segment's own checksum is checked first, unless the device or the
+ * stack has done so (or it is a local one still to be computed).  The
+ * incremental updates made to it so far keep a wrong checksum wrong, so
+ * the check still holds after them.  A segment that fails is counted
+ * (fullnat_csum_error); the caller drops it.
+ */
+static bool ip_vs_fnat_csum_full(struct sk_buff *skb, struct ip_vs_conn *cp,
+				 unsigned int thoff,
+				 struct ip_vs_fnat_csum *csum)
+{
+	unsigned int len = skb->len - thoff;
+	__sum16 bad;
+
+	if (csum->full || skb->ip_summed == CHECKSUM_PARTIAL ||
+	    skb_csum_unnecessary(skb))
+		goto full;
+	if (cp->af == AF_INET6)
+		bad = csum_ipv6_magic(&ipv6_hdr(skb)->saddr,
+				      &ipv6_hdr(skb)->daddr, len, IPPROTO_TCP,
+				      skb_checksum(skb, thoff, len, 0));
+	else
+		bad = csum_tcpudp_magic(ip_hdr(skb)->saddr, ip_hdr(skb)->daddr,
+					len, IPPROTO_TCP,
+					skb_checksum(skb, thoff, len, 0));
+	if (bad) {
+		IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_CSUM_ERROR);
+		return false;
+	}
+full:
+	csum->full = true;
+	return true;
+}
+
 /* -------------------------------------------------------------- TOA */
 
 static void ip_vs_toa_fill(u8 *opt, const struct ip_vs_conn *cp)
@@ -190,9 +236,10 @@ static void ip_vs_toa_insert(struct sk_buff *skb, struct ip_vs_conn *cp,
 		ip_hdr(skb)->tot_len = htons(ntohs(ip_hdr(skb)->tot_len) + len);
 }
 
-static void ip_vs_fnat_add_toa(struct sk_buff *skb, struct ip_vs_conn *cp,
-			       unsigned int thoff, unsigned int mtu,
-			       struct ip_vs_fnat_csum *csum)
+/* TOA for the segment, when it fits; -1 when the segment must go. */
+static int ip_vs_fnat_add_toa(struct sk_buff *skb, struct ip_vs_conn *cp,
+			      unsigned int thoff, unsigned int mtu,
+			      struct ip_vs_fnat_csum *csum)
 {
 	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
 	unsigned int len = ip_vs_toa_len(cp->af);
@@ -200,44 +247,71 @@ static void ip_vs_fnat_add_toa(struct sk_buff *skb, struct ip_vs_conn *cp,
 
 	if (fail >= 0) {
 		IP_VS_EXT_INC(cp->ipvs, fail);
-		return;
+		return 0;
 	}
+	if (!ip_vs_fnat_csum_full(skb, cp, thoff, csum))
+		return -1;
 	ip_vs_toa_insert(skb, cp, thoff, len);
-	csum->full = true;
 	IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_ADD_TOA_OK);
+	return 0;
 }
 
 /* -------------------------------------------------------- directions */
 
-static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
-				  struct tcphdr *th,
-				  struct ip_vs_fnat_csum *csum)
+/*
+ * May a client SYN that is not the one we forwarded start the sequence
+ * state afresh?  While the session is ESTABLISHED, never (a SYN leaves
+ * IPVS's state there): anybody who knows the client's address and port,
+ * or a late duplicate, would break a working session.  In the other
+ * states (IPVS moved a session that was opening or closing to SYN_RECV on
+ * this SYN) yes while the handshake with the real server is not done
+ * (the client starting over), and after it only for a SYN numbered after
+ * everything the client sent before: a new connection reusing the tuple
+ * of a closed one, as a TIME_WAIT socket accepts it.
+ */
+static bool ip_vs_fnat_syn_restarts(const struct ip_vs_conn *cp, u32 flags,
+				    u32 seq)
+{
+	if (cp->state == IP_VS_TCP_S_ESTABLISHED)
+		return false;
+	return !(flags & IP_VS_FNAT_SEQ_RS_ISN) ||
+	       after(seq, READ_ONCE(cp->fnat.c_nxt));
+}
+
+static int ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
+				 struct tcphdr *th, unsigned int thoff,
+				 struct ip_vs_fnat_csum *csum)
 {
 	const u32 sent = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT;
 	struct ip_vs_fnat_seq *fs = &cp->fnat;
-	bool stripped = false;
-	u32 flags, ahead;
+	u32 flags, ahead, seq = ntohl(th->seq);
+	u8 *ts;
 
 	/* The SYN we sent again (the client's retransmission, or SYNPROXY's
 	 * retry) keeps our ISN: the RS may be waiting with a SYN/ACK for it.
 	 * It is the SYN whose end is at most 64K behind what the client sent
-	 * (a fast-open SYN's data is not sent again with it).  A SYN of
-	 * another ISN (the client starting over) starts the state afresh.
+	 * (a fast-open SYN's data is not sent again with it).  Another SYN
+	 * starts the state afresh only as ip_vs_fnat_syn_restarts() allows.
 	 */
 	/* acquire: c_nxt is set before its flag */
 	flags = smp_load_acquire(&fs->flags);
-	ahead = READ_ONCE(fs->c_nxt) - (ntohl(th->seq) + 1);
-	if ((flags & sent) != sent || ahead > 0xffff) {
-		fs->delta = ip_vs_fnat_isn(cp) - ntohl(th->seq);
-		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT, ~IP_VS_SP_MASK);
+	ahead = READ_ONCE(fs->c_nxt) - (seq + 1);
+	if ((flags & sent) != sent ||
+	    (ahead > 0xffff && ip_vs_fnat_syn_restarts(cp, flags, seq))) {
+		fs->delta = ip_vs_fnat_isn(cp) - seq;
+		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_INIT,
+				     ~(IP_VS_SP_MASK | IP_VS_FNAT_LPORT_OWNED));
 	}
-	if (READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove)) {
-		ip_vs_tcp_options(th, ip_vs_tcp_strip_ts, &stripped);
-		if (stripped) {
-			csum->full = true;
-			IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_TS_REMOVED);
-		}
-	}
+	if (!READ_ONCE(cp->ipvs->ext->fnat_timestamp_remove))
+		return 0;
+	ts = ip_vs_tcp_find_opt(th, TCPOPT_TIMESTAMP, TCPOLEN_TIMESTAMP);
+	if (!ts)
+		return 0;
+	if (!ip_vs_fnat_csum_full(skb, cp, thoff, csum))
+		return -1;
+	memset(ts, TCPOPT_NOP, TCPOLEN_TIMESTAMP);
+	IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_TS_REMOVED);
+	return 0;
 }
 
 /**
@@ -249,6 +323,8 @@ static void ip_vs_fnat_client_syn(struct sk_buff *skb, struct ip_vs_conn *cp,
  * @csum: set csum->full when the checksum must be recomputed
  *
  * May move the network and TCP headers (TOA); @thoff stays valid.
+ * Returns 0, or -1 when the segment must be dropped (its checksum was
+ * wrong where a new one would have been computed).
  */
 int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 		      unsigned int thoff, unsigned int mtu,
@@ -259,8 +335,9 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	__be32 old;
 	u32 end;
 
-	if (th->syn && !th->ack)
-		ip_vs_fnat_client_syn(skb, cp, th, csum);
+	if (th->syn && !th->ack &&
+	    ip_vs_fnat_client_syn(skb, cp, th, thoff, csum) < 0)
+		return -1;
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
 		return 0;	/* joined without a SYN (sloppy_tcp): no shift */
 
@@ -275,7 +352,30 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
 	    (fs->flags & IP_VS_FNAT_SEQ_RS_ISN) &&
 	    ntohl(th->ack_seq) == fs->rs_isn + 1 &&
 	    READ_ONCE(cp->ipvs->ext->fnat_toa))
-		ip_vs_fnat_add_toa(skb, cp, thoff, mtu, csum);
+		return ip_vs_fnat_add_toa(skb, cp, thoff, mtu, csum);
+	return 0;
+}
+
+/* The RS's SYN/ACK announces an MSS lowered by the TOA length. */
+static int ip_vs_fnat_lower_mss(struct sk_buff *skb, struct ip_vs_conn *cp,
+				struct tcphdr *th, unsigned int thoff,
+				struct ip_vs_fnat_csum *csum)
+{
+	u16 mss, by = ip_vs_toa_len(cp->af);
+	u8 *opt;
+
+	if (!READ_ONCE(cp->ipvs->ext->fnat_mss_adjust))
+		return 0;
+	opt = ip_vs_tcp_find_opt(th, TCPOPT_MSS, TCPOLEN_MSS);
+	if (!opt)
+		return 0;
+	mss = get_unaligned_be16(opt + 2);
+	if (mss <= by + 536)
+		return 0;
+	if (!ip_vs_fnat_csum_full(skb, cp, thoff, csum))
+		return -1;
+	put_unaligned_be16(mss - by, opt + 2);
+	IP_VS_EXT_INC(cp->ipvs, IP_VS_EXT_FNAT_MSS_ADJUSTED);
 	return 0;
 }
 
@@ -285,9 +385,11 @@ int ip_vs_fnat_tcp_in(struct sk_buff *skb, struct ip_vs_conn *cp,
  * @cp: its FULLNAT connection
  * @thoff: TCP header offset from skb->data
  * @csum: set csum->full when the checksum must be recomputed
+ *
+ * Returns 0, or -1 when the segment must be dropped (bad checksum).
  */
-void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
-			unsigned int thoff, struct ip_vs_fnat_csum *csum)
+int ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
+		       unsigned int thoff, struct ip_vs_fnat_csum *csum)
 {
 	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
 	struct ip_vs_fnat_seq *fs = &cp->fnat;
@@ -295,23 +397,15 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 	u32 end;
 
 	if (th->syn && th->ack) {
+		if (ip_vs_fnat_lower_mss(skb, cp, th, thoff, csum) < 0)
+			return -1;
 		fs->rs_isn = ntohl(th->seq);
 		ip_vs_fnat_seq_flags(fs, IP_VS_FNAT_SEQ_RS_ISN, 0);
-		if (READ_ONCE(cp->ipvs->ext->fnat_mss_adjust)) {
-			u16 by = ip_vs_toa_len(cp->af);
-
-			ip_vs_tcp_options(th, ip_vs_tcp_lower_mss, &by);
-			if (!by) {
-				csum->full = true;
-				IP_VS_EXT_INC(cp->ipvs,
-					      IP_VS_EXT_FNAT_MSS_ADJUSTED);
-			}
-		}
 	}
 	end = ip_vs_tcp_end_seq(skb, th, thoff);
 	ip_vs_fnat_seq_advance(fs, &fs->r_nxt, IP_VS_FNAT_SEQ_R_NXT, end);
 	if (!(fs->flags & IP_VS_FNAT_SEQ_INIT))
-		return;
+		return 0;
 	if (th->ack) {
 		old = th->ack_seq;
 		th->ack_seq = htonl(ntohl(old) - fs->delta);
@@ -320,6 +414,7 @@ void ip_vs_fnat_tcp_out(struct sk_buff *skb, struct ip_vs_conn *cp,
 						 th->ack_seq, false);
 	}
 	ip_vs_tcp_sack_sub(skb, th, fs->delta, csum->full);
+	return 0;
 }
 
 /* ------------------------------------------------------------- RST */

@@ -19,12 +19,15 @@
 
 #include <linux/kernel.h>
 #include <linux/slab.h>
+#include <linux/bitmap.h>
 #include <net/genetlink.h>
 #include <net/ipv6.h>
 #include <net/ip_vs.h>
 #include <lvs/compat.h>
 
 #include "ip_vs_fnat.h"
+
+#define IP_VS_LADDR_PORTS	(1 << 16)	/* bits of a port map */
 
 static const struct nla_policy ip_vs_laddr_policy[IPVS_LADDR_ATTR_MAX + 1] = {
 	[IPVS_LADDR_ATTR_ADDR]		= { .type = NLA_BINARY,
@@ -40,10 +43,14 @@ void ip_vs_laddr_svc_init(struct ip_vs_service *svc)
 	atomic_set(&svc->laddr_next, 0);
 }
 
+/* The port map is used only by holders of a reference (the port search
+ * and expiring sessions): it can go at once, the address after RCU.
+ */
 void ip_vs_laddr_put(struct ip_vs_laddr *laddr)
 {
 	if (refcount_dec_and_test(&laddr->refcnt)) {
 		atomic_dec(&laddr->ipvs->ext->num_laddrs);
+		bitmap_free(laddr->ports);
 		kfree_rcu(laddr, rcu_head);
 	}
 }
@@ -134,9 +141,17 @@ static int ip_vs_laddr_add(struct ip_vs_service *svc,
 
 	if (ip_vs_laddr_find(svc, addr))
 		return -EEXIST;
-	laddr = kzalloc(sizeof(*laddr), GFP_KERNEL);
+	/* charged to the caller's memory cgroup: a container's own
+	 * namespace may add addresses, 8 KiB of port map each
+	 */
+	laddr = kzalloc(sizeof(*laddr), GFP_KERNEL_ACCOUNT);
 	if (!laddr)
 		return -ENOMEM;
+	laddr->ports = bitmap_zalloc(IP_VS_LADDR_PORTS, GFP_KERNEL_ACCOUNT);
+	if (!laddr->ports) {
+		kfree(laddr);
+		return -ENOMEM;
+	}
 	ip_vs_addr_copy(svc->af, &laddr->addr, addr);
 	laddr->ipvs = svc->ipvs;
 	laddr->af = svc->af;
@@ -177,6 +192,37 @@ void ip_vs_laddr_flush(struct ip_vs_service *svc)
 
 /* ------------------------------------------------------------ netlink */
 
+/* The address of IPVS_LADDR_ATTR_ADDR for a service of family @af: 16
+ * bytes for IPv6; for IPv4 its 4 bytes, alone or as the first 4 of 16
+ * whose other 12 are zero (the wire format is a 16-byte address).
+ */
+static int ip_vs_laddr_addr(int af, const struct nlattr *a,
+			    union nf_inet_addr *addr,
+			    struct netlink_ext_ack *extack)
+{
+	int len = nla_len(a);
+
+	memset(addr, 0, sizeof(*addr));
+	if (af == AF_INET6 && len != sizeof(addr->in6)) {
+		NL_SET_ERR_MSG_ATTR(extack, a,
+				    "an IPv6 local address has 16 bytes");
+		return -EINVAL;
+	}
+	if (af == AF_INET && len != sizeof(addr->ip) &&
+	    len != sizeof(addr->in6)) {
+		NL_SET_ERR_MSG_ATTR(extack, a,
+				    "an IPv4 local address has 4 bytes (or 16, zero after the 4th)");
+		return -EINVAL;
+	}
+	nla_memcpy(addr, a, sizeof(*addr));
+	if (af == AF_INET && (addr->all[1] || addr->all[2] || addr->all[3])) {
+		NL_SET_ERR_MSG_ATTR(extack, a,
+				    "not an IPv4 address: an IPv4 service takes IPv4 local addresses");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int ip_vs_laddr_parse(int af, struct nlattr *nla,
 			     union nf_inet_addr *addr,
 			     struct netlink_ext_ack *extack)
@@ -186,7 +232,8 @@ static int ip_vs_laddr_parse(int af, struct nlattr *nla,
 	int ret;
 
 	if (!nla) {
-		NL_SET_ERR_MSG(extack, "IPVS_CMD_ATTR_LADDR is missing");
+		NL_SET_ERR_MSG(extack,
+			       "IPVS_CMD_ATTR_LADDR (the local address) is missing");
 		return -EINVAL;
 	}
 	ret = nla_parse_nested_deprecated(attrs, IPVS_LADDR_ATTR_MAX, nla,
@@ -194,12 +241,14 @@ static int ip_vs_laddr_parse(int af, struct nlattr *nla,
 	if (ret)
 		return ret;
 	a = attrs[IPVS_LADDR_ATTR_ADDR];
-	if (!a || nla_len(a) < (af == AF_INET6 ? 16 : 4)) {
-		NL_SET_ERR_MSG_ATTR(extack, nla, "local address missing or short");
+	if (!a) {
+		NL_SET_ERR_MSG_ATTR(extack, nla,
+				    "IPVS_LADDR_ATTR_ADDR (the local address) is missing");
 		return -EINVAL;
 	}
-	memset(addr, 0, sizeof(*addr));
-	nla_memcpy(addr, a, sizeof(*addr));
+	ret = ip_vs_laddr_addr(af, a, addr, extack);
+	if (ret)
+		return ret;
 	if (!ip_vs_laddr_valid(af, addr)) {
 		NL_SET_ERR_MSG_ATTR(extack, a, "not a unicast local address");
 		return -EINVAL;

@@ -4,11 +4,12 @@
  *
  *   toa_parse.c    the option parser (toa_parse.h)
  *   toa_store.c    which socket got which client address
- *   toa_capture.c  probes that read the option from incoming segments and
- *                  that forget a socket when it is freed
+ *   toa_capture.c  ftrace hooks that read the option from incoming
+ *                  segments and that forget a socket when it is freed
  *   toa_getname.c  probes that rewrite getpeername()/accept() results
+ *   toa_trust.c    the "trusted" parameter: peers whose TOA is believed
  *   toa_stats.c    per-CPU counters and /proc/net/toa_stats
- *   toa_main.c     module parameter, init and exit
+ *   toa_main.c     the "enabled" parameter, init and exit
  */
 #ifndef TOA_H
 #define TOA_H
@@ -38,6 +39,16 @@ enum toa_stat {
 	TOA_STAT_STORE_FAIL,		/* no memory to remember the client */
 	TOA_STAT_ENTRY_ALLOC,		/* records created ... */
 	TOA_STAT_ENTRY_FREE,		/* ... and freed (equal when idle) */
+	TOA_STAT_OPT_UNTRUSTED,		/* TOA from a peer not in "trusted" */
+	TOA_STAT_GETNAME_TOA_UNTRUSTED,	/* record of a peer no longer trusted:
+					 * left alone
+					 */
+	TOA_STAT_ENTRY_STALE_REPLACED,	/* record of a freed socket replaced by
+					 * the next one at its address
+					 */
+	TOA_STAT_GETNAME_TOA_STALE,	/* record of a freed socket found by
+					 * the next one: left alone
+					 */
 	TOA_STAT_MAX
 };
 
@@ -48,8 +59,19 @@ struct toa_record {
 	__be16 peer_port;
 };
 
+/* What a socket's lookup found. */
+enum toa_found {
+	TOA_NONE,			/* no record */
+	TOA_OWN,			/* the socket's own record */
+	TOA_STALE,			/* a freed socket's, at the same address */
+};
+
 /* toa_main.c */
 bool toa_enabled(void);
+
+/* toa_trust.c */
+bool toa_trusted_peer(const struct in6_addr *peer);
+bool toa_trust_restricted(void);
 
 /* toa_stats.c */
 void toa_stat_inc(enum toa_stat stat);
@@ -61,8 +83,9 @@ void toa_stats_exit(void);
 /* toa_store.c */
 int toa_store_init(void);
 void toa_store_exit(void);
-int toa_store_add(const struct sock *sk, const struct toa_record *rec);
-bool toa_store_get(const struct sock *sk, struct toa_record *rec);
+int toa_store_add(const struct sock *sk, u64 cookie,
+		  const struct toa_record *rec);
+enum toa_found toa_store_get(const struct sock *sk, struct toa_record *rec);
 bool toa_store_has(const struct sock *sk);
 void toa_store_forget(const struct sock *sk);
 bool toa_store_empty(void);
@@ -70,7 +93,6 @@ bool toa_store_empty(void);
 /* toa_capture.c */
 int toa_capture_init(void);
 void toa_capture_exit(void);
-unsigned long toa_capture_missed(void);
 
 /* toa_getname.c */
 int toa_getname_init(void);

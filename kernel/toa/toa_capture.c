@@ -2,18 +2,31 @@
 /*
  * Reading the option from incoming segments, and forgetting sockets.
  *
- * Hook mechanism: kprobes on the first instruction of three functions.
- * Debian's 6.1 and 6.12 kernels have CONFIG_KPROBES_ON_FTRACE, and a probe
- * at a function's entry is then an ftrace callback: the only change to
- * kernel text is ftrace's own, at the call site it reserves for tracers,
- * made and undone by the kernel.  The handler runs in the probed
- * function's context (softirq or process, preemption off), where taking a
- * spinlock and allocating with GFP_ATOMIC are allowed.  A probe that fell
- * back to a breakpoint would run its handler in an NMI-like context where
- * neither is; every handler checks kprobe_ftrace() and does nothing then,
- * and toa_capture_init() refuses to load.
+ * Hook mechanism: one ftrace_ops per function (register_ftrace_function()
+ * with a filter on the function's name), on three functions that run in
+ * softirq as often as in process context.  The only change to kernel text
+ * is ftrace's own, at the call site it reserves for tracers, made and
+ * undone by the kernel.  The callback runs in the hooked function's
+ * context with preemption off, where taking a spinlock and allocating with
+ * GFP_ATOMIC are allowed, and reads the arguments from the registers
+ * ftrace saved (FTRACE_OPS_FL_SAVE_REGS).
  *
- * Probed functions (both kernel lines, IPv4 and IPv6):
+ * Why not kprobes, as toa_getname.c uses: a kprobe is skipped (counted in
+ * its nmissed, the handler never runs) when it is hit while any kprobe
+ * handler runs on the same CPU.  These functions run in softirq, which
+ * can interrupt a kprobe handler running in process context -- another
+ * tool's probe, or one of ours on a socket's backlog -- and a skipped hook
+ * loses a client, or leaves the record of a freed socket behind for the
+ * next socket at the same address.  ftrace calls a callback in every
+ * context, whatever probe handler it interrupted; it only drops a call
+ * made from inside an ftrace callback running in the same context level
+ * on the same task (trace_test_and_set_recursion(): one recursion bit per
+ * level, normal/softirq/irq/NMI, with one allowance for the moment an
+ * interrupt has not yet raised its level).  No callback calls these TCP
+ * functions.  Records still carry the socket's cookie (toa_store.c), so a
+ * record that outlived its socket anyway is never believed.
+ *
+ * Hooked functions (both kernel lines, IPv4 and IPv6):
  *
  *  tcp_child_process(parent, child, skb)
  *	a new passive socket and the segment that completed its handshake,
@@ -26,11 +39,16 @@
  *  inet_sock_destruct(sk)
  *	reached through sk->sk_destruct for IPv4 and IPv6 sockets, as the
  *	last step before the memory is freed: where a record is dropped.
+ *
+ * Unloading: unregister_ftrace_function() returns only once no callback
+ * of the ops can be running any more (for a module's ops it waits for
+ * every CPU to schedule and, on preemptible kernels, for RCU-tasks).
  */
 
 #define pr_fmt(fmt) "toa: " fmt
 
-#include <linux/kprobes.h>
+#include <linux/ftrace.h>
+#include <linux/sock_diag.h>
 #include <linux/tcp.h>
 #include <net/ipv6.h>
 #include <net/tcp.h>
@@ -67,6 +85,20 @@ static enum toa_verdict toa_parse_skb(const struct sk_buff *skb,
 				 client);
 }
 
+/*
+ * The socket's cookie, assigned now if it has none yet: the same value
+ * SO_COOKIE and sock_diag report, kept by the kernel in the socket.  This
+ * is the one socket field toa.ko causes to be written, through the
+ * kernel's own function, and it points to nothing of ours.
+ */
+static u64 toa_sk_cookie(struct sock *sk)
+{
+	u32 cookie[2];
+
+	sock_diag_save_cookie(sk, cookie);
+	return (u64)cookie[1] << 32 | cookie[0];
+}
+
 /* Parse @skb and remember its client for @sk; returns whether it did. */
 static bool toa_capture(struct sock *sk, const struct sk_buff *skb)
 {
@@ -80,22 +112,36 @@ static bool toa_capture(struct sock *sk, const struct sk_buff *skb)
 		return false;
 	}
 	toa_sk_peer(sk, &rec.peer, &rec.peer_port);
-	err = toa_store_add(sk, &rec);
+	if (!toa_trusted_peer(&rec.peer)) {
+		toa_stat_inc(TOA_STAT_OPT_UNTRUSTED);
+		return false;
+	}
+	err = toa_store_add(sk, toa_sk_cookie(sk), &rec);
 	if (err && err != -EEXIST)
 		toa_stat_inc(TOA_STAT_STORE_FAIL);
 	return !err;
 }
 
-static int toa_child_pre(struct kprobe *kp, struct pt_regs *regs)
+/* The hooked function's arguments: ftrace saved its registers. */
+static struct pt_regs *toa_regs(struct ftrace_regs *fregs)
 {
-	struct sock *child = (struct sock *)regs_get_kernel_argument(regs, 1);
-	struct sk_buff *skb = (struct sk_buff *)regs_get_kernel_argument(regs, 2);
+	return ftrace_get_regs(fregs);
+}
 
-	if (!kprobe_ftrace(kp) || !toa_enabled())
-		return 0;
+static void notrace toa_child_hook(unsigned long ip, unsigned long parent_ip,
+				   struct ftrace_ops *ops,
+				   struct ftrace_regs *fregs)
+{
+	struct pt_regs *regs = toa_regs(fregs);
+	struct sock *child;
+	struct sk_buff *skb;
+
+	if (!regs || !toa_enabled())
+		return;
+	child = (struct sock *)regs_get_kernel_argument(regs, 1);
+	skb = (struct sk_buff *)regs_get_kernel_argument(regs, 2);
 	toa_stat_inc(toa_capture(child, skb) ? TOA_STAT_SYN_RECV_SOCK_TOA :
 		     TOA_STAT_SYN_RECV_SOCK_NO_TOA);
-	return 0;
 }
 
 /* Could the balancer still be putting TOA on this socket's segments? */
@@ -106,84 +152,115 @@ static bool toa_young(const struct sock *sk)
 	return !tp->bytes_acked && tp->segs_in <= TOA_YOUNG_SEGS;
 }
 
-static int toa_established_pre(struct kprobe *kp, struct pt_regs *regs)
+static void notrace toa_established_hook(unsigned long ip,
+					 unsigned long parent_ip,
+					 struct ftrace_ops *ops,
+					 struct ftrace_regs *fregs)
 {
-	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
-	struct sk_buff *skb = (struct sk_buff *)regs_get_kernel_argument(regs, 1);
+	struct pt_regs *regs = toa_regs(fregs);
+	struct sock *sk;
+	struct sk_buff *skb;
 
-	if (!kprobe_ftrace(kp) || !toa_enabled() || !toa_young(sk))
-		return 0;
-	if (tcp_hdr(skb)->doff * 4 <= sizeof(struct tcphdr) || toa_store_has(sk))
-		return 0;
+	if (!regs || !toa_enabled())
+		return;
+	sk = (struct sock *)regs_get_kernel_argument(regs, 0);
+	skb = (struct sk_buff *)regs_get_kernel_argument(regs, 1);
+	if (!toa_young(sk) || tcp_hdr(skb)->doff * 4 <= sizeof(struct tcphdr))
+		return;
+	if (toa_store_has(sk))
+		return;
 	if (toa_capture(sk, skb))
 		toa_stat_inc(TOA_STAT_DATA_SEG_TOA);
-	return 0;
 }
 
-/* Not gated by the module parameter: records must go with their socket. */
-static int toa_destruct_pre(struct kprobe *kp, struct pt_regs *regs)
+/*
+ * Not gated by the module parameter: records must go with their socket.
+ * Any record at the address goes, the socket's own or a stale one.
+ */
+static void notrace toa_destruct_hook(unsigned long ip,
+				      unsigned long parent_ip,
+				      struct ftrace_ops *ops,
+				      struct ftrace_regs *fregs)
 {
-	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
+	struct pt_regs *regs = toa_regs(fregs);
 
-	if (kprobe_ftrace(kp) && !toa_store_empty() &&
-	    sk->sk_protocol == IPPROTO_TCP)
-		toa_store_forget(sk);
-	return 0;
+	if (regs && !toa_store_empty())
+		toa_store_forget((struct sock *)regs_get_kernel_argument(regs, 0));
 }
 
-static struct kprobe toa_destruct_kp = {
-	.symbol_name = "inet_sock_destruct",
-	.pre_handler = toa_destruct_pre,
-};
-
-static struct kprobe toa_child_kp = {
-	.symbol_name = "tcp_child_process",
-	.pre_handler = toa_child_pre,
-};
-
-static struct kprobe toa_established_kp = {
-	.symbol_name = "tcp_rcv_established",
-	.pre_handler = toa_established_pre,
+struct toa_hook {
+	char name[32];		/* ftrace_set_filter() wants it writable */
+	struct ftrace_ops ops;
 };
 
 /*
- * register_kprobes() arms the probes in this order: the destructor first,
- * so that every record ever made has a way out.  Unregistering them
- * together is fine: toa_store_exit() frees whatever is left afterwards.
+ * PERMANENT: while the hooks are registered, the sysctl kernel.ftrace_enabled
+ * cannot switch ftrace off (records would outlive their sockets), as for
+ * kprobes and livepatches.
  */
-static struct kprobe *toa_capture_kps[] = {
-	&toa_destruct_kp, &toa_child_kp, &toa_established_kp,
+#define TOA_HOOK(fn, cb) {						\
+	.name = #fn,							\
+	.ops = {							\
+		.func = (cb),						\
+		.flags = FTRACE_OPS_FL_SAVE_REGS | FTRACE_OPS_FL_PERMANENT, \
+	},								\
+}
+
+/*
+ * Registered in this order, the destructor first, so that every record
+ * ever made has a way out; unregistered in the reverse order.
+ */
+static struct toa_hook toa_hooks[] = {
+	TOA_HOOK(inet_sock_destruct, toa_destruct_hook),
+	TOA_HOOK(tcp_child_process, toa_child_hook),
+	TOA_HOOK(tcp_rcv_established, toa_established_hook),
 };
 
-/* Only probes that ftrace carries are accepted (see the top of the file). */
+static int toa_hook_register(struct toa_hook *hook)
+{
+	int err;
+
+	err = ftrace_set_filter(&hook->ops, hook->name, strlen(hook->name), 1);
+	if (err) {
+		pr_err("cannot hook %s (not traceable?): %d\n", hook->name, err);
+		return err;
+	}
+	err = register_ftrace_function(&hook->ops);
+	if (err) {
+		pr_err("cannot hook %s: %d\n", hook->name, err);
+		ftrace_free_filter(&hook->ops);
+	}
+	return err;
+}
+
+/* Returns once no callback of @hook runs any more. */
+static void toa_hook_unregister(struct toa_hook *hook)
+{
+	unregister_ftrace_function(&hook->ops);
+	ftrace_free_filter(&hook->ops);
+}
+
 int toa_capture_init(void)
 {
 	int err, i;
 
-	err = register_kprobes(toa_capture_kps, ARRAY_SIZE(toa_capture_kps));
-	if (err) {
-		pr_err("cannot probe the TCP functions: %d\n", err);
-		return err;
-	}
-	for (i = 0; i < ARRAY_SIZE(toa_capture_kps); i++) {
-		if (!kprobe_ftrace(toa_capture_kps[i])) {
-			pr_err("probe on %s is not ftrace-based (CONFIG_KPROBES_ON_FTRACE?); refusing\n",
-			       toa_capture_kps[i]->symbol_name);
-			toa_capture_exit();
-			return -EOPNOTSUPP;
-		}
+	for (i = 0; i < ARRAY_SIZE(toa_hooks); i++) {
+		err = toa_hook_register(&toa_hooks[i]);
+		if (err)
+			goto out_unregister;
 	}
 	return 0;
+
+out_unregister:
+	while (i--)
+		toa_hook_unregister(&toa_hooks[i]);
+	return err;
 }
 
-/* Returns once no handler runs (unregister_kprobes() waits for RCU). */
 void toa_capture_exit(void)
 {
-	unregister_kprobes(toa_capture_kps, ARRAY_SIZE(toa_capture_kps));
-}
+	int i = ARRAY_SIZE(toa_hooks);
 
-unsigned long toa_capture_missed(void)
-{
-	return toa_destruct_kp.nmissed + toa_child_kp.nmissed +
-	       toa_established_kp.nmissed;
+	while (i--)
+		toa_hook_unregister(&toa_hooks[i]);
 }

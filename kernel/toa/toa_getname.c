@@ -7,9 +7,23 @@
  * inet6_getname().  The ops tables are const and stay untouched: a
  * kretprobe on each function lets it fill in the real peer as usual, and
  * then replaces that in the caller's kernel buffer, before the caller
- * copies it to user space.  Like the kprobes of toa_capture.c, the entry
- * part is an ftrace callback; the return part runs from the kernel's
+ * copies it to user space.  The entry part is an ftrace callback
+ * (CONFIG_KPROBES_ON_FTRACE); the return part runs from the kernel's
  * rethook trampoline, with preemption off.
+ *
+ * Why a kprobe can stay here, unlike in toa_capture.c: a kprobe hit is
+ * skipped only while another kprobe handler runs on the same CPU
+ * (kprobe_running() in kprobe_ftrace_handler()).  Every kprobe handler
+ * runs with preemption off -- ftrace-based ones under
+ * ftrace_test_recursion_trylock(), which disables it; int3-based ones
+ * from the exception with interrupts off -- so no other task can run on
+ * that CPU meanwhile, only interrupts.  getname() is called from system
+ * calls and kernel threads (accept, getpeername, kernel_getpeername), in
+ * process context, never from an interrupt: it cannot start on a CPU
+ * while a probe handler is running there.  The return part is not a
+ * kprobe hit and is never skipped (kretprobe_rethook_handler()).  What
+ * can still count in probe_missed is a burst of more calls in flight
+ * than the return probe has instances (maxactive).
  *
  * The entry handler only notes the socket and the caller's buffer (peer
  * names of TCP sockets); the lookup is done by the return handler, after
@@ -123,15 +137,22 @@ static int toa_getname_return(struct kretprobe_instance *ri,
 {
 	struct toa_getname_ctx *ctx = (struct toa_getname_ctx *)ri->data;
 	struct toa_record rec;
+	enum toa_found found;
 
 	if ((long)regs_return_value(regs) <= 0)
 		return 0;
-	if (toa_store_empty() || !toa_store_get(ctx->sk, &rec)) {
-		toa_stat_inc(TOA_STAT_GETNAME_TOA_EMPTY);
+	found = toa_store_empty() ? TOA_NONE : toa_store_get(ctx->sk, &rec);
+	if (found != TOA_OWN) {
+		toa_stat_inc(found == TOA_STALE ? TOA_STAT_GETNAME_TOA_STALE :
+			     TOA_STAT_GETNAME_TOA_EMPTY);
 		return 0;
 	}
 	if (!toa_enabled()) {
 		toa_stat_inc(TOA_STAT_GETNAME_TOA_BYPASS);
+		return 0;
+	}
+	if (!toa_trusted_peer(&rec.peer)) {
+		toa_stat_inc(TOA_STAT_GETNAME_TOA_UNTRUSTED);
 		return 0;
 	}
 	toa_stat_inc(toa_rewrite(ctx->uaddr, &rec));

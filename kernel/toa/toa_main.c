@@ -15,24 +15,31 @@
  *     report by the remembered client;
  *  3. toa_capture.c forgets a socket when the socket is freed.
  *
- * Hook mechanism, and why: kprobes and kretprobes, on function entries that
- * ftrace carries (CONFIG_KPROBES_ON_FTRACE, set by Debian's 6.1 and 6.12
- * configurations).  They are the kernel's supported interface for running
- * code at a function's entry and return; the kernel makes and undoes every
- * change to its text itself, they work on exported and unexported
- * functions alike, and unregistering them waits until no handler runs, so
- * unloading is safe.  The classic TOA modules instead overwrite pointers in
- * the const inet_stream_ops / ipv4_specific tables, which means writing to
- * read-only data; plain ftrace callbacks that redirect the instruction
- * pointer (livepatch style) would have to re-enter the traced function and
- * give no clean way to see its return.  BPF cgroup getpeername hooks and
- * fexit programs are not available to a module.  The probe overhead is one
- * ftrace callback per established TCP segment, which returns after two
- * field reads for all but a socket's first segments.
+ * Hook mechanism, and why: plain ftrace callbacks (ftrace_ops) on the
+ * three TCP functions that run in softirq (toa_capture.c), and kretprobes
+ * on the two getname functions, which run in process context
+ * (toa_getname.c).  Both are the kernel's supported interfaces for running
+ * code at a function's entry (and return): the only change to kernel text
+ * is ftrace's own, at the call site it reserves for tracers, made and
+ * undone by the kernel; they work on exported and unexported functions
+ * alike, and unregistering them waits until no callback runs, so unloading
+ * is safe.  kprobes are not used in softirq because a kprobe hit there is
+ * skipped whenever it interrupts another kprobe's handler on that CPU
+ * (toa_capture.c says what that cost).  The classic TOA modules instead
+ * overwrite pointers in the const inet_stream_ops / ipv4_specific tables,
+ * which means writing to read-only data; ftrace callbacks that redirect
+ * the instruction pointer (livepatch style) would have to re-enter the
+ * traced function and give no clean way to see its return.  BPF cgroup
+ * getpeername hooks and fexit programs are not available to a module.  The
+ * overhead is one ftrace callback per established TCP segment, which
+ * returns after two field reads for all but a socket's first segments.
  *
- * Nothing is stored in the socket: no sk_user_data, no sk_destruct, no ops
- * pointer; see toa_store.c for why that makes coexistence and unloading
- * safe.
+ * Nothing of ours is stored in the socket: no sk_user_data, no
+ * sk_destruct, no ops pointer (the kernel assigns the socket's cookie when
+ * a client is recorded, as SO_COOKIE would); see toa_store.c for why that
+ * makes coexistence and unloading safe.
+ *
+ * Which peers may name a client: the "trusted" parameter (toa_trust.c).
  */
 
 #define pr_fmt(fmt) "toa: " fmt
@@ -78,6 +85,8 @@ static int __init toa_init(void)
 	if (err)
 		goto out_getname;
 	pr_info("loaded (lvs-toolkit %s)\n", LVS_TOOLKIT_VERSION);
+	if (!toa_trust_restricted())
+		pr_warn("TOA is believed from any peer: anyone who reaches this server can claim any client address; restrict it to the balancers' local addresses with trusted=PREFIX,... (docs/toa.md)\n");
 	return 0;
 
 out_getname:

@@ -40,6 +40,10 @@ static const char *const toa_stat_names[TOA_STAT_MAX] = {
 	[TOA_STAT_STORE_FAIL] = "store_fail",
 	[TOA_STAT_ENTRY_ALLOC] = "entry_alloc",
 	[TOA_STAT_ENTRY_FREE] = "entry_free",
+	[TOA_STAT_OPT_UNTRUSTED] = "opt_untrusted",
+	[TOA_STAT_GETNAME_TOA_UNTRUSTED] = "getname_toa_untrusted",
+	[TOA_STAT_ENTRY_STALE_REPLACED] = "entry_stale_replaced",
+	[TOA_STAT_GETNAME_TOA_STALE] = "getname_toa_stale",
 };
 
 void toa_stat_inc(enum toa_stat stat)
@@ -113,8 +117,7 @@ static int toa_stats_show(struct seq_file *seq, void *v)
 				   per_cpu(toa_cpu_stats.cnt[i], cpu));
 		seq_printf(seq, " %12llu\n", toa_stat_sum(i));
 	}
-	toa_stats_global(seq, "probe_missed",
-			 toa_capture_missed() + toa_getname_missed());
+	toa_stats_global(seq, "probe_missed", toa_getname_missed());
 	return 0;
 }
 

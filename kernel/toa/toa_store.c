@@ -12,11 +12,20 @@
  *    no walk over live sockets: once the probes are gone the table belongs
  *    to us alone and is freed whole.
  *
- * A record is dropped when its socket is freed (toa_capture.c probes
+ * A record is dropped when its socket is freed (toa_capture.c hooks
  * inet_sock_destruct(), which runs before the socket's memory goes back to
- * the slab), so a socket allocated later at the same address never finds a
- * stale record.  Lookups run under RCU and records are freed after a grace
- * period, because getname() may be reading one while another CPU drops it.
+ * the slab).  Should that hook ever not run for a socket, its record would
+ * wait for the next socket allocated at the same address; so every record
+ * also carries the socket's cookie (the kernel's 64-bit socket identity, the
+ * value of SO_COOKIE), and a record whose cookie is not its socket's is
+ * stale: never reported, replaced when the new socket gets a client of its
+ * own, and dropped with the socket at that address.  Every new socket
+ * starts with cookie 0 (sk_alloc() zeroes it, sk_clone_lock() clears the
+ * listener's), and toa_capture.c has the cookie assigned when it records a
+ * client, so a record never matches a socket it was not made for.
+ *
+ * Lookups run under RCU and records are freed after a grace period,
+ * because getname() may be reading one while another CPU drops it.
  */
 
 #define pr_fmt(fmt) "toa: " fmt
@@ -28,6 +37,7 @@
 struct toa_entry {
 	struct rhash_head node;
 	const struct sock *sk;		/* key: never dereferenced here */
+	u64 cookie;			/* the socket it was made for */
 	struct toa_record rec;
 	struct rcu_head rcu;
 };
@@ -61,54 +71,81 @@ static void toa_entry_free_cb(void *ptr, void *arg)
 /**
  * toa_store_add - remember the client of a socket
  * @sk: the socket
+ * @cookie: its cookie (assigned: never 0)
  * @rec: what to remember
  *
  * Called from softirq (or the socket backlog) with the socket locked, so
- * two adds for one socket never race; the first record of a socket stays.
+ * two adds for one socket never race; the first record of a socket stays,
+ * a stale one left at the same address is replaced.
  * Returns 0, -EEXIST if the socket already has a record, or another error
  * when memory is short.
  */
-int toa_store_add(const struct sock *sk, const struct toa_record *rec)
+int toa_store_add(const struct sock *sk, u64 cookie,
+		  const struct toa_record *rec)
 {
-	struct toa_entry *entry;
-	int err;
+	struct toa_entry *entry, *old;
+	int err = 0;
 
 	entry = kmem_cache_alloc(toa_cache, GFP_ATOMIC | __GFP_NOWARN);
 	if (!entry)
 		return -ENOMEM;
 	toa_stat_inc(TOA_STAT_ENTRY_ALLOC);
 	entry->sk = sk;
+	entry->cookie = cookie;
 	entry->rec = *rec;
-	err = rhashtable_lookup_insert_fast(&toa_table, &entry->node, toa_params);
+	rcu_read_lock();	/* @old stays readable */
+	old = rhashtable_lookup_get_insert_fast(&toa_table, &entry->node,
+						toa_params);
+	if (IS_ERR(old))
+		err = PTR_ERR(old);
+	else if (old && old->cookie == cookie)
+		err = -EEXIST;
+	else if (old)
+		err = rhashtable_replace_fast(&toa_table, &old->node,
+					      &entry->node, toa_params);
+	if (!err && old) {
+		call_rcu(&old->rcu, toa_entry_free_rcu);
+		toa_stat_inc(TOA_STAT_ENTRY_STALE_REPLACED);
+	}
+	rcu_read_unlock();
 	if (err)
 		toa_entry_free(entry);	/* never visible to readers */
 	return err;
 }
 
-/* Copy the record of @sk into @rec; false if it has none. */
-bool toa_store_get(const struct sock *sk, struct toa_record *rec)
+static enum toa_found toa_store_find(const struct sock *sk,
+				     struct toa_record *rec)
 {
+	u64 cookie = atomic64_read(&sk->sk_cookie);
+	enum toa_found found = TOA_NONE;
 	struct toa_entry *entry;
 
 	rcu_read_lock();
 	entry = rhashtable_lookup(&toa_table, &sk, toa_params);
-	if (entry)
-		*rec = entry->rec;
-	rcu_read_unlock();
-	return entry;
-}
-
-bool toa_store_has(const struct sock *sk)
-{
-	bool found;
-
-	rcu_read_lock();
-	found = rhashtable_lookup(&toa_table, &sk, toa_params);
+	if (entry && (!cookie || entry->cookie != cookie)) {
+		found = TOA_STALE;
+	} else if (entry) {
+		found = TOA_OWN;
+		if (rec)
+			*rec = entry->rec;
+	}
 	rcu_read_unlock();
 	return found;
 }
 
-/* Drop the record of a socket that is being freed. */
+/* Copy the record of @sk into @rec: TOA_OWN, or whether there is none. */
+enum toa_found toa_store_get(const struct sock *sk, struct toa_record *rec)
+{
+	return toa_store_find(sk, rec);
+}
+
+/* Has @sk a record of its own (a stale one does not count)? */
+bool toa_store_has(const struct sock *sk)
+{
+	return toa_store_find(sk, NULL) == TOA_OWN;
+}
+
+/* Drop the record at a socket that is being freed, its own or stale. */
 void toa_store_forget(const struct sock *sk)
 {
 	struct toa_entry *entry;

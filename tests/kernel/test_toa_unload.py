@@ -96,6 +96,9 @@ def cycle(times: int) -> None:
     subprocess.run(["sh", "-ec", script], check=True, timeout=3000)
 
 
+# 100 cycles of module text patching under emulation: 9-13 s a cycle was
+# seen on a host busy with other guests, past the default 900 s.
+@pytest.mark.timeout(2400)
 def test_unload_and_reload_under_a_connection_storm(lab, kmsg_mark):
     with lab.listen(socket.AF_INET, RS4, PORT) as server:
         storm = Storm(lab, server)

@@ -206,3 +206,109 @@ def test_invoke_collection_offers_the_installer():
     from tasks import ns
     assert set(ns.collections["toa"].task_names) >= {"check", "install", "status",
                                                      "selftest", "uninstall"}
+
+
+# ---------------------------------------------------------------- --trusted
+
+@pytest.mark.parametrize("value,prefixes", [
+    ("10.0.3.0/24,2001:db8:3::/64", ["10.0.3.0/24", "2001:db8:3::/64"]),
+    (" 10.0.3.0/24 , 2001:DB8:3:0::/64\n", ["10.0.3.0/24", "2001:db8:3::/64"]),
+    ("192.0.2.7", ["192.0.2.7/32"]),
+    ("2001:db8::1", ["2001:db8::1/128"]),
+    ("0.0.0.0/0", ["0.0.0.0/0"]),
+    ("", []),
+    ("  ", []),
+])
+def test_trusted_prefixes_in_the_modules_form(value, prefixes):
+    assert toa.parse_trusted(value) == prefixes
+
+
+@pytest.mark.parametrize("value,message", [
+    ("banana", "'banana'"),
+    ("10.0.3.0/33", "'10.0.3.0/33'"),
+    ("10.0.3.1/24", "has host bits set"),
+    ("2001:db8::1/64", "has host bits set"),
+    ("10.0.3.0/24,", "empty item"),
+    ("10.0.3.0/24,,10.0.4.0/24", "empty item"),
+    ("10.0.3.0/255.255.255.0", "must be a number"),
+    ("10.0.3.0/+24", "must be a number"),
+    ("::ffff:10.0.3.0/120", "write IPv4 prefixes as IPv4"),
+    (",".join(f"10.{n}.0.0/16" for n in range(65)), "at most 64"),
+])
+def test_bad_trusted_values_are_refused_by_name(value, message):
+    with pytest.raises(toa.InstallerError, match="--trusted") as err:
+        toa.parse_trusted(value)
+    assert message in str(err.value)
+
+
+def test_trusted_is_kept_in_modprobe_d(tmp_path):
+    path = toa.write_trusted(["10.0.3.0/24", "2001:db8:3::/64"], tmp_path)
+    assert path == tmp_path / "etc/modprobe.d/lvs-toa.conf"
+    assert [line for line in path.read_text().splitlines() if not line.startswith("#")] == \
+        ["options toa trusted=10.0.3.0/24,2001:db8:3::/64"]
+    assert toa.persisted_trusted(tmp_path) == "10.0.3.0/24,2001:db8:3::/64"
+    assert toa.write_trusted([], tmp_path) is None and not path.exists()
+    assert toa.persisted_trusted(tmp_path) is None
+    assert toa.write_trusted([], tmp_path) is None      # nothing there: fine
+
+
+def _loaded(root: Path, trusted: str) -> None:
+    write(root, "sys/module/toa/initstate", "live\n")
+    write(root, "sys/module/toa/parameters/enabled", "Y\n")
+    write(root, "sys/module/toa/parameters/trusted", trusted + "\n")
+
+
+def test_status_shows_the_trusted_peers(tmp_path):
+    _loaded(tmp_path, "10.0.3.0/24")
+    toa.write_trusted(["10.0.3.0/24"], tmp_path)
+    info = toa.status(KVER, tmp_path)
+    assert info["trusted"] == "10.0.3.0/24" and info["trusted_at_boot"] == "10.0.3.0/24"
+    assert "trusted      10.0.3.0/24 (loaded), at boot via /etc/modprobe.d/lvs-toa.conf" \
+        in toa.format_status(info)
+
+
+def test_status_says_when_any_peer_is_believed(tmp_path):
+    _loaded(tmp_path, "")
+    text = toa.format_status(toa.status(KVER, tmp_path))
+    assert "trusted      any peer (loaded); restrict with install --trusted PREFIX,..." in text
+
+
+def test_status_shows_a_list_waiting_for_the_next_load(tmp_path):
+    _loaded(tmp_path, "")
+    toa.write_trusted(["10.0.3.0/24"], tmp_path)
+    text = toa.format_status(toa.status(KVER, tmp_path))
+    assert ("trusted      any peer (loaded); 10.0.3.0/24 "
+            "(/etc/modprobe.d/lvs-toa.conf, from the next load)") in text
+
+
+def test_status_of_an_unloaded_module_with_a_list(tmp_path):
+    toa.write_trusted(["10.0.3.0/24"], tmp_path)
+    text = toa.format_status(toa.status(KVER, tmp_path))
+    assert "trusted      10.0.3.0/24 (/etc/modprobe.d/lvs-toa.conf, from the next load)" in text
+
+
+def test_bad_trusted_on_the_command_line_changes_nothing(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(toa, "install", lambda *a, **k: calls.append((a, k)))
+    assert toa.main(["install", "--trusted", "10.0.3.1/24"]) == 1
+    assert "toa: error: --trusted: '10.0.3.1/24'" in capsys.readouterr().err
+    assert calls == []
+    assert toa.main(["status", "--trusted", "10.0.3.0/24"]) == 1
+    assert "--trusted goes with install" in capsys.readouterr().err
+
+
+def test_trusted_reaches_install(monkeypatch):
+    calls = []
+    monkeypatch.setattr(toa, "install", lambda kver, **k: calls.append(k))
+    assert toa.main(["install", "--kver", KVER, "--trusted", "10.0.3.0/24,2001:db8:3::/64"]) == 0
+    assert toa.main(["install", "--kver", KVER]) == 0
+    assert toa.main(["install", "--kver", KVER, "--trusted", ""]) == 0
+    assert [c["trusted"] for c in calls] == [["10.0.3.0/24", "2001:db8:3::/64"], None, []]
+
+
+def test_invoke_install_passes_trusted(monkeypatch):
+    from tools import toa_tasks
+    seen = []
+    monkeypatch.setattr(toa, "main", lambda argv: seen.append(argv) or 0)
+    toa_tasks.install.body(None, kver=KVER, trusted="10.0.3.0/24")
+    assert seen == [["install", "--trusted", "10.0.3.0/24", "--kver", KVER]]

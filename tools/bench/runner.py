@@ -49,11 +49,17 @@ LB_ADDR = netlab.LB_C4
 UDP_NAT, UDP_FNAT = 9000, 9001          # UDP services (packet rates, sessions)
 TCP_NAT, TCP_FNAT, TCP_SYNPROXY = 80, 81, 82
 RS_TCP = {TCP_NAT: 8080, TCP_FNAT: 8081, TCP_SYNPROXY: 8082}
+#: The local-port pool figure: one firewall-mark FULLNAT service for UDP
+#: POOL_UDP (fills the pool) and TCP POOL_TCP (new connections), so both
+#: take their ports from the same local addresses' port maps.
+POOL_MARK, POOL_UDP, POOL_TCP = 7, 9002, 83
+POOL_LADDR_NET = "10.0.4"
 COOKIE_PORT = 7000                      # a local listener in the balancer
 SRC_NET = "10.64.0.0/10"                # generated client addresses
 SVC_F_SYNPROXY = 0x8000
 #: Source /16 of each purpose's generated flows: 10.BASE.0.0/16.
-BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68}
+BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68,
+        "pool": 69}
 
 #: Target of each figure (reported, never asserted): (comparison, value).
 TARGETS = {
@@ -65,13 +71,14 @@ TARGETS = {
     "lookup_1m_vs_1k_ratio": (">=", 0.8),
     "restore_py_vs_c_ratio": ("<=", 1.0),
     "list_py_vs_c_ratio": ("<=", 1.5),
+    "lport_full_vs_empty_cps_ratio": (">=", 0.5),
 }
 RATIO_KEYS = tuple(TARGETS)
 #: Every key the JSON document has (issue 8), besides context.
 KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie_ratio",
         "ackflood_drop_vs_synflood_ratio", "bytes_per_session_fnat",
         "bytes_per_session_nat", "lookup_1m_vs_1k_ratio", "restore_py_vs_c_ratio",
-        "list_py_vs_c_ratio",
+        "list_py_vs_c_ratio", "lport_full_vs_empty_cps_ratio",
         # keepalived (tools/bench/keepalived.py)
         "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
 
@@ -89,11 +96,14 @@ class Params:
     rules: int = 10_000           # control plane
     services: int = 1000
     max_passes: int = 8           # pktgen passes to fill a session table
+    pool_laddrs: int = 8          # local addresses of the port-pool figure
+    pool_window: float = 1.0      # one connect run there (its sessions fit the 1 %)
 
 
 FULL = Params()
 QUICK = Params(repeats=1, seconds=1.0, warmup=0.5, flows=100, sessions=5000, big=20_000,
-               laddrs=4, concurrency=16, rules=500, services=50, max_passes=3)
+               laddrs=4, concurrency=16, rules=500, services=50, max_passes=3,
+               pool_laddrs=2, pool_window=0.25)
 
 
 # ---------------------------------------------------------------- helpers
@@ -167,6 +177,7 @@ class Lab:
         self.procs: list[subprocess.Popen] = []
         self.rps_cpu: int | None = None
         self.svc: dict[str, Any] = {}
+        self.serving = False
 
     # ------------------------------------------------------------ set up
     def __enter__(self) -> "Lab":
@@ -336,14 +347,46 @@ class Lab:
 
     # ------------------------------------------------------------ TCP
     def serve(self) -> None:
+        """The TCP servers of rs1 (once)."""
+        if self.serving:
+            return
         gen = gen_binary()
         proc = subprocess.Popen(["ip", "netns", "exec", self.topo.rs(1), gen, "serve",
-                                 *map(str, RS_TCP.values())],
+                                 *map(str, (*RS_TCP.values(), POOL_TCP))],
                                 stdout=subprocess.PIPE, text=True)
         self.procs.append(proc)
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the connection server did not start")
+        self.serving = True
+
+    def pool_service(self, laddrs: int) -> int:
+        """The port-pool service: firewall mark POOL_MARK (set by tc on the
+        balancer's eth0 for UDP POOL_UDP and TCP POOL_TCP to the VIP), FULLNAT
+        to rs1 on the packet's own port, with ``laddrs`` local addresses of
+        its own.  Returns the size of its pool (addresses x local ports)."""
+        from ipvsadm_py import Dest, LocalAddress, Service
+        from ipvsadm_py import wire
+
+        t = self.topo
+        t.sh(t.lb, "tc qdisc add dev eth0 clsact && " + " && ".join(
+            f"tc filter add dev eth0 ingress protocol ip prio {prio} u32 match ip dst "
+            f"{VIP}/32 match ip protocol {proto} 0xff match ip dport {port} 0xffff "
+            f"action skbedit mark {POOL_MARK}"
+            for prio, proto, port in ((2, 17, POOL_UDP), (3, 6, POOL_TCP))))
+        t.ip_batch(t.lb, [f"addr add {POOL_LADDR_NET}.{i}/32 dev vip0"
+                          for i in range(1, laddrs + 1)])
+        svc = Service(fwmark=POOL_MARK, scheduler="rr")
+        self.ipvs.add_service(svc)
+        for i in range(1, laddrs + 1):
+            self.ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(f"{POOL_LADDR_NET}.{i}")))
+        self.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)), port=0,
+                                     forward=wire.FWD_FULLNAT, weight=1))
+        self.svc["pool"] = svc
+        low, high = (int(v) for v in (
+            t.sh(t.lb, "cat /proc/sys/net/ipv4/vs/fullnat_lport_min "
+                       "/proc/sys/net/ipv4/vs/fullnat_lport_max").stdout.split()))
+        return laddrs * (abs(high - low) + 1)
 
     def connect_rate(self, port: int, seconds: float) -> dict[str, float]:
         out = sh(f"ip netns exec {self.topo.client} taskset -c 0 {gen_binary()} connect "
@@ -496,6 +539,49 @@ class Bench:
             self.context["fnat_vs_nat_cps_ratio_of_medians"] = ratio(
                 self.result["fnat_cps"], self.result["nat_cps"])
 
+    # -------------------------------------------------------- port pool
+    def lport_pool(self, lab: Lab) -> None:
+        """New FULLNAT connections/s with the local-port pool 99 % used, over
+        the same with it empty: the cost of finding a free local port.
+
+        One firewall-mark service takes UDP and TCP (Lab.pool_service), so
+        UDP sessions made by pktgen (Lab.fill) fill the very port maps the
+        TCP connections take their ports from.  Each connect run is short
+        enough for its sessions (reset at once, gone 10 s later) to fit the
+        free 1 %; the next run waits for them to go."""
+        if not lab.fullnat:
+            self.null("lport_full_vs_empty_cps_ratio", "not available yet: FULLNAT is missing")
+            return
+        lab.serve()
+        size = lab.pool_service(self.p.pool_laddrs)
+        window = self.p.pool_window
+
+        def runs(resting: int) -> list[float]:
+            rates = []
+            for _ in range(self.p.repeats):
+                netlab.wait_for(lambda: lab.conns("pool") <= resting, timeout=60,
+                                interval=0.5)
+                r = lab.connect_rate(POOL_TCP, window)
+                rates.append(r["cps"])
+                log(f"  {r['cps']:.0f} connections/s ({r['failed']} failed)")
+            return rates
+
+        log(f"  pool of {size} local ports, empty:")
+        empty = runs(0)
+        netlab.wait_for(lambda: lab.conns("pool") == 0, timeout=60, interval=0.5)
+        made = lab.fill("pool", POOL_UDP, int(size * 0.99), BASE["pool"])
+        used = lab.conns("pool")
+        log(f"  pool {used}/{size} used ({made['seconds']:.0f} s to fill):")
+        full = runs(used)
+        self.samples["lport_pool"] = {"empty": empty, "full": full}
+        self.context["lport_pool"] = {"size": size, "used": used,
+                                      "used_fraction": used / size,
+                                      "window_s": window,
+                                      "fill_seconds": made["seconds"]}
+        self.result["lport_empty_cps"] = median(empty)
+        self.result["lport_full_cps"] = median(full)
+        self.result["lport_full_vs_empty_cps_ratio"] = ratio(median(full), median(empty))
+
     # -------------------------------------------------------- floods
     def floods(self, lab: Lab) -> None:
         t = lab.topo
@@ -635,6 +721,9 @@ class Bench:
                       ("fnat_vs_nat_cps_ratio",))
             self.step("SYN/ACK floods", lambda: self.floods(lab),
                       ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"))
+            # last: its UDP sessions stay until the lab goes
+            self.step("local port pool 99 % used vs empty", lambda: self.lport_pool(lab),
+                      ("lport_full_vs_empty_cps_ratio",))
             self.context["lb_ext_stats"] = {
                 k: v for k, v in _ns_ext_stats(lab.topo.lb).items() if v}
             self.context["softnet_drops"] = softnet_drops()

@@ -52,6 +52,11 @@ struct ip_vs_fnat_seq {
 #define IP_VS_FNAT_SEQ_C_NXT	0x0004	/* c_nxt is valid */
 #define IP_VS_FNAT_SEQ_R_NXT	0x0008	/* r_nxt is valid */
 #define IP_VS_FNAT_SEQ_TOA_OK	0x0010	/* TOA reached the RS */
+/* FULLNAT: the session set its local port's bit in its local address's
+ * map of ports in use, and clears it at expiry (not a sequence state:
+ * kept when the sequence state starts afresh)
+ */
+#define IP_VS_FNAT_LPORT_OWNED	0x0020
 
 /* SYNPROXY state of a connection, in ip_vs_fnat_seq.flags (used by NAT
  * and FULLNAT connections carrying IP_VS_CONN_F_SYNPROXY; a NAT one has no
@@ -93,6 +98,11 @@ struct ip_vs_laddr {
 	refcount_t		refcnt;
 	atomic64_t		port_conflict;	/* candidate ports in use */
 	atomic_t		conn_counts;	/* connections using it */
+	/* one bit per port number: set by the session that took the port
+	 * from the map, cleared when it expires; a hint for the port search
+	 * (the RS-side table has the last word), see ip_vs_fnat.c
+	 */
+	unsigned long		*ports;
 	struct rcu_head		rcu_head;
 };
 
@@ -115,6 +125,7 @@ enum ip_vs_ext_stat {
 	IP_VS_EXT_FNAT_TS_REMOVED,
 	IP_VS_EXT_FNAT_MSS_ADJUSTED,
 	IP_VS_EXT_FNAT_EXPIRE_RST,
+	IP_VS_EXT_FNAT_CSUM_ERROR,
 	IP_VS_EXT_SP_RS_ERROR,
 	IP_VS_EXT_SP_NULL_ACK,
 	IP_VS_EXT_SP_BAD_ACK,
@@ -195,7 +206,7 @@ int ip_vs_laddr_dump(struct sk_buff *skb, struct netlink_callback *cb,
 		     struct ip_vs_service *svc);
 
 /* ip_vs_fnat.c: FULLNAT connections and packets */
-int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp, struct ip_vs_dest *dest);
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp);
 void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp);
 bool ip_vs_fnat_conn_reuse(struct ip_vs_conn *cp);
 int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
