@@ -99,6 +99,16 @@ class Stream:
         except OSError as exc:
             self.error = exc
 
+    def wait_moving(self, timeout: float = 60.0) -> None:
+        """Returns once more bytes came back than when called: the stream
+        still flows after the last change."""
+        before = self.n_got
+        try:
+            netlab.wait_for(lambda: self.n_got > before or self.error, timeout, 0.05)
+        except TimeoutError:
+            raise AssertionError(f"the stream stalled at {before} bytes") from None
+        assert self.error is None, f"the stream broke: {self.error!r}"
+
     def finish(self) -> None:
         self.stopping.set()
         self.writer.join(120)
@@ -123,7 +133,7 @@ def test_stream_survives_reloads(fnat_topo, keepalived, toa_off):
                 assert stream.error is None, stream.error
                 name, peer, _ = whoami_via(topo, netlab.VIP4, PORT)   # new connections too
                 assert peer in step[0], (peer, step)
-                assert stream.n_got > 0
+                stream.wait_moving()
     finally:
         stream.finish()
         sock.close()
