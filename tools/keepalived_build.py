@@ -48,6 +48,9 @@ OUT = ROOT / "build" / "keepalived"
 TREE = OUT / "tree"
 BINARY = TREE / "keepalived" / "keepalived"
 GENHASH = TREE / "bin" / "genhash"
+#: Written when the last build failed (its error); the binary is removed then,
+#: so nothing runs a daemon older than the sources.
+FAILED = OUT / "build-failed"
 
 SOURCE_PACKAGE = "keepalived"
 #: The Debian source version the patch series fits (bookworm's).
@@ -528,11 +531,22 @@ def unpack_debian_binary(out: Path = OUT) -> Path | None:
 
 
 def build(out: Path = OUT, jobs: int = 0) -> Path:
-    """Fetch, stage, configure and make; returns the daemon's path."""
-    source = fetch(out)
-    say(f"source {SOURCE_PACKAGE} {source.version}: {source.note}")
-    stage(source, out / "tree")
-    binary = make(out / "tree", jobs)
+    """Fetch, stage, configure and make; returns the daemon's path.
+
+    A failure removes the daemon an earlier build left and records the error
+    (tests and bench then report it instead of running the old daemon)."""
+    failed = out / FAILED.name
+    try:
+        source = fetch(out)
+        say(f"source {SOURCE_PACKAGE} {source.version}: {source.note}")
+        stage(source, out / "tree")
+        binary = make(out / "tree", jobs)
+    except BuildError as exc:
+        (out / "tree" / "keepalived" / "keepalived").unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        failed.write_text(f"{exc}\n")
+        raise
+    failed.unlink(missing_ok=True)
     say(f"built {binary} ({version_line(binary)})")
     unpack_debian_binary(out)
     return binary
@@ -555,10 +569,21 @@ def version_fields(text: str) -> dict[str, str]:
     return fields
 
 
+def missing(binary: Path = BINARY, failed: Path = FAILED) -> str | None:
+    """Why the built daemon cannot be used (the last build's error, or how
+    to build it), or None when it is there."""
+    if failed.exists():
+        return f"the last keepalived build failed: {failed.read_text().strip()[-2000:]}"
+    if not binary.exists():
+        return f"{binary} is missing: ./inv build --set keepalived"
+    return None
+
+
 def require_binary() -> Path:
-    """The built daemon, or a BuildError saying how to build it."""
-    if not BINARY.exists():
-        raise BuildError(f"{BINARY} is missing: ./inv build --set keepalived")
+    """The built daemon, or a BuildError saying why it is not there."""
+    reason = missing()
+    if reason:
+        raise BuildError(reason)
     return BINARY
 
 

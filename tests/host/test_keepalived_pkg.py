@@ -38,7 +38,8 @@ def policy() -> str:
 
 @pytest.fixture(scope="module")
 def deb() -> Path:
-    assert kb.BINARY.exists(), f"{kb.BINARY} is missing: ./inv build --set keepalived"
+    reason = kb.missing()
+    assert reason is None, reason
     return pkg.package()
 
 

@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 
 from tools import netlab
-from tools.keepalived_build import BINARY
+from tools.keepalived_build import BINARY, missing
 from tools.keepalived_lab import RealServer, Keepalived
 from tools.netlab import Topology
 
@@ -34,7 +34,8 @@ KA_NS = "lb"
 
 def require_keepalived() -> Path:
     """Our keepalived binary (the tests fail, not skip, without it)."""
-    assert BINARY.exists(), f"{BINARY} is missing: ./inv build --set keepalived"
+    reason = missing()
+    assert reason is None, reason
     return BINARY
 
 

@@ -173,3 +173,35 @@ def test_debian_patches_in_quilt_order(tmp_path):
     subprocess.run(["tar", "-cJf", str(tarball), "-C", str(pkg), "debian"], check=True)
     found = kb.debian_patches(tarball, tmp_path / "work")
     assert [p.name for p in found] == ["b.patch", "a.patch"]
+
+
+def test_a_failed_build_removes_the_old_daemon_and_says_why(tmp_path, monkeypatch):
+    binary = tmp_path / "tree" / "keepalived" / "keepalived"
+    binary.parent.mkdir(parents=True)
+    binary.write_text("an older build")
+    failed = tmp_path / kb.FAILED.name
+
+    def broken_make(tree, jobs):
+        raise BuildError("check_fnat.c:12: error: expected ';'")
+    monkeypatch.setattr(kb, "fetch", lambda out: kb.Source("1:2.2.7-1", tmp_path, tmp_path,
+                                                           None, "test"))
+    monkeypatch.setattr(kb, "stage", lambda source, tree: False)
+    monkeypatch.setattr(kb, "make", broken_make)
+    with pytest.raises(BuildError):
+        kb.build(tmp_path)
+    assert not binary.exists()
+    assert "check_fnat.c:12" in kb.missing(binary, failed)
+
+    def good_make(tree, jobs):
+        binary.write_text("new")
+        return binary
+    monkeypatch.setattr(kb, "make", good_make)
+    monkeypatch.setattr(kb, "version_line", lambda b: "Keepalived v2.2.7")
+    monkeypatch.setattr(kb, "unpack_debian_binary", lambda out: None)
+    assert kb.build(tmp_path) == binary
+    assert kb.missing(binary, failed) is None
+
+
+def test_a_never_built_daemon_says_how_to_build_it(tmp_path):
+    reason = kb.missing(tmp_path / "keepalived", tmp_path / "build-failed")
+    assert "./inv build --set keepalived" in reason

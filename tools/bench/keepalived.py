@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tools import netlab
-from tools.keepalived_build import BINARY
+from tools.keepalived_build import BINARY, missing
 from tools.keepalived_lab import IPVSADM_PY, Keepalived
 from tools.netlab import Topology
 
@@ -154,8 +154,9 @@ def load_time(ka: Keepalived, n_vs: int, text: str, timeout: float) -> float:
 
 def measure(quick: bool = False) -> dict[str, Any]:
     """Both figures; raises when something does not work (the runner nulls them)."""
-    if not BINARY.exists():
-        raise RuntimeError(f"{BINARY} is missing: ./inv build --set keepalived")
+    reason = missing()
+    if reason:
+        raise RuntimeError(reason)
     n_vs, delay, window = (50, 5, 6.0) if quick else (1000, 5, 30.0)
     topo = Topology(n_rs=N_RS, prefix="k-", rs_routes=[netlab.LADDR_NET4])
     with topo, tempfile.TemporaryDirectory(prefix="ka-bench-") as tmp:
