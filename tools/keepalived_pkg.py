@@ -208,10 +208,10 @@ def install(deb: Path) -> str:
     return version
 
 
-def uninstall() -> str:
-    """Debian's keepalived again (the newest version of the host's sources)."""
+def uninstall(version: str | None = None) -> str:
+    """Debian's keepalived again: ``version``, or the newest of the host's sources."""
     require_root("reinstalling Debian's keepalived")
-    version = debian_candidate()
+    version = version or debian_candidate()
     if version is None:
         raise BuildError("the host's apt sources offer no Debian keepalived: apt-get update?")
     _apt(["install", "--allow-downgrades", f"{SOURCE_PACKAGE}={version}"])

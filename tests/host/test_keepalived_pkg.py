@@ -55,7 +55,7 @@ def host_state_restored(deb):
     elif pkg.is_ours(before) and not pkg.is_ours(now):
         pkg.install(deb)
     elif not pkg.is_ours(before) and now != before:
-        pkg.uninstall()
+        pkg.uninstall(before)          # the very version the host had
     if defaults is not None:
         DEFAULTS.write_bytes(defaults)
 
