@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from tools import netlab
-from tools.keepalived_lab import Keepalived, debian_binary, services
+from tools.keepalived_lab import Keepalived, debian_binary, services, wait_table
 from tools.kbuild import ROOT
 from tools.netlab import Topology
-from tests.kernel.keepalived_support import KA_NS, servers, whoami_via
+from tests.kernel.keepalived_support import KA_NS, explained, servers, whoami_via
 
 pytestmark = [pytest.mark.kernel, pytest.mark.last]
 
@@ -90,11 +90,12 @@ def tables(topo: Topology, tmp_path: Path, tag: str) -> dict[str, str]:
         ka = Keepalived(KA_NS, tmp_path, name=f"{tag}-{name}", binary=debian_binary())
         ka.start(text)
         try:
-            netlab.wait_for(lambda n=name: len(services(KA_NS)) == SERVICES[n]
-                            and all(s["dests"] for s in services(KA_NS).values()), timeout=90)
-            out[name] = topo.ipvsadm("-Ln").stdout
-            if name == "nat" and tag == "ours":
-                assert {whoami_via(topo, netlab.VIP4, 80)[0]} <= {"rs1", "rs2"}
+            with explained(ka):     # a failure shows the table and keepalived's log
+                wait_table(KA_NS, lambda t, n=name: len(t) == SERVICES[n]
+                           and all(s["dests"] for s in t.values()))
+                out[name] = topo.ipvsadm("-Ln").stdout
+                if name == "nat" and tag == "ours":
+                    assert {whoami_via(topo, netlab.VIP4, 80)[0]} <= {"rs1", "rs2"}
         finally:
             ka.stop()
         assert services(KA_NS) == {}
@@ -107,14 +108,14 @@ def test_debian_keepalived_same_table_on_stock_and_our_modules(kver, tmp_path):
     found: dict[str, dict[str, str]] = {}
     try:
         unload(ours)
-        stock = insert_stock(kver)
+        insert_stock(kver)
         with Topology(n_rs=2) as topo:
             for family in (4, 6):
                 servers(topo, family, 8080, 2)
             servers(topo, 4, 81, 2)
             found["stock"] = tables(topo, tmp_path, "stock")
-        unload(stock)
-    finally:
+    finally:    # the stock modules go (also after a failure), ours come back
+        unload(sorted(n for n in loaded() if n.startswith("ip_vs")))
         subprocess.run(["modprobe", "-a", *ours], check=True)
     with Topology(n_rs=2) as topo:
         for family in (4, 6):
