@@ -36,6 +36,22 @@ def _fail(exc: Exception) -> Exit:
     return Exit(f"error: {exc}", code=1)
 
 
+KEEPALIVED = "keepalived"   # the --set of our keepalived (tools/keepalived_pkg.py)
+
+
+def _keepalived(action: str, warn_only: bool = False) -> None:
+    """build / install / uninstall our keepalived; ``warn_only``: a failure is
+    printed (the tests that need keepalived then say what is missing)."""
+    from tools import keepalived_pkg
+
+    try:
+        print(keepalived_pkg.TASKS[action]())
+    except kbuild.BuildError as exc:
+        if not warn_only:
+            raise _fail(exc)
+        print(f"warning: keepalived: {exc}", file=sys.stderr)
+
+
 @task(help={"jobs": "parallel make jobs (default: CPU count)",
             "force": "build even if the last build is up to date"})
 def debug_kernel(c, jobs=0, force=False):
@@ -55,23 +71,38 @@ def debug_kernel(c, jobs=0, force=False):
 
 
 @task(help={"kver": "kernel release, or debug (default: every installed 6.1/6.12 kernel)",
-            "set": "module set: ipvs or toa (repeatable; default both)",
+            "set": "ipvs, toa or keepalived (repeatable; default ipvs and toa)",
             "jobs": "parallel make jobs (default: CPU count)",
             "verbose": "show every Kbuild command"},
       iterable=["set"])
 def build(c, kver=None, set=None, jobs=0, verbose=False):
-    """Stage the kernel's IPVS sources, apply our patches, build into build/KVER/."""
-    for k in _kernels(kver):
+    """Stage the kernel's IPVS sources, apply our patches, build into build/KVER/.
+
+    --set keepalived builds keepalived from Debian's source with our patches
+    (build/keepalived/, docs/keepalived.md)."""
+    sets = list(set or kbuild.MODULE_SETS)
+    modules = [name for name in sets if name != KEEPALIVED]
+    for k in _kernels(kver) if modules else ():
         try:
-            kbuild.build(k, kbuild.ROOT / "build" / k, set or tuple(kbuild.MODULE_SETS),
-                         jobs, verbose)
+            kbuild.build(k, kbuild.ROOT / "build" / k, modules, jobs, verbose)
         except kbuild.BuildError as exc:
             raise _fail(exc)
+    if KEEPALIVED in sets:
+        _keepalived("build")
 
 
-@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)"})
-def install(c, kver=None):
-    """Install the built modules into /lib/modules/KVER/updates/lvs-toolkit and run depmod."""
+@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)",
+            "set": "keepalived: install our keepalived package instead of the modules"},
+      iterable=["set"])
+def install(c, kver=None, set=None):
+    """Install the built modules into /lib/modules/KVER/updates/lvs-toolkit and run depmod.
+
+    --set keepalived builds, packages and installs our keepalived as the
+    Debian package keepalived (version ...+lvsN)."""
+    if KEEPALIVED in (set or ()):
+        _keepalived("install")
+        if set == [KEEPALIVED]:
+            return
     try:
         inst.require_root("install")
         for k in _kernels(kver):
@@ -82,9 +113,17 @@ def install(c, kver=None):
         raise _fail(exc)
 
 
-@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)"})
-def uninstall(c, kver=None):
-    """Remove our modules from /lib/modules/KVER/updates and run depmod (stock IPVS again)."""
+@task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)",
+            "set": "keepalived: reinstall Debian's keepalived instead"},
+      iterable=["set"])
+def uninstall(c, kver=None, set=None):
+    """Remove our modules from /lib/modules/KVER/updates and run depmod (stock IPVS again).
+
+    --set keepalived installs Debian's keepalived package over ours."""
+    if KEEPALIVED in (set or ()):
+        _keepalived("uninstall")
+        if set == [KEEPALIVED]:
+            return
     try:
         inst.require_root("uninstall")
         for k in _kernels(kver):
@@ -166,6 +205,7 @@ def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None):
     elif not no_build:
         for one in kvers or _kernels(None):
             build(c, kver=one)
+        _keepalived("build", warn_only=True)   # the keepalived tests run it from build/
     for one in kvers:
         args += ["--kver", one]
     if k:
@@ -209,6 +249,7 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
     chosen = _kernels(kver)[0]
     if not no_build:
         build(c, kver=chosen)
+        _keepalived("build", warn_only=True)   # the keepalived figures need it
     try:
         bench_mod.run(chosen, quick=quick, json_path=json,
                       memory=memory or bench_mod.BENCH_MEMORY)

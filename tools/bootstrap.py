@@ -60,6 +60,12 @@ TOOLS = (
     "iproute2", "ethtool", "tcpdump", "netcat-openbsd", "iputils-ping", "procps",
     # the virtual environment
     "python3-venv",
+    # keepalived from Debian's source (tools/keepalived_build.py): the build
+    # dependencies of Debian's keepalived 1:2.2.7-1, and openssl for the tests
+    "autoconf", "automake", "pkg-config", "dpkg-dev", "libglib2.0-dev", "libip4tc-dev",
+    "libipset-dev", "libjson-c-dev", "libnfnetlink-dev", "libnftnl-dev", "libmnl-dev",
+    "libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libpcre2-dev", "libpopt-dev",
+    "libsnmp-dev", "libsystemd-dev", "openssl",
 )
 # dpkg-query patterns of every package the kernel plan looks at
 KERNEL_PATTERNS = ("linux-image-*", "linux-headers-*", "linux-source-*")

@@ -37,6 +37,7 @@ from typing import Any, Callable
 from netaddr import IPAddress
 
 from tools import netlab
+from tools.bench import keepalived as ka_bench
 from tools.netlab import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +81,9 @@ RATIO_KEYS = tuple(TARGETS)
 KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie_ratio",
         "ackflood_drop_vs_synflood_ratio", "bytes_per_session_fnat",
         "bytes_per_session_nat", "lookup_1m_vs_1k_ratio", "restore_py_vs_c_ratio",
-        "list_py_vs_c_ratio", "udp_drop_50k_vs_10_ratio", "lport_full_vs_empty_cps_ratio")
+        "list_py_vs_c_ratio", "udp_drop_50k_vs_10_ratio", "lport_full_vs_empty_cps_ratio",
+        # keepalived (tools/bench/keepalived.py)
+        "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
 
 
 @dataclasses.dataclass
@@ -762,6 +765,12 @@ class Bench:
         self.result["restore_py_vs_c_ratio"] = r["restore_py_vs_c_ratio"]
         self.result["list_py_vs_c_ratio"] = r["list_py_vs_c_ratio"]
 
+    # -------------------------------------------------------- keepalived
+    def keepalived(self) -> None:
+        r = ka_bench.measure(self.quick)
+        self.context["keepalived"] = r.pop("context")
+        self.result.update(r)
+
     # -------------------------------------------------------- all
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -793,6 +802,7 @@ class Bench:
             self.context["softnet_drops"] = softnet_drops()
         self.step("control plane (ipvsadm-py vs ipvsadm)", lambda: self.control(None),
                   ("restore_py_vs_c_ratio", "list_py_vs_c_ratio"))
+        self.step("keepalived (load, health checks)", self.keepalived, ka_bench.KEYS)
         problems = kernel_log_problems(kernel_log())
         mem = Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
         out = {
