@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import socket
 import struct
 from typing import Callable, Union
 
-from ipvsadm_py import wire
+from ipvsadm_py import abi
 
 NLMSG_HDR = struct.Struct("=IHHII")     # len, type, flags, seq, pid
 GENL_HDR = struct.Struct("=BBH")        # cmd, version, reserved
@@ -58,19 +59,19 @@ NLMSGERR_ATTR_OFFS = 2
 MAX_ERRNO = 4095
 
 #: Commands 1..20: upstream's 1..17 and the local-address commands 18..20.
-COMMANDS = tuple(range(wire.CMD_NEW_SERVICE, wire.CMD_GET_LADDR + 1))
+COMMANDS = tuple(range(abi.CMD_NEW_SERVICE, abi.CMD_GET_LADDR + 1))
 #: Commands that create what the others act on.
-CREATIONS = (wire.CMD_NEW_SERVICE, wire.CMD_NEW_DEST, wire.CMD_NEW_LADDR, wire.CMD_NEW_DAEMON)
+CREATIONS = (abi.CMD_NEW_SERVICE, abi.CMD_NEW_DEST, abi.CMD_NEW_LADDR, abi.CMD_NEW_DAEMON)
 #: Numbers no command has, asked now and then.
 BAD_COMMANDS = (0, 21, 22, 127, 128, 255)
 
 # Attribute sets: number -> kind, from the wire layer's declarations.
 KINDS: dict[str, dict[int, str]] = {
     name: {number: kind for number, (_n, kind) in enumerate(cls.nla_map)}
-    for name, cls in (("ipvsmsg", wire.ipvsmsg), ("service", wire.service),
-                      ("dest", wire.dest), ("daemon", wire.daemon),
-                      ("laddr", wire.laddr), ("stats", wire.stats),
-                      ("stats64", wire.stats64))}
+    for name, cls in (("ipvsmsg", abi.ipvsmsg), ("service", abi.service),
+                      ("dest", abi.dest), ("daemon", abi.daemon),
+                      ("laddr", abi.laddr), ("stats", abi.stats),
+                      ("stats64", abi.stats64))}
 NESTS = frozenset(KINDS)
 
 # Boundary values of integers, by width in bytes.
@@ -130,7 +131,7 @@ class Case:
 
     @property
     def dump(self) -> bool:
-        return self.flags & wire.NLM_F_DUMP == wire.NLM_F_DUMP
+        return self.flags & abi.NLM_F_DUMP == abi.NLM_F_DUMP
 
     def describe(self) -> str:
         return (f"case {self.index}: cmd {self.cmd} flags {self.flags:#x} seq {self.seq} "
@@ -185,18 +186,18 @@ class Fuzzer:
         if self.known and rng.random() < 0.7:
             return list(rng.choice(self.known))
         six = rng.random() < 0.3
-        af = wire.AF_INET6 if six else wire.AF_INET
+        af = socket.AF_INET6 if six else socket.AF_INET
         nodes: list[Node] = [(1, struct.pack("=H", af))]
         if rng.random() < 0.2:
             nodes.append((5, struct.pack("=I", rng.randint(0, 3))))
         else:
-            nodes += [(2, struct.pack("=H", rng.choice((wire.IPPROTO_TCP, wire.IPPROTO_UDP,
-                                                        wire.IPPROTO_SCTP)))),
+            nodes += [(2, struct.pack("=H", rng.choice((socket.IPPROTO_TCP, socket.IPPROTO_UDP,
+                                                        socket.IPPROTO_SCTP)))),
                       (3, ip_bytes(rng.choice(ADDRS6 if six else ADDRS4))),
                       (4, struct.pack(">H", rng.choice(PORTS)))]
         nodes += [(6, rng.choice((b"rr\0", b"wlc\0", b"sh\0"))),
-                  (7, struct.pack("=II", rng.choice((0, wire.SVC_F_SYNPROXY,
-                                                     wire.SVC_F_PERSISTENT)), 0xFFFFFFFF)),
+                  (7, struct.pack("=II", rng.choice((0, abi.SVC_F_SYNPROXY,
+                                                     abi.SVC_F_PERSISTENT)), 0xFFFFFFFF)),
                   (8, struct.pack("=I", rng.choice((0, 300)))),
                   (9, struct.pack("=I", 128 if six else 0xFFFFFFFF))]
         if rng.random() < 0.1:
@@ -206,13 +207,13 @@ class Fuzzer:
     def dest(self, af: int) -> list[Node]:
         """A real server, mostly of the service's family ``af``."""
         rng = self.rng
-        six = (af == wire.AF_INET6) != (rng.random() < 0.1)
+        six = (af == socket.AF_INET6) != (rng.random() < 0.1)
         return [(1, ip_bytes(rng.choice(ADDRS6 if six else ADDRS4))),
                 (2, struct.pack(">H", rng.choice(PORTS))),
-                (3, struct.pack("=I", rng.choice((0, 2, 3, wire.FWD_FULLNAT)))),
+                (3, struct.pack("=I", rng.choice((0, 2, 3, abi.FWD_FULLNAT)))),
                 (4, struct.pack("=I", rng.choice((0, 1, 100)))),
                 (5, struct.pack("=I", 0)), (6, struct.pack("=I", 0)),
-                (11, struct.pack("=H", wire.AF_INET6 if six else wire.AF_INET)),
+                (11, struct.pack("=H", socket.AF_INET6 if six else socket.AF_INET)),
                 (13, struct.pack("=B", rng.choice((0, 1, 2)))),
                 (14, struct.pack(">H", rng.choice((0, 6080)))),
                 (15, struct.pack("=H", rng.choice((0, 1, 2))))]
@@ -232,7 +233,7 @@ class Fuzzer:
     def laddr(self, af: int) -> list[Node]:
         """A local address, mostly of the service's family ``af``."""
         rng = self.rng
-        six = (af == wire.AF_INET6) != (rng.random() < 0.1)
+        six = (af == socket.AF_INET6) != (rng.random() < 0.1)
         return [(1, ip_bytes(rng.choice(ADDRS6 if six else ADDRS4)))]
 
     def template(self, cmd: int) -> list[Node]:
@@ -241,16 +242,16 @@ class Fuzzer:
         rng = self.rng
         svc = (1, self.service())
         af = struct.unpack("=H", svc[1][0][1])[0]
-        if cmd in (wire.CMD_NEW_DEST, wire.CMD_SET_DEST, wire.CMD_DEL_DEST):
+        if cmd in (abi.CMD_NEW_DEST, abi.CMD_SET_DEST, abi.CMD_DEL_DEST):
             return [svc, (2, self.dest(af))]
-        if cmd in (wire.CMD_NEW_LADDR, wire.CMD_DEL_LADDR):
+        if cmd in (abi.CMD_NEW_LADDR, abi.CMD_DEL_LADDR):
             return [svc, (7, self.laddr(af))]
-        if cmd in (wire.CMD_NEW_DAEMON, wire.CMD_DEL_DAEMON, wire.CMD_GET_DAEMON):
+        if cmd in (abi.CMD_NEW_DAEMON, abi.CMD_DEL_DAEMON, abi.CMD_GET_DAEMON):
             return [(3, self.daemon())]
-        if cmd == wire.CMD_SET_CONFIG:
+        if cmd == abi.CMD_SET_CONFIG:
             return [(n, struct.pack("=I", rng.choice((0, 1, 900, 0x7FFFFFFF)))) for n in (4, 5, 6)]
-        if cmd in (wire.CMD_GET_CONFIG, wire.CMD_GET_INFO, wire.CMD_SET_INFO,
-                   wire.CMD_FLUSH) and rng.random() < 0.5:
+        if cmd in (abi.CMD_GET_CONFIG, abi.CMD_GET_INFO, abi.CMD_SET_INFO,
+                   abi.CMD_FLUSH) and rng.random() < 0.5:
             return []
         return [svc]
 
@@ -334,7 +335,7 @@ class Fuzzer:
         # creations more often valid: later requests find objects to act on
         if roll < (0.25 if cmd in CREATIONS else 0.1):
             nodes = self.template(cmd)
-            if cmd == wire.CMD_NEW_SERVICE and len(self.known) < 16:
+            if cmd == abi.CMD_NEW_SERVICE and len(self.known) < 16:
                 self.known.append(nodes[0][1])
             return pack_nodes(nodes), "valid"
         if roll < 0.65:
@@ -364,11 +365,11 @@ class Fuzzer:
     def flags(self, cmd: int) -> int:
         """NLM_F_REQUEST|ACK, a dump now and then, other bits at random."""
         rng = self.rng
-        flags = wire.NLM_F_REQUEST | wire.NLM_F_ACK
+        flags = abi.NLM_F_REQUEST | abi.NLM_F_ACK
         # a FLUSH empties the table whatever it carries: mostly sent as a
         # dump (refused), so that what the other requests build lives on
-        if rng.random() < (0.8 if cmd == wire.CMD_FLUSH else 0.35):
-            flags |= wire.NLM_F_DUMP
+        if rng.random() < (0.8 if cmd == abi.CMD_FLUSH else 0.35):
+            flags |= abi.NLM_F_DUMP
         elif rng.random() < 0.15:
             flags |= rng.choice((NLM_F_ROOT, NLM_F_MATCH, NLM_F_ATOMIC, NLM_F_APPEND))
         if rng.random() < 0.1:
@@ -379,7 +380,7 @@ class Fuzzer:
         rng = self.rng
         flags = self.flags(cmd)
         attrs, what = self.attributes(cmd)
-        version = wire.GENL_VERSION if rng.random() < 0.9 else rng.randint(0, 255)
+        version = abi.GENL_VERSION if rng.random() < 0.9 else rng.randint(0, 255)
         reserved = 0 if rng.random() < 0.9 else rng.getrandbits(16)
         genl = GENL_HDR.pack(cmd, version, reserved)
         frame = rng.random()
@@ -510,10 +511,10 @@ def take(answer: Answer, datagram: bytes, case: Case, family: int, portid: int) 
         if seq != case.seq or pid != portid:
             answer.problem = f"message for seq {seq} pid {pid}, not {case.seq}/{portid}"
             return
-        if kind == wire.NLMSG_ERROR:
+        if kind == abi.NLMSG_ERROR:
             answer.problem = error_problem(payload, flags, case)
             answer.done = True
-        elif kind == wire.NLMSG_DONE:
+        elif kind == abi.NLMSG_DONE:
             if not case.dump:
                 answer.problem = "NLMSG_DONE for a request that was not a dump"
             elif len(payload) < 4 or struct.unpack_from("=i", payload)[0] > 0:

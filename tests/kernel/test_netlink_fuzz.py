@@ -39,9 +39,9 @@ import pytest
 from netaddr import IPAddress
 from pyroute2 import netns as pyr_netns
 
-from ipvsadm_py import nl, wire
+from ipvsadm_py import abi, nl
 from ipvsadm_py.api import IPVS
-from ipvsadm_py.model import Dest, LocalAddress, Service
+from ipvsadm_py.model import Dest, Forward, LocalAddress, Protocol, Service
 from tools import nlfuzz
 from tools.guest_init import kernel_log_problems
 
@@ -103,9 +103,9 @@ def probe(family: int, seq: int) -> nlfuzz.Case:
     """A GET_INFO with an ACK: sent after a request the kernel must drop
     silently, its answer must be the next thing to arrive."""
     data = (nlfuzz.NLMSG_HDR.pack(nlfuzz.NLMSG_HDR.size + nlfuzz.GENL_HDR.size, family,
-                                  wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq, 0)
-            + nlfuzz.GENL_HDR.pack(wire.CMD_GET_INFO, wire.GENL_VERSION, 0))
-    return nlfuzz.Case(-1, wire.CMD_GET_INFO, wire.NLM_F_REQUEST | wire.NLM_F_ACK, data, seq,
+                                  abi.NLM_F_REQUEST | abi.NLM_F_ACK, seq, 0)
+            + nlfuzz.GENL_HDR.pack(abi.CMD_GET_INFO, abi.GENL_VERSION, 0))
+    return nlfuzz.Case(-1, abi.CMD_GET_INFO, abi.NLM_F_REQUEST | abi.NLM_F_ACK, data, seq,
                        what="probe")
 
 
@@ -119,9 +119,9 @@ def failure(seed: int, case: nlfuzz.Case, answer: nlfuzz.Answer, cause: str = ""
 def final_errno(answer: nlfuzz.Answer) -> int | str:
     """The answer's errno (0 = ACK) or 'done'/'silent', for the summary."""
     for kind, _flags, _seq, _pid, payload in reversed(answer.messages):
-        if kind == wire.NLMSG_ERROR:
+        if kind == abi.NLMSG_ERROR:
             return -struct.unpack_from("=i", payload)[0]
-        if kind == wire.NLMSG_DONE:
+        if kind == abi.NLMSG_DONE:
             return "done"
     return "silent"
 
@@ -161,10 +161,10 @@ def check_state(name: str) -> None:
             ipvs.laddrs(svc)
         ipvs.flush()
         assert ipvs.services() == []
-        svc = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress("10.99.0.1"), port=80,
+        svc = Service(protocol=Protocol.TCP, addr=IPAddress("10.99.0.1"), port=80,
                       scheduler="rr")
         ipvs.add_service(svc)
-        ipvs.add_dest(svc, Dest(addr=IPAddress("10.99.1.1"), port=80, forward=wire.FWD_MASQ))
+        ipvs.add_dest(svc, Dest(addr=IPAddress("10.99.1.1"), port=80, forward=Forward.MASQ))
         ipvs.add_laddr(svc, LocalAddress(addr=IPAddress("10.99.2.1")))
         (got, dests), = ipvs.table()
         assert got.key == svc.key and [d.key for d in dests] == [
@@ -190,8 +190,8 @@ def test_malformed_requests_get_proper_answers(fuzz_ns, kmsg_mark):
     for cmd in sorted(outcomes):
         print(f"  {cmd:3}: {dict(outcomes[cmd].most_common())}")
     # the requests got past the parsers: some of each kind were carried out
-    for cmd in (wire.CMD_NEW_SERVICE, wire.CMD_NEW_DEST, wire.CMD_NEW_LADDR,
-                wire.CMD_GET_SERVICE, wire.CMD_GET_DEST, wire.CMD_GET_LADDR, wire.CMD_FLUSH):
+    for cmd in (abi.CMD_NEW_SERVICE, abi.CMD_NEW_DEST, abi.CMD_NEW_LADDR,
+                abi.CMD_GET_SERVICE, abi.CMD_GET_DEST, abi.CMD_GET_LADDR, abi.CMD_FLUSH):
         assert outcomes[cmd][0] + outcomes[cmd]["done"] > 0, (seed, cmd, outcomes[cmd])
     check_state(fuzz_ns)
     assert kernel_log_problems(kmsg_mark()) == []

@@ -35,8 +35,7 @@ from typing import Callable, Iterable
 import pytest
 from netaddr import IPAddress, IPNetwork
 
-from ipvsadm_py import IPVS, Dest, LocalAddress, Service, ops
-from ipvsadm_py import wire
+from ipvsadm_py import IPVS, Dest, Forward, LocalAddress, Protocol, Request, Service, Verb
 from ipvsadm_py.errors import IPVSError
 from tests.kernel.test_synproxy import (LADDRS, PLAIN_PORT, PORT, SPOOF_NET, SYSCTL, UPORT,
                                         Lab, _from_ip, delta, ip_layer, make_topo, send_all)
@@ -301,10 +300,10 @@ def test_udp_defence_follows_the_synproxy_service(nat4):
     service (flag off, or the service deleted), with thousands of other
     services in the table."""
     lab = nat4
-    others = [Service(protocol=wire.IPPROTO_TCP,
+    others = [Service(protocol=Protocol.TCP,
                       addr=IPAddress(f"10.200.{i // 250}.{i % 250 + 1}"), port=80,
                       scheduler="rr") for i in range(3000)]
-    assert all(err is None for err in lab.ipvs.run([ops.add_service(s) for s in others]))
+    assert all(err is None for err in lab.ipvs.run([Request(Verb.ADD_SERVICE, s) for s in others]))
     with lab.topo.inside(lab.topo.lb):
         listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind((lab.vip, 9999))
@@ -325,7 +324,7 @@ def test_udp_defence_follows_the_synproxy_service(nat4):
     finally:
         listener.close()
         client.close()
-        lab.ipvs.run([ops.delete_service(s) for s in others])
+        lab.ipvs.run([Request(Verb.DELETE_SERVICE, s) for s in others])
 
 
 def _plain_vip_services(lab: Lab) -> tuple[Service, Service]:
@@ -334,13 +333,13 @@ def _plain_vip_services(lab: Lab) -> tuple[Service, Service]:
     lab.topo.ip_batch(lab.topo.lb, [f"addr add {vip}/{32 if lab.family == 4 else 128} "
                                     f"dev vip0" + (" nodad" if lab.family == 6 else "")])
     made = []
-    for proto, port in ((wire.IPPROTO_UDP, UPORT), (wire.IPPROTO_TCP, PLAIN_PORT)):
+    for proto, port in ((Protocol.UDP, UPORT), (Protocol.TCP, PLAIN_PORT)):
         svc = Service(protocol=proto, addr=IPAddress(vip), port=port, af=lab.af,
                       scheduler="rr", netmask=128 if lab.family == 6 else 0xFFFFFFFF)
         lab.ipvs.add_service(svc)
         for index in (1, 2):
             lab.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(index, lab.family)),
-                                        port=port, af=lab.af, forward=wire.FWD_MASQ))
+                                        port=port, af=lab.af, forward=Forward.MASQ))
         made.append(svc)
     return made[0], made[1]
 
@@ -496,7 +495,7 @@ def test_sync_pair_with_synproxy_sessions(mode, tmp_path):
         with topo.inside(peer):
             backup = IPVS()
         try:
-            fwd = wire.FWD_FULLNAT if mode == "fnat" else wire.FWD_MASQ
+            fwd = Forward.FULLNAT if mode == "fnat" else Forward.MASQ
             for svc in (lab.tcp, lab.plain):
                 backup.add_service(svc)
                 for laddr in LADDRS[4] if mode == "fnat" else ():
@@ -551,7 +550,7 @@ def test_crafted_sync_seq_data_leaves_a_session_alone(mode, port, tmp_path):
                 cport = sock.getsockname()[1]
                 whoami.whoami_tcp(sock)
                 fields = conn_line(lab, cport)
-                fwd = wire.FWD_FULLNAT if mode == "fnat" else wire.FWD_MASQ
+                fwd = Forward.FULLNAT if mode == "fnat" else Forward.MASQ
                 garbage = struct.pack("!6I", *(random.getrandbits(32) for _ in range(6)))
                 message = sync_message([sync_conn_v4(fields, fwd | IP_VS_CONN_F_SEQ_MASK,
                                                      garbage)])
@@ -781,14 +780,14 @@ def test_extension_sysctls_hidden_in_user_namespaces():
 
 # ---------------------------------------------------------------- netlink
 
-@pytest.mark.parametrize("forward", [wire.FWD_LOCALNODE, wire.FWD_BYPASS],
+@pytest.mark.parametrize("forward", [Forward.LOCAL, Forward.BYPASS],
                          ids=["local-node", "bypass"])
 def test_synproxy_refuses_local_node_and_bypass(nat4, forward, tmp_path):
     """A SYNPROXY service refuses such a real server (add and edit), a
     service with one refuses SYNPROXY, each with EOPNOTSUPP and nothing
     changed; ipvsadm-py says so."""
     lab = nat4
-    snapshot = lambda: (sorted((s.port, s.flags) for s in lab.ipvs.services()),   # noqa: E731
+    snapshot = lambda: (sorted((s.port, s.synproxy) for s in lab.ipvs.services()),   # noqa: E731
                         {s.port: sorted((str(d.addr), d.forward)
                                         for d in lab.ipvs.dests(s))
                          for s in lab.ipvs.services()})

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import collections
+import socket
 import struct
 
 import pytest
 
-from ipvsadm_py import wire
+from ipvsadm_py import abi, wire
 from tools import nlfuzz
 
 FAMILY = 0x1E
@@ -47,7 +48,7 @@ def test_frames_say_what_the_kernel_will_do(cases):
     for case in cases:
         length, family, flags, seq, pid = nlfuzz.NLMSG_HDR.unpack_from(case.data)
         assert (family, flags, seq, pid) == (FAMILY, case.flags, case.seq, 0)
-        assert flags & wire.NLM_F_REQUEST and flags & wire.NLM_F_ACK
+        assert flags & abi.NLM_F_REQUEST and flags & abi.NLM_F_ACK
         if case.answered:
             # whatever follows nlmsg_len is too short to be a message of its own
             assert length <= len(case.data) < ((length + 3) & ~3) + nlfuzz.NLMSG_HDR.size
@@ -57,12 +58,12 @@ def test_frames_say_what_the_kernel_will_do(cases):
 
 
 def test_valid_requests_decode_as_the_wire_layer_reads_them(cases):
-    valid = [c for c in cases if c.what == "valid" and c.cmd == wire.CMD_NEW_SERVICE]
+    valid = [c for c in cases if c.what == "valid" and c.cmd == abi.CMD_NEW_SERVICE]
     assert valid
     for case in valid:
         reply, = wire.parse_stream(case.data)
         svc = reply.attrs["service"]
-        assert svc["af"] in (wire.AF_INET, wire.AF_INET6) and svc["sched_name"]
+        assert svc["af"] in (socket.AF_INET, socket.AF_INET6) and svc["sched_name"]
 
 
 def test_sizes_include_empty_one_byte_and_large_attributes(cases):
@@ -89,10 +90,10 @@ def test_deep_nests_are_made():
 
 # ---------------------------------------------------------------- judge
 
-def request(flags: int = wire.NLM_F_REQUEST | wire.NLM_F_ACK, seq: int = 5) -> nlfuzz.Case:
+def request(flags: int = abi.NLM_F_REQUEST | abi.NLM_F_ACK, seq: int = 5) -> nlfuzz.Case:
     data = (nlfuzz.NLMSG_HDR.pack(28, FAMILY, flags, seq, 0)
-            + nlfuzz.GENL_HDR.pack(wire.CMD_GET_SERVICE, 1, 0) + nlfuzz.nla(1, b"\0" * 4))
-    return nlfuzz.Case(0, wire.CMD_GET_SERVICE, flags, data, seq)
+            + nlfuzz.GENL_HDR.pack(abi.CMD_GET_SERVICE, 1, 0) + nlfuzz.nla(1, b"\0" * 4))
+    return nlfuzz.Case(0, abi.CMD_GET_SERVICE, flags, data, seq)
 
 
 def message(kind: int, payload: bytes, seq: int = 5, flags: int = 0,
@@ -109,7 +110,7 @@ def error(case: nlfuzz.Case, err: int, echo_body: bool = True, tlvs: bytes = b""
     if tlvs:
         flags |= nlfuzz.NLM_F_ACK_TLVS
         payload += tlvs
-    return message(wire.NLMSG_ERROR, payload, case.seq, flags)
+    return message(abi.NLMSG_ERROR, payload, case.seq, flags)
 
 
 def judged(case: nlfuzz.Case, *datagrams: bytes) -> str:
@@ -127,28 +128,28 @@ def test_an_ack_and_an_error_with_the_request_echoed_are_answers():
 
 def test_a_data_message_then_the_ack():
     case = request()
-    data = nlfuzz.GENL_HDR.pack(wire.CMD_NEW_SERVICE, 1, 0) + nlfuzz.nla(
+    data = nlfuzz.GENL_HDR.pack(abi.CMD_NEW_SERVICE, 1, 0) + nlfuzz.nla(
         1 | nlfuzz.NLA_F_NESTED, nlfuzz.nla(1, b"\2\0"))
     assert judged(case, message(FAMILY, data) + error(case, 0)) == ""
     assert judged(case, message(FAMILY, data), error(case, 0)) == ""
 
 
 def test_a_dump_ends_with_done():
-    case = request(wire.NLM_F_REQUEST | wire.NLM_F_ACK | wire.NLM_F_DUMP)
-    assert judged(case, message(wire.NLMSG_DONE, b"\0" * 4, flags=wire.NLM_F_MULTI)) == ""
-    assert "not a dump" in judged(request(), message(wire.NLMSG_DONE, b"\0" * 4))
+    case = request(abi.NLM_F_REQUEST | abi.NLM_F_ACK | abi.NLM_F_DUMP)
+    assert judged(case, message(abi.NLMSG_DONE, b"\0" * 4, flags=abi.NLM_F_MULTI)) == ""
+    assert "not a dump" in judged(request(), message(abi.NLMSG_DONE, b"\0" * 4))
 
 
 @pytest.mark.parametrize("bad, words", [
     (lambda c: b"", "no final answer"),
     (lambda c: error(c, 0) + error(c, 0), "after the final one"),
-    (lambda c: message(wire.NLMSG_ERROR, struct.pack("=i", 0) + c.data[:16], seq=6),
+    (lambda c: message(abi.NLMSG_ERROR, struct.pack("=i", 0) + c.data[:16], seq=6),
      "not 5"),
-    (lambda c: message(wire.NLMSG_ERROR, struct.pack("=i", 0) + c.data[:16], pid=1),
+    (lambda c: message(abi.NLMSG_ERROR, struct.pack("=i", 0) + c.data[:16], pid=1),
      "pid 1"),
-    (lambda c: message(wire.NLMSG_ERROR, struct.pack("=i", 5) + c.data[:16]), "error 5"),
-    (lambda c: message(wire.NLMSG_ERROR, struct.pack("=i", 0) + b"\0" * 16), "echoes header"),
-    (lambda c: message(wire.NLMSG_ERROR, struct.pack("=i", -22) + c.data[:16] + b"\0" * 12),
+    (lambda c: message(abi.NLMSG_ERROR, struct.pack("=i", 5) + c.data[:16]), "error 5"),
+    (lambda c: message(abi.NLMSG_ERROR, struct.pack("=i", 0) + b"\0" * 16), "echoes header"),
+    (lambda c: message(abi.NLMSG_ERROR, struct.pack("=i", -22) + c.data[:16] + b"\0" * 12),
      "another request body"),
     (lambda c: error(c, -22, tlvs=nlfuzz.nla(nlfuzz.NLMSGERR_ATTR_OFFS,
                                              struct.pack("=I", 28))), "points at byte 28"),

@@ -655,22 +655,21 @@ class Bench:
         """UDP to the address of a SYNPROXY service that no UDP service takes:
         drop rate with few services in the table against many (each on its
         own address), measured back to back in each size."""
-        from ipvsadm_py import Dest, Service, ops
-        from ipvsadm_py import wire
+        from ipvsadm_py import Dest, Forward, Protocol, Request, Service, Verb
 
         key = "udp_drop_50k_vs_10_ratio"
         if "defence_udp_drop" not in _ns_ext_stats(lab.topo.lb):
             self.null(key, "not available yet: no defence_udp_drop counter")
             return
         lab.topo.ip_batch(lab.topo.lb, [f"addr add {DEFENDED_VIP}/32 dev vip0"])
-        svc = Service(protocol=wire.IPPROTO_TCP, addr=IPAddress(DEFENDED_VIP), port=80,
-                      scheduler="rr", flags=SVC_F_SYNPROXY)
-        err = lab.ipvs.run([ops.add_service(svc)])[0]
-        if err is not None or not lab.ipvs.service(svc).flags & SVC_F_SYNPROXY:
+        svc = Service(protocol=Protocol.TCP, addr=IPAddress(DEFENDED_VIP), port=80,
+                      scheduler="rr", synproxy=True)
+        err = lab.ipvs.run([Request(Verb.ADD_SERVICE, svc)])[0]
+        if err is not None or not lab.ipvs.service(svc).synproxy:
             self.null(key, f"not available yet: no SYNPROXY service ({err})")
             return
         lab.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)),
-                                    port=RS_TCP[TCP_SYNPROXY], forward=wire.FWD_MASQ))
+                                    port=RS_TCP[TCP_SYNPROXY], forward=Forward.MASQ))
         have = len(lab.ipvs.services())
         few = max(self.p.few_services, have)
         lab.restore(filler_rules(0, few - have))
