@@ -326,19 +326,50 @@ def read_series(series: Path) -> list[str]:
     return names
 
 
+def _line_key(line: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in line.split("."))
+
+
+def _line_dirs(patch_root: Path) -> list[str]:
+    """The kernel lines with hunks of their own (``patches/X.Y/``), oldest first."""
+    if not patch_root.is_dir():
+        return []
+    lines = [d.name for d in patch_root.iterdir()
+             if d.is_dir() and re.fullmatch(r"\d+\.\d+", d.name)]
+    return sorted(lines, key=_line_key)
+
+
 def resolve_patches(patch_dir: Path, line: str) -> list[Path]:
-    """The series in order; ``patches/X.Y/NAME`` overrides ``patches/NAME``."""
+    """The patch files to apply for kernel ``line``, in series order.
+
+    Each series name stands for up to two files: ``patches/NAME`` holds the
+    hunks every kernel line takes, and ``patches/X.Y/NAME`` the hunks whose
+    form changed in kernel X.Y.  A line takes the part of the newest X.Y
+    that is not after it (7.3 takes 6.12's, 6.6 takes 6.1's); a line older
+    than every X.Y that has one for NAME is refused, since its form of
+    those hunks was never written.
+    """
     series = patch_dir / "series"
     if not series.exists():
         return []
+    patch_root = patch_dir / "patches"
+    dirs = _line_dirs(patch_root)
     paths = []
     for name in read_series(series):
-        for candidate in (patch_dir / "patches" / line / name, patch_dir / "patches" / name):
-            if candidate.exists():
-                paths.append(candidate)
-                break
-        else:
-            raise BuildError(f"{series} names {name}, which is not in {patch_dir / 'patches'}")
+        common = patch_root / name
+        forms = [d for d in dirs if (patch_root / d / name).exists()]
+        if not common.exists() and not forms:
+            raise BuildError(f"{series} names {name}, which is not in {patch_root}")
+        if common.exists():
+            paths.append(common)
+        if forms:
+            usable = [d for d in forms if _line_key(d) <= _line_key(line)]
+            if not usable:
+                raise BuildError(
+                    f"{name} has hunks of their own for kernel lines "
+                    f"{', '.join(forms)} but none for {line}: write its form "
+                    f"as {patch_root / line / name}")
+            paths.append(patch_root / usable[-1] / name)
     return paths
 
 
@@ -351,8 +382,8 @@ def apply_patches(tree: Path, patches: Iterable[Path], what: str) -> None:
             raise BuildError(
                 f"patch {patch.name} does not apply to {what}:\n"
                 f"{(res.stdout + res.stderr).strip()}\n"
-                f"refresh it, or add a variant for this kernel line as "
-                f"{patch.parent / '<X.Y>' / patch.name}")
+                f"refresh it; hunks whose form differs on this kernel line go "
+                f"to patches/<X.Y>/{patch.name} (see kernel/ip_vs/series)")
 
 
 def _copy_files(src: Path, dest: Path, suffixes: tuple[str, ...]) -> None:
@@ -374,6 +405,9 @@ COMPAT_PROBES: dict[str, tuple[str, str]] = {
     # macro over ARRAY_SIZE, unusable with a per-namespace copy)
     "LVS_HAVE_REGISTER_NET_SYSCTL_SZ": ("net/net_namespace.h",
                                         r"\bregister_net_sysctl_sz\s*\("),
+    # Debian's 6.1 passes the transport offset to state transitions
+    "LVS_HAVE_STATE_TRANSITION_IPH_LEN": (
+        "net/ip_vs.h", r"\(\*state_transition\)\([^;]*unsigned int iph_len\)"),
 }
 
 

@@ -32,4 +32,17 @@ register_net_sysctl_sz(struct net *net, const char *path,
 }
 #endif
 
+/*
+ * Some kernels (Debian's 6.1) pass the transport header's offset to a
+ * protocol's state transition, and ip_vs_core.c's ip_vs_set_state() takes
+ * it there too.  For the patched upstream files that call it.
+ */
+#ifdef LVS_HAVE_STATE_TRANSITION_IPH_LEN
+#define lvs_set_state(cp, dir, skb, pd, iph_len) \
+	ip_vs_set_state(cp, dir, skb, pd, iph_len)
+#else
+#define lvs_set_state(cp, dir, skb, pd, iph_len) \
+	((void)(iph_len), ip_vs_set_state(cp, dir, skb, pd))
+#endif
+
 #endif /* LVS_COMPAT_H */

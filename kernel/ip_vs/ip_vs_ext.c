@@ -307,6 +307,24 @@ bool ip_vs_ext_sync_seq_ok(struct ip_vs_conn *cp, bool opt)
 	return false;
 }
 
+/**
+ * ip_vs_ext_dest_check - may this real server join (or stay in) @svc?
+ * @svc: the virtual service
+ * @udest: the real server as userspace configures it
+ *
+ * The extensions' rules for real servers, asked by ip_vs_ctl.c on adding
+ * and editing one: FULLNAT's (protocol, address family, scheduling), then
+ * SYNPROXY's (only methods whose replies the balancer sees).  Returns 0 or
+ * the errno userspace reports.
+ */
+int ip_vs_ext_dest_check(const struct ip_vs_service *svc,
+			 const struct ip_vs_dest_user_kern *udest)
+{
+	int ret = ip_vs_fnat_dest_check(svc, udest);
+
+	return ret ? ret : ip_vs_synproxy_dest_check(svc, udest);
+}
+
 int ip_vs_ext_init(void)
 {
 	int ret;

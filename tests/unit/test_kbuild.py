@@ -162,11 +162,30 @@ def test_read_series_skips_comments_and_rejects_paths(tmp_path):
         kbuild.read_series(series)
 
 
-def test_line_specific_patch_overrides_the_common_one(tmp_path):
-    root = write_project(tmp_path, {"0001-x.patch": "common", "6.12/0001-x.patch": "6.12"},
+
+def test_a_line_takes_the_common_hunks_and_its_own_form(tmp_path):
+    root = write_project(tmp_path, {"0001-x.patch": "common", "6.1/0001-x.patch": "6.1 form",
+                                    "6.12/0001-x.patch": "6.12 form", "0002-y.patch": "y"},
+                         "0001-x.patch\n0002-y.patch\n")
+    ipvs = root / "kernel/ip_vs"
+
+    def read(line):
+        return [p.read_text() for p in kbuild.resolve_patches(ipvs, line)]
+
+    assert read("6.1") == ["common", "6.1 form", "y"]
+    assert read("6.6") == ["common", "6.1 form", "y"]      # newest form not after it
+    assert read("6.12") == ["common", "6.12 form", "y"]
+    assert read("7.3") == ["common", "6.12 form", "y"]
+    with pytest.raises(kbuild.BuildError, match=r"none for 5\.10.*patches/5\.10/0001-x.patch"):
+        kbuild.resolve_patches(ipvs, "5.10")
+
+
+def test_lines_compare_as_numbers_and_a_patch_may_be_line_only(tmp_path):
+    root = write_project(tmp_path, {"6.9/0001-x.patch": "6.9", "6.10/0001-x.patch": "6.10"},
                          "0001-x.patch\n")
-    assert kbuild.resolve_patches(root / "kernel/ip_vs", "6.12")[0].read_text() == "6.12"
-    assert kbuild.resolve_patches(root / "kernel/ip_vs", "6.1")[0].read_text() == "common"
+    ipvs = root / "kernel/ip_vs"
+    assert [p.read_text() for p in kbuild.resolve_patches(ipvs, "6.12")] == ["6.10"]
+    assert [p.read_text() for p in kbuild.resolve_patches(ipvs, "6.9")] == ["6.9"]
 
 
 def test_series_naming_a_missing_patch_fails(tmp_path):
@@ -289,3 +308,34 @@ def test_a_local_kernel_not_built_or_from_another_tarball_is_refused(local_debug
     (local_debug.obj / "Module.symvers").unlink()
     with pytest.raises(kbuild.BuildError, match="not built yet: ./inv debug-kernel"):
         kbuild.resolve_kver("debug")
+
+
+def _hunks(patch: Path) -> set[str]:
+    """The hunks of a patch: file name and body, without line numbers."""
+    hunks, path, body = set(), "", None
+    for line in patch.read_text().splitlines() + ["diff --git end"]:
+        if line.startswith(("@@", "diff --git")):
+            if body:
+                hunks.add(path + "\n" + "\n".join(body))
+            body = [] if line.startswith("@@") else None
+            if line.startswith("diff --git"):
+                path = line.split()[-1]
+        elif body is not None:
+            body.append(line)
+    return hunks
+
+
+def test_each_kernel_change_is_written_once():
+    """A hunk that has the same form on two kernel lines belongs in the
+    common patch: the per-line parts hold only what differs."""
+    patch_root = kbuild.ROOT / "kernel/ip_vs/patches"
+    for name in kbuild.read_series(kbuild.ROOT / "kernel/ip_vs/series"):
+        forms = {d: _hunks(patch_root / d / name) for d in kbuild._line_dirs(patch_root)
+                 if (patch_root / d / name).exists()}
+        common = _hunks(patch_root / name) if (patch_root / name).exists() else set()
+        seen: dict[str, str] = {}
+        for line, hunks in forms.items():
+            for body in hunks:
+                assert body not in common, f"{line}/{name} repeats a common hunk"
+                assert body not in seen, f"{line}/{name} repeats a hunk of {seen.get(body)}"
+                seen[body] = line

@@ -18,6 +18,7 @@
 #include <linux/refcount.h>
 #include <linux/rhashtable-types.h>
 #include <linux/netfilter.h>
+#include <lvs/compat.h>
 
 struct sk_buff;
 struct genl_info;
@@ -296,6 +297,8 @@ int ip_vs_synproxy_icmp_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 bool ip_vs_ext_sync_seq_ok(struct ip_vs_conn *cp, bool opt);
 
 /* ip_vs_ctl.c calls this on adding or editing a real server */
+int ip_vs_ext_dest_check(const struct ip_vs_service *svc,
+			 const struct ip_vs_dest_user_kern *udest);
 int ip_vs_fnat_dest_check(const struct ip_vs_service *svc,
 			  const struct ip_vs_dest_user_kern *udest);
 
