@@ -1,4 +1,4 @@
-"""The benchmark's quick mode runs in the test guest (issue 8).
+"""The benchmark's quick mode runs in the test guest.
 
 Only the shape of the result is checked: every key is there and is either
 a positive number or null with a reason.  Nothing about speed is asserted

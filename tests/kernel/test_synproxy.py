@@ -1,4 +1,4 @@
-"""SYNPROXY and flood defence in a booted kernel (issue 4).
+"""SYNPROXY and flood defence in a booted kernel.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Unloading IPVS while a SYN flood hits a SYNPROXY VIP (issue 4).
+"""Unloading IPVS while a SYN flood hits a SYNPROXY VIP.
 
 Lab as in test_synproxy.py.  A spoofed SYN flood runs non-stop against
 the NAT SYNPROXY service; real clients keep sessions established through
