@@ -67,8 +67,8 @@ class UdpWhoami(_Server):
                 data, peer = self.sock.recvfrom(65536)
             except OSError:
                 return
-            if not data and self.sock.fileno() < 0:
-                return
+            if peer is None or (not data and self.sock.fileno() < 0):
+                return      # shut down: recvfrom() returns no sender
             self.peers.append(peer[:2])
             reply = f"{self.name} {peer[0]} {peer[1]} | ".encode() + data
             try:
