@@ -39,7 +39,7 @@ NAT = (f"virtual_server {netlab.VIP4} 80 {{\n    delay_loop 3\n    lb_algo wlc\n
        f"    lb_kind NAT\n    protocol UDP\n"
        f"    real_server {netlab.rs_addr(1)} 5353 {{\n        MISC_CHECK {{\n"
        f"            misc_path /bin/true\n        }}\n    }}\n}}\n"
-       f"virtual_server [{netlab.VIP6}] 80 {{\n    delay_loop 3\n    lb_algo rr\n"
+       f"virtual_server {netlab.VIP6} 80 {{\n    delay_loop 3\n    lb_algo rr\n"
        f"    lb_kind NAT\n    protocol TCP\n"
        + "".join(f"    real_server {netlab.rs_addr(i, 6)} 8080 {{\n        TCP_CHECK {{\n"
                  f"            connect_timeout 2\n        }}\n    }}\n" for i in (1, 2))
