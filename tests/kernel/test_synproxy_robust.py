@@ -36,6 +36,7 @@ import pytest
 from netaddr import IPAddress, IPNetwork
 
 from ipvsadm_py import IPVS, Dest, Forward, LocalAddress, Protocol, Request, Service, Verb
+from ipvsadm_py import abi
 from ipvsadm_py.errors import IPVSError
 from tests.kernel.test_synproxy import (LADDRS, PLAIN_PORT, PORT, SPOOF_NET, SYSCTL, UPORT,
                                         Lab, _from_ip, delta, ip_layer, make_topo, send_all)
@@ -550,7 +551,7 @@ def test_crafted_sync_seq_data_leaves_a_session_alone(mode, port, tmp_path):
                 cport = sock.getsockname()[1]
                 whoami.whoami_tcp(sock)
                 fields = conn_line(lab, cport)
-                fwd = Forward.FULLNAT if mode == "fnat" else Forward.MASQ
+                fwd = abi.FWD_FULLNAT if mode == "fnat" else abi.FWD_MASQ   # wire flags
                 garbage = struct.pack("!6I", *(random.getrandbits(32) for _ in range(6)))
                 message = sync_message([sync_conn_v4(fields, fwd | IP_VS_CONN_F_SEQ_MASK,
                                                      garbage)])

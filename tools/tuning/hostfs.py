@@ -35,7 +35,8 @@ class HostFS:
         """The stripped text of a file, or None when it does not exist.
 
         Kernel files that refuse a read with ENOENT (``xps_cpus`` of a
-        single-queue device) count as missing.  Other errors raise
+        single-queue device) or ESRCH (``/proc/PID/...`` of a process that
+        exited meanwhile) count as missing.  Other errors raise
         HostReadError.
         """
         try:
@@ -43,7 +44,7 @@ class HostFS:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            if exc.errno == errno.ENOENT:
+            if exc.errno in (errno.ENOENT, errno.ESRCH):
                 return None
             raise HostReadError(exc.errno, f"cannot read {path}: {exc.strerror}") from exc
 
