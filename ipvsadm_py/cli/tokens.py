@@ -88,24 +88,26 @@ def _long(word: str, argv: Sequence[str], i: int, out: list[Token]) -> int:
         out.append(("opt", opt.name, None) if not eq else ("bad", word, None))
     elif eq:
         out.append(("opt", opt.name, value))
-    elif opt.arg == "optional":
-        if i < n and not argv[i].startswith("-"):
-            out.append(("opt", opt.name, argv[i]))
-            i += 1
-        else:
-            out.append(("opt", opt.name, None))
-    elif i < n:
-        out.append(("opt", opt.name, argv[i]))
-        i += 1
     else:
-        out.append(("noarg", word, None))
+        i = _value_word(opt, word, argv, i, out)
+    return i
+
+
+def _value_word(opt: Opt, word: str, argv: Sequence[str], i: int,
+                out: list[Token]) -> int:
+    """The value of ``opt`` (written as ``word``) from the next word: taken
+    when one is there (an optional value only if it is not an option);
+    returns the next index."""
+    if i < len(argv) and (opt.arg != "optional" or not argv[i].startswith("-")):
+        out.append(("opt", opt.name, argv[i]))
+        return i + 1
+    out.append(("opt", opt.name, None) if opt.arg == "optional" else ("noarg", word, None))
     return i
 
 
 def _bundle(word: str, argv: Sequence[str], i: int, shorts: dict[str, Opt],
             out: list[Token]) -> int:
     """One ``-abc`` word (and a value word); returns the next index."""
-    n = len(argv)
     j = 1
     while j < len(word):
         ch = word[j]
@@ -123,16 +125,7 @@ def _bundle(word: str, argv: Sequence[str], i: int, shorts: dict[str, Opt],
         rest = word[j:]
         if rest:
             out.append(("opt", opt.name, rest))
-        elif opt.arg == "optional":
-            if i < n and not argv[i].startswith("-"):
-                out.append(("opt", opt.name, argv[i]))
-                i += 1
-            else:
-                out.append(("opt", opt.name, None))
-        elif i < n:
-            out.append(("opt", opt.name, argv[i]))
-            i += 1
         else:
-            out.append(("noarg", f"-{ch}", None))
+            i = _value_word(opt, f"-{ch}", argv, i, out)
         break
     return i
