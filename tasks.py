@@ -12,7 +12,7 @@ from pathlib import Path
 from invoke import Collection, Exit, task
 
 from tools import guest, install as inst, kbuild
-from tools.tuning.tasks import tune  # host tuning: ./inv tune.plan, tune.apply, ...
+from tools.tune_tasks import tune  # host tuning: ./inv tune.plan, tune.apply, ...
 
 DEFAULT_DEMO_KVER_LINE = "6.1"
 

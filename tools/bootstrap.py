@@ -41,6 +41,7 @@ from typing import Callable, Iterable, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
+TOOLS_PTH = "lvs_toolkit_tools.pth"   # in the venv's site-packages: the path of lvs_tools
 BACKPORTS = "bookworm-backports"
 BACKPORTS_SOURCE = Path("/etc/apt/sources.list.d/lvs-toolkit-bookworm-backports.sources")
 BACKPORTS_TEXT = f"""\
@@ -340,6 +341,11 @@ def ensure_venv() -> None:
     sh([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
         "--no-deps", "--no-build-isolation", "--config-settings", "editable_mode=compat",
         "-e", str(ROOT)], capture=False)
+    # That line names the checkout; lvs_tools lives in tools/lvs_tools
+    # (pyproject's packages.find), so a second .pth names tools/ for it
+    # (lvs-tune, the guest, tasks.py).
+    site = sh([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+    Path(site.strip(), TOOLS_PTH).write_text(f"{ROOT / 'tools'}\n")
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """``./inv toa.*``: the real-server installer as invoke tasks.
 
-Thin wrappers over tools/toa_installer.py (which is also a command of its
+Thin wrappers over tools/lvs_tools/toa_installer.py (which is also a command of its
 own, for servers without the project's virtual environment).
 """
 
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from invoke import Collection, Exit, task
 
-from tools import toa_installer as toa
-from tools.kbuild import BuildError
+from lvs_tools import toa_installer as toa
 
 KVER_HELP = {"kver": "kernel release (default: the running kernel)"}
 
@@ -18,7 +17,7 @@ def _call(action: str, *extra: str, kver: str | None = None) -> None:
     args = [action, *extra] + (["--kver", kver] if kver else [])
     try:
         rc = toa.main(args)
-    except BuildError as exc:
+    except toa.InstallerError as exc:
         raise Exit(f"error: {exc}", code=1)
     if rc:
         raise Exit(code=rc)

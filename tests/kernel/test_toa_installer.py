@@ -30,7 +30,7 @@ from typing import Iterator
 import pytest
 
 from tools import kbuild
-from tools import toa_installer
+from lvs_tools import toa_installer
 from tools.kbuild import ROOT, project_version
 
 pytestmark = pytest.mark.kernel
@@ -46,7 +46,7 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 def installer(*args: str) -> subprocess.CompletedProcess[str]:
     """The command a real server runs, from the project's folder."""
-    return subprocess.run([sys.executable, "-m", "tools.toa_installer", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "lvs_tools.toa_installer", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=1800)
 
 

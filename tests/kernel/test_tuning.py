@@ -28,12 +28,12 @@ from typing import Iterator
 import pytest
 
 from tools import guest_nic
-from tools.tuning import cpumask
-from tools.tuning.api import Tuner
-from tools.tuning.apply import ApplyError
-from tools.tuning.backends import EthtoolFeatures
-from tools.tuning.facts import NicFacts
-from tools.tuning.profile import parse_profile
+from lvs_tools.tuning import cpumask
+from lvs_tools.tuning.api import Tuner
+from lvs_tools.tuning.apply import ApplyError
+from lvs_tools.tuning.backends import EthtoolFeatures
+from lvs_tools.tuning.facts import NicFacts
+from lvs_tools.tuning.profile import parse_profile
 
 pytestmark = pytest.mark.kernel
 

@@ -8,7 +8,7 @@
    | tun toa0 <- 10.0.3.0/24, 2001:db8:3::/64  (balancer LADDRs)  |
    +-------------------------------------------------------------+
         ^  segments built with scapy, written to / read from the
-        |  tun fd by tools/toa_craft.py (the balancer's side)
+        |  tun fd by tools/lvs_tools/toa_craft.py (the balancer's side)
 
 Servers are real listening sockets in "toars"; what they see from
 accept() and getpeername() is what the tests check, together with the
@@ -30,8 +30,8 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
-from tools import toa_craft as craft
-from tools.toa_installer import read_stats
+from lvs_tools import toa_craft as craft
+from lvs_tools.toa_installer import read_stats
 
 NS = "toars"
 RS4, RS6 = "10.0.2.11", "2001:db8:2::11"

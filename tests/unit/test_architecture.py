@@ -3,9 +3,12 @@ reading every import (``ast``; imports inside functions too).
 
 Layers, bottom up: wire (the kernel's numbers, messages, the socket),
 model (the vocabulary and its rules), API (the translation and the verbs),
-front ends (the command line, the configuration file), harness (tools/ and
+front ends (the command line, the configuration file), the operator's tools
+(``lvs_tools``, in tools/lvs_tools/), harness (the rest of tools/, and
 tests/).  A layer imports its own and lower layers; front ends do not
-reach past the API into the wire layer or the codec.
+reach past the API into the wire layer or the codec; what is installed
+(ipvsadm_py, lvs_tools) never imports the harness, except the TOA
+installer's build steps, inside the functions that need a checkout.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ipvsadm_py"
+OPERATOR = "lvs_tools"                    # a package of its own, in tools/lvs_tools/
+TOPS = (PACKAGE, OPERATOR, "tools", "tests")
 
 LAYERS = {
     "wire": ["ipvsadm_py.abi", "ipvsadm_py.wire", "ipvsadm_py.wire_fast", "ipvsadm_py.nl"],
@@ -24,6 +29,7 @@ LAYERS = {
     "api": ["ipvsadm_py", "ipvsadm_py.errors", "ipvsadm_py.verbs", "ipvsadm_py.codec",
             "ipvsadm_py.api", "ipvsadm_py.procfs", "ipvsadm_py.views"],
     "front end": ["ipvsadm_py.cli", "ipvsadm_py.config", "ipvsadm_py.bench"],
+    "operator": [OPERATOR],
     "harness": ["tools", "tests"],
 }
 MAY_IMPORT = {
@@ -31,20 +37,39 @@ MAY_IMPORT = {
     "model": {"model"},
     "api": {"wire", "model", "api"},
     "front end": {"model", "api", "front end"},
-    "harness": {"wire", "model", "api", "front end", "harness"},
+    "operator": {"model", "api", "front end", "operator"},
+    "harness": {"wire", "model", "api", "front end", "operator", "harness"},
 }
+# The TOA installer builds toa.ko from the checkout (DKMS runs tools/kbuild.py):
+# these harness modules, imported inside its functions, never at the top.
+CHECKOUT_IMPORTS = {"lvs_tools.toa_installer": {"tools.install", "tools.kbuild"}}
 # Front ends speak the model: the numbers stay below them.
 NOT_FROM_FRONT_ENDS = {"ipvsadm_py.codec"}
 # Third-party packages only some layers need.
-ONLY_IN = {"pyroute2": {"harness"}, "yaml": {"front end", "harness"},
+ONLY_IN = {"pyroute2": {"operator", "harness"}, "yaml": {"front end", "operator", "harness"},
            "kmodpy": {"api", "harness"}}
 
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[:2] == ["tools", OPERATOR]:
+        parts.pop(0)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
+
+
+def source_path(module: str) -> Path:
+    """Where a module of ours is, without its suffix (lvs_tools is in tools/)."""
+    parts = module.split(".")
+    return Path(ROOT, *(["tools"] if parts[0] == OPERATOR else []), *parts)
+
+
+def harness_tops() -> set[str]:
+    """Names of tools/'s modules and packages; tools/ is on sys.path for
+    lvs_tools, so each of these would import a second time by that name."""
+    return {p.stem for p in (ROOT / "tools").iterdir()
+            if p.suffix == ".py" or (p / "__init__.py").exists()} - {"__init__", OPERATOR}
 
 
 def layer_of(module: str) -> str | None:
@@ -63,6 +88,16 @@ def sources() -> list[Path]:
     return sorted(p for top in (PACKAGE, "tools", "tests") for p in (ROOT / top).rglob("*.py"))
 
 
+def top_level_lines(source: str) -> set[int]:
+    """Lines of the imports a module runs when it is imported (not inside a def)."""
+    tree = ast.parse(source)
+    inner = {n.lineno for f in ast.walk(tree)
+             if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return {n.lineno for n in ast.walk(tree)
+            if isinstance(n, (ast.Import, ast.ImportFrom))} - inner
+
+
 def imports(module: str, source: str, package: bool = False) -> list[tuple[int, str]]:
     """(line, module) of every import in a module's source; ``from P import
     X`` names P.X when X is a module of P."""
@@ -76,7 +111,7 @@ def imports(module: str, source: str, package: bool = False) -> list[tuple[int, 
             if node.level:
                 base = ".".join(here[:len(here) - node.level + 1] + ([base] if base else []))
             for alias in node.names:
-                sub = Path(ROOT, *f"{base}.{alias.name}".split("."))
+                sub = source_path(f"{base}.{alias.name}")
                 is_module = sub.with_suffix(".py").exists() or sub.is_dir()
                 out.append((node.lineno, f"{base}.{alias.name}" if is_module else base))
     return out
@@ -88,11 +123,16 @@ def faults(module: str, source: str, package: bool = False) -> list[str]:
     if own is None:
         return [f"{module} belongs to no layer (add it to LAYERS)"]
     out = []
+    at_top = top_level_lines(source)
     for line, target in imports(module, source, package):
         top = target.split(".")[0]
         if top in ONLY_IN and own not in ONLY_IN[top]:
             out.append(f"{line}: {target} is for the {sorted(ONLY_IN[top])} layers only")
-        if top not in (PACKAGE, "tools", "tests"):
+        if top in harness_tops():
+            out.append(f"{line}: {target}: a harness module goes by tools.{top}")
+        if top not in TOPS:
+            continue
+        if target in CHECKOUT_IMPORTS.get(module, ()) and line not in at_top:
             continue
         layer = layer_of(target)
         if layer not in MAY_IMPORT[own]:
@@ -121,6 +161,17 @@ def test_imports_follow_the_layers(path):
      "imports ipvsadm_py.wire"),
     ("ipvsadm_py.wire", "import pyroute2\n", "pyroute2 is for"),
     ("ipvsadm_py.api", "from tests.oracles import pyroute2_ipvs\n", "imports tests"),
+    ("lvs_tools.tuning.cli", "from tools import guest\n", "imports tools.guest"),
+    ("lvs_tools.toa_installer", "from tools import kbuild\n", "imports tools.kbuild"),
+    ("lvs_tools.toa_selftest", "def f():\n    from tools import kbuild\n",
+     "imports tools.kbuild"),
+    ("ipvsadm_py.cli.run", "from lvs_tools import tuning\n", "imports lvs_tools.tuning"),
+    ("tests.kernel.test_toa", "import netlab\n", "goes by tools.netlab"),
 ])
 def test_the_checker_sees_forbidden_imports(module, source, fault):
     assert any(fault in found for found in faults(module, source))
+
+
+def test_the_installer_may_reach_the_checkout_inside_a_function():
+    source = "def f():\n    from tools import install, kbuild\n"
+    assert faults("lvs_tools.toa_installer", source) == []

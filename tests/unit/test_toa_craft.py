@@ -1,4 +1,4 @@
-"""tools/toa_craft.py: the packets the self-test sends are what scapy says
+"""tools/lvs_tools/toa_craft.py: the packets the self-test sends are what scapy says
 they are (checksums, options, fields), and it reads scapy's packets back.
 
 The self-test runs on real servers without scapy, so its packet builder is
@@ -14,7 +14,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Raw
 
-from tools import toa_craft as craft
+from lvs_tools import toa_craft as craft
 
 
 def test_toa_option_layouts():

@@ -1,4 +1,4 @@
-"""tools/toa_installer.py on fake trees: what it concludes, what it says.
+"""tools/lvs_tools/toa_installer.py on fake trees: what it concludes, what it says.
 
 The real thing (DKMS, modprobe, the self-test) runs in the guest:
 tests/kernel/test_toa_installer.py.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import toa_installer as toa
+from lvs_tools import toa_installer as toa
 
 KVER = "6.1.0-99-amd64"
 BPO = "6.12.95+deb12-amd64"

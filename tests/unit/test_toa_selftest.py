@@ -1,4 +1,4 @@
-"""tools/toa_selftest.py's choice of addresses when toa trusts some peers only.
+"""tools/lvs_tools/toa_selftest.py's choice of addresses when toa trusts some peers only.
 
 The checks themselves need the module and run in the guest
 (tests/kernel/test_toa_installer.py).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from tools import toa_selftest as st
+from lvs_tools import toa_selftest as st
 
 
 def nets(*items: str) -> list:

@@ -1,4 +1,4 @@
-"""apply / revert / audit (tools/tuning/apply.py, audit.py) on fake trees."""
+"""apply / revert / audit (tools/lvs_tools/tuning/apply.py, audit.py) on fake trees."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from tools.tuning import apply as A
-from tools.tuning.api import Tuner
-from tools.tuning.backends import Host
-from tools.tuning.hostfs import HostFS
-from tools.tuning.profile import parse_profile
+from lvs_tools.tuning import apply as A
+from lvs_tools.tuning.api import Tuner
+from lvs_tools.tuning.backends import Host
+from lvs_tools.tuning.hostfs import HostFS
+from lvs_tools.tuning.profile import parse_profile
 
 from tests.unit.tuning_fake import FakeHost, add_virtio_nic
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.tuning import cli, systemd
+from lvs_tools.tuning import cli, systemd
 
 from tests.unit.tuning_fake import FakeHost, add_virtio_nic
 

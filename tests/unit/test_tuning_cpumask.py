@@ -1,4 +1,4 @@
-"""CPU mask and list encodings of tools/tuning/cpumask.py against known values.
+"""CPU mask and list encodings of tools/lvs_tools/tuning/cpumask.py against known values.
 
 The expected strings are what Linux prints for ``nr_cpu_ids`` bits
 (``%*pb`` / ``%*pbl``): 32-bit groups, most significant first, the first
@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from tools.tuning import cpumask
+from lvs_tools.tuning import cpumask
 
 KNOWN_MASKS = [
     # (cpus, nr_cpu_ids, kernel text)

@@ -1,11 +1,11 @@
-"""Reading hosts (tools/tuning/facts.py) from generated fake trees."""
+"""Reading hosts (tools/lvs_tools/tuning/facts.py) from generated fake trees."""
 
 from __future__ import annotations
 
 import pytest
 
-from tools.tuning import facts as F
-from tools.tuning.backends import Host
+from lvs_tools.tuning import facts as F
+from lvs_tools.tuning.backends import Host
 
 from tests.unit.tuning_fake import FakeHost, add_virtio_nic
 

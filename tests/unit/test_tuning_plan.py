@@ -1,14 +1,14 @@
-"""Plans (tools/tuning/plan.py) for fake hosts of 2, 16, 96 and 130 CPUs."""
+"""Plans (tools/lvs_tools/tuning/plan.py) for fake hosts of 2, 16, 96 and 130 CPUs."""
 
 from __future__ import annotations
 
 import pytest
 
-from tools.tuning import cpumask
-from tools.tuning.backends import Host
-from tools.tuning.facts import read_host
-from tools.tuning.plan import Plan, make_plan, pow2_ceil, spread
-from tools.tuning.profile import load_profile, parse_profile
+from lvs_tools.tuning import cpumask
+from lvs_tools.tuning.backends import Host
+from lvs_tools.tuning.facts import read_host
+from lvs_tools.tuning.plan import Plan, make_plan, pow2_ceil, spread
+from lvs_tools.tuning.profile import load_profile, parse_profile
 
 from tests.unit.tuning_fake import FakeHost, add_virtio_nic
 

@@ -1,11 +1,11 @@
-"""Profiles (tools/tuning/profile.py): the default profile and validation."""
+"""Profiles (tools/lvs_tools/tuning/profile.py): the default profile and validation."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from tools.tuning.profile import (DEFAULT_PROFILE, PROFILE_DIR, ProfileError, Rfs,
+from lvs_tools.tuning.profile import (DEFAULT_PROFILE, PROFILE_DIR, ProfileError, Rfs,
                                   load_profile, parse_profile)
 
 
@@ -29,7 +29,7 @@ def test_every_packaged_profile_loads():
 
 def test_docs_give_a_reason_for_every_default_setting():
     """docs/tuning.md has a table row for every key and sysctl of the default profile."""
-    docs = (DEFAULT_PROFILE.parents[3] / "docs" / "tuning.md").read_text()
+    docs = (DEFAULT_PROFILE.parents[4] / "docs" / "tuning.md").read_text()
     data = yaml.safe_load(DEFAULT_PROFILE.read_text())
     keys = [k for k in data if k != "description"] + list(data["sysctls"]) + \
         list(data["offloads"]) + list(data["ipvs"])

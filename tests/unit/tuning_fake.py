@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from tools.tuning import cpumask
+from lvs_tools.tuning import cpumask
 
 DEFAULT_FEATURES = {"rx-gro": [True, True], "rx-lro": [False, False],
                     "rx-gro-hw": [False, False], "rx-checksum": [True, True]}

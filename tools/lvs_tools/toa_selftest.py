@@ -10,10 +10,10 @@ when the process ends), so a real server's network is never touched::
    |            (the "balancer's" local addresses)        |
    +------------------------------------------------------+
 
-Crafted connections (tools/toa_craft.py) come from 198.51.100.2 carrying
+Crafted connections (tools/lvs_tools/toa_craft.py) come from 198.51.100.2 carrying
 TOA for 203.0.113.7 (and IPv6 equivalents); the check is what accept()
 and getpeername() of real listening sockets return.  Standard library
-only.  ``python3 -m tools.toa_selftest`` prints one line per check and
+only.  ``python3 -m lvs_tools.toa_selftest`` prints one line per check and
 exits 0 when all passed.
 
 When the module only believes TOA from some peers (its ``trusted``
@@ -34,7 +34,7 @@ import subprocess
 import sys
 from typing import Callable
 
-from tools import toa_craft as craft
+from lvs_tools import toa_craft as craft
 
 CLONE_NEWNET = 0x40000000
 RS4, RS6 = "192.0.2.1", "2001:db8:5::1"

@@ -18,12 +18,12 @@ import json
 import sys
 from typing import Callable, Sequence
 
-from tools.tuning import report
-from tools.tuning.api import Tuner
-from tools.tuning.apply import STATE_PATH, ApplyError, RevertError
-from tools.tuning.hostfs import HostReadError
-from tools.tuning.profile import STRATEGIES, ProfileError
-from tools.tuning.systemd import DEFAULT_PROFILE_PATH, unit_text
+from lvs_tools.tuning import report
+from lvs_tools.tuning.api import Tuner
+from lvs_tools.tuning.apply import STATE_PATH, ApplyError, RevertError
+from lvs_tools.tuning.hostfs import HostReadError
+from lvs_tools.tuning.profile import STRATEGIES, ProfileError
+from lvs_tools.tuning.systemd import DEFAULT_PROFILE_PATH, unit_text
 
 
 def _common() -> argparse.ArgumentParser:

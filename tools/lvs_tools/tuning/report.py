@@ -8,11 +8,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Sequence
 
-from tools.tuning import cpumask
-from tools.tuning.apply import RevertResult
-from tools.tuning.audit import Deviation, show_value
-from tools.tuning.facts import HostFacts, NicFacts, Value
-from tools.tuning.plan import Change, Plan
+from lvs_tools.tuning import cpumask
+from lvs_tools.tuning.apply import RevertResult
+from lvs_tools.tuning.audit import Deviation, show_value
+from lvs_tools.tuning.facts import HostFacts, NicFacts, Value
+from lvs_tools.tuning.plan import Change, Plan
 
 SHOWN_FEATURES = ("rx-gro", "rx-lro", "rx-gro-hw")
 

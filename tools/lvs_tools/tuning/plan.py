@@ -19,9 +19,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from tools.tuning import cpumask
-from tools.tuning.facts import HostFacts, NicFacts, Value
-from tools.tuning.profile import Profile
+from lvs_tools.tuning import cpumask
+from lvs_tools.tuning.facts import HostFacts, NicFacts, Value
+from lvs_tools.tuning.profile import Profile
 
 MASK_KINDS = frozenset({"irq", "rps", "xps"})
 FILE_KINDS = MASK_KINDS | {"rps-flow", "sysctl"}

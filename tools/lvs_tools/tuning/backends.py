@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Protocol
 
-from tools.tuning.hostfs import HostFS
+from lvs_tools.tuning.hostfs import HostFS
 
 FAKE_DIR = "/.lvs-tune-fake"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 UNIT_NAME = "lvs-tune.service"
 DEFAULT_PROFILE_PATH = "/etc/lvs-toolkit/tuning.yaml"
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "tuning.md"
+DOCS = Path(__file__).resolve().parents[3] / "docs" / "tuning.md"
 
 
 def default_command() -> str:

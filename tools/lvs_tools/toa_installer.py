@@ -1,13 +1,15 @@
 """Put toa.ko on a real server, prove that it works, report, take it away.
 
-On a real server, from a copy of this project, as root::
+On a real server, as root, in the root folder of a copy of this project
+(``tools/`` holds this package; the build steps use the copy's sources)::
 
-    python3 -m tools.toa_installer check      # kernel, headers, tools, signing policy
-    python3 -m tools.toa_installer install    # DKMS build + install, load, persist, self-test
-    python3 -m tools.toa_installer install --trusted 10.0.3.0/24,2001:db8:3::/64
-    python3 -m tools.toa_installer status
-    python3 -m tools.toa_installer selftest
-    python3 -m tools.toa_installer uninstall
+    export PYTHONPATH=tools
+    python3 -m lvs_tools.toa_installer check      # kernel, headers, tools, signing policy
+    python3 -m lvs_tools.toa_installer install    # DKMS build + install, load, persist, self-test
+    python3 -m lvs_tools.toa_installer install --trusted 10.0.3.0/24,2001:db8:3::/64
+    python3 -m lvs_tools.toa_installer status
+    python3 -m lvs_tools.toa_installer selftest
+    python3 -m lvs_tools.toa_installer uninstall
 
 (``./inv toa.install`` and friends call the same functions.)  Standard
 library only: a real server has ``python3`` but not the project's venv.
@@ -17,7 +19,7 @@ when headers, DKMS or a compiler are missing; DKMS builds toa.ko for the
 kernel (tools/install.py, ``kernel/toa/dkms.conf``) and rebuilds it for
 every later kernel; ``modprobe toa`` loads it (a loaded older copy is
 replaced: unloading toa is always safe); ``/etc/modules-load.d/lvs-toa.conf``
-loads it at boot; the self-test (tools/toa_selftest.py) proves, in a private
+loads it at boot; the self-test (tools/lvs_tools/toa_selftest.py) proves, in a private
 network namespace, that accept() and getpeername() return TOA clients.
 ``--trusted PREFIX,...`` (the balancers' local-address prefixes) becomes the
 module's ``trusted`` parameter, written to ``/etc/modprobe.d/lvs-toa.conf``
@@ -35,6 +37,7 @@ tested on fake trees.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import ipaddress
 import os
@@ -43,11 +46,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from types import ModuleType
+from typing import Callable, Iterator, Sequence
 
-from tools import install as inst
-from tools import kbuild
-from tools.kbuild import BuildError
 
 MODULE = "toa"
 DKMS_SET = "toa"
@@ -65,8 +66,45 @@ SIGNATURE_ERRORS = re.compile(r"Key was rejected by service|Required key not ava
                               r"module verification failed|Operation not permitted")
 
 
-class InstallerError(BuildError):
+NEEDS_CHECKOUT = ("this step needs a checkout of lvs-toolkit (DKMS builds toa.ko from its "
+                  "kernel/toa with tools/kbuild.py): run it from one, as "
+                  "PYTHONPATH=tools python3 -m lvs_tools.toa_installer ...")
+
+
+class InstallerError(Exception):
     """A step failed; the message says what to do."""
+
+
+@contextlib.contextmanager
+def checkout() -> Iterator[tuple[ModuleType, ModuleType]]:
+    """The checkout's build code, ``(tools.install, tools.kbuild)``.
+
+    DKMS builds toa.ko from the checkout's sources with tools/kbuild.py, so
+    the steps that build, or read Debian's package facts, run from a
+    checkout; the installed package alone has the self-test.  Imported here,
+    not at the top: the development harness is not installed.  Its
+    BuildError comes out as InstallerError.
+    """
+    try:
+        from tools import install, kbuild
+    except ImportError as exc:
+        raise InstallerError(NEEDS_CHECKOUT) from exc
+    try:
+        yield install, kbuild
+    except kbuild.BuildError as exc:
+        raise InstallerError(str(exc)) from exc
+
+
+def dpkg_version(package: str) -> str | None:
+    """The installed version of a Debian package, or None (tools/kbuild.py)."""
+    with checkout() as (_, kbuild):
+        return kbuild.dpkg_version(package)
+
+
+def kernel_line(kver: str) -> str:
+    """'6.12.95+deb12-amd64' -> '6.12' (tools/kbuild.py)."""
+    with checkout() as (_, kbuild):
+        return kbuild.kernel_line(kver)
 
 
 Which = Callable[[str], "str | None"]
@@ -85,11 +123,12 @@ def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
 
 def headers_package(kver: str, image_version: str | None) -> str:
     """The apt command that installs the headers of ``kver`` (at the image's version)."""
-    return kbuild.apt_hint(f"linux-headers-{kver}", image_version)
+    with checkout() as (_, kbuild):
+        return kbuild.apt_hint(f"linux-headers-{kver}", image_version)
 
 
 def check_headers(kver: str, root: Path = Path("/"),
-                  version_of: VersionOf = kbuild.dpkg_version) -> Path:
+                  version_of: VersionOf = dpkg_version) -> Path:
     """The headers folder of ``kver``; InstallerError naming the package if absent."""
     build = root / "lib/modules" / kver / "build"
     if (build / "Makefile").exists():
@@ -158,7 +197,7 @@ def _read(path: Path) -> str | None:
 
 def signing_advice(kver: str, signer: str | None) -> str:
     """What an operator can do when the kernel refuses our module."""
-    line = kbuild.kernel_line(kver)
+    line = kernel_line(kver)
     signed = (f"toa.ko is signed by '{signer}', a key this kernel does not trust yet."
               if signer else "toa.ko is not signed.")
     return (
@@ -171,7 +210,8 @@ def signing_advice(kver: str, signer: str | None) -> str:
         f"     in /etc/dkms/framework.conf and run the install again, or by hand:\n"
         f"       /usr/lib/linux-kbuild-{line}/scripts/sign-file sha256 MOK.priv MOK.der \\\n"
         f"         $(modinfo -k {kver} -n toa)\n"
-        f"  3. Then: python3 -m tools.toa_installer install (or modprobe toa).")
+        f"  3. Then: PYTHONPATH=tools python3 -m lvs_tools.toa_installer install\n"
+        f"     (or modprobe toa).")
 
 
 # ---------------------------------------------------------------- state
@@ -198,7 +238,8 @@ def module_signer(path: str) -> str | None:
 def dkms_status(kver: str) -> str | None:
     if shutil.which("dkms") is None:
         return None
-    name = inst.DKMS_PACKAGES[DKMS_SET][0]
+    with checkout() as (inst, _):
+        name = inst.DKMS_PACKAGES[DKMS_SET][0]
     res = _run(["dkms", "status", "-k", kver, name])
     return res.stdout.strip() or None
 
@@ -213,7 +254,7 @@ def persist(root: Path = Path("/")) -> Path:
     path = root / PERSIST_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# TOA for real servers behind a FULLNAT balancer (lvs-toolkit);\n"
-                    "# written by tools/toa_installer.py, removed by its uninstall.\n"
+                    "# written by lvs_tools.toa_installer, removed by its uninstall.\n"
                     f"{MODULE}\n")
     return path
 
@@ -267,7 +308,7 @@ def write_trusted(prefixes: list[str], root: Path = Path("/")) -> Path | None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# Peers whose TOA toa.ko believes (lvs-toolkit, docs/toa.md);\n"
-                    "# written by tools/toa_installer.py --trusted, removed by its uninstall.\n"
+                    "# written by lvs_tools.toa_installer --trusted, removed by its uninstall.\n"
                     f"options {MODULE} trusted={','.join(prefixes)}\n")
     return path
 
@@ -311,7 +352,7 @@ class CheckResult:
 
 
 def check(kver: str, root: Path = Path("/"), which: Which = shutil.which,
-          version_of: VersionOf = kbuild.dpkg_version) -> CheckResult:
+          version_of: VersionOf = dpkg_version) -> CheckResult:
     """Everything an install needs, without changing anything."""
     problems, notes = [], []
     headers = root / "lib/modules" / kver / "build"
@@ -320,7 +361,7 @@ def check(kver: str, root: Path = Path("/"), which: Which = shutil.which,
     except InstallerError as exc:
         problems.append(str(exc))
     problems += check_tools(which)
-    line = kbuild.kernel_line(kver)
+    line = kernel_line(kver)
     if line not in SUPPORTED_LINES:
         notes.append(f"kernel line {line} is not one this project tests "
                      f"({', '.join(SUPPORTED_LINES)}); building anyway")
@@ -355,8 +396,11 @@ def load(kver: str) -> None:
 
 
 def selftest() -> tuple[bool, str]:
-    """Run tools/toa_selftest.py in its own network namespace."""
-    res = subprocess.run([sys.executable, "-m", "tools.toa_selftest"], cwd=kbuild.ROOT,
+    """Run tools/lvs_tools/toa_selftest.py in its own network namespace."""
+    here = str(Path(__file__).resolve().parent.parent)   # where lvs_tools is
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    res = subprocess.run([sys.executable, "-m", "lvs_tools.toa_selftest"],
+                         env=dict(os.environ, PYTHONPATH=path),
                          capture_output=True, text=True, timeout=300)
     return res.returncode == 0, (res.stdout + res.stderr).strip()
 
@@ -372,7 +416,8 @@ def install(kver: str, *, run_selftest: bool = True,
     if result.problems:
         raise InstallerError("cannot install:\n  " + "\n  ".join(result.problems))
     say(f"building toa.ko for {kver} with DKMS")
-    inst.dkms_install(DKMS_SET, [kver])
+    with checkout() as (inst, _):
+        inst.dkms_install(DKMS_SET, [kver])
     path = module_file(kver)
     say(f"installed {path}")
     if trusted is not None:
@@ -409,8 +454,9 @@ def uninstall(kver: str) -> list[str]:
     if (Path("/") / OPTIONS_FILE).exists():
         write_trusted([])
         done.append(f"removed /{OPTIONS_FILE}")
-    if shutil.which("dkms") and inst.dkms_remove(DKMS_SET):
-        done.append("removed lvs-toa from DKMS")
+    with checkout() as (inst, _):
+        if shutil.which("dkms") and inst.dkms_remove(DKMS_SET):
+            done.append("removed lvs-toa from DKMS")
     return done
 
 
@@ -493,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.trusted is not None and args.action != "install":
             raise InstallerError("--trusted goes with install")
         return _dispatch(args)
-    except BuildError as exc:
+    except InstallerError as exc:
         print(f"toa: error: {exc}", file=sys.stderr)
         return 1
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from tools.tuning import cpumask
+from lvs_tools.tuning import cpumask
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 DEFAULT_PROFILE = PROFILE_DIR / "default.yaml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from invoke import Collection, Exit, task
 
-from tools.tuning import cli
+from lvs_tools.tuning import cli
 
 COMMON_HELP = {
     "profile": "profile YAML file or packaged profile name (default: default)",

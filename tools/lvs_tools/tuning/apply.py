@@ -21,9 +21,9 @@ import dataclasses
 import json
 import time
 
-from tools.tuning.backends import BackendError, Host
-from tools.tuning.hostfs import HostReadError
-from tools.tuning.plan import Change, Plan, onoff, same_value
+from lvs_tools.tuning.backends import BackendError, Host
+from lvs_tools.tuning.hostfs import HostReadError
+from lvs_tools.tuning.plan import Change, Plan, onoff, same_value
 
 STATE_PATH = "/run/lvs-toolkit/tuning-state.json"
 STATE_VERSION = 1

@@ -26,9 +26,9 @@ import dataclasses
 import re
 from typing import Iterable
 
-from tools.tuning import cpumask
-from tools.tuning.backends import BackendError, Feature, Host, ServiceState
-from tools.tuning.hostfs import HostFS, HostReadError
+from lvs_tools.tuning import cpumask
+from lvs_tools.tuning.backends import BackendError, Feature, Host, ServiceState
+from lvs_tools.tuning.hostfs import HostFS, HostReadError
 
 # Sysctls read on every host (the profile may name more).
 BASE_SYSCTLS = ("net.core.netdev_max_backlog", "net.core.rps_sock_flow_entries",

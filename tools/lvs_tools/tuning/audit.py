@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from tools.tuning import cpumask
-from tools.tuning.plan import MASK_KINDS, Plan
+from lvs_tools.tuning import cpumask
+from lvs_tools.tuning.plan import MASK_KINDS, Plan
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,12 +13,12 @@ import dataclasses
 from pathlib import Path
 from typing import Sequence
 
-from tools.tuning.apply import STATE_PATH, RevertResult, apply, revert
-from tools.tuning.audit import Deviation, deviations
-from tools.tuning.backends import Host
-from tools.tuning.facts import HostFacts, read_host
-from tools.tuning.plan import Change, Plan, make_plan
-from tools.tuning.profile import Profile, load_profile
+from lvs_tools.tuning.apply import STATE_PATH, RevertResult, apply, revert
+from lvs_tools.tuning.audit import Deviation, deviations
+from lvs_tools.tuning.backends import Host
+from lvs_tools.tuning.facts import HostFacts, read_host
+from lvs_tools.tuning.plan import Change, Plan, make_plan
+from lvs_tools.tuning.profile import Profile, load_profile
 
 
 @dataclasses.dataclass
