@@ -1,6 +1,7 @@
-"""ipvsadm 1.31's text output, byte for byte: the listings (``-L`` and its
-views, ``-S``), connections, timeouts, daemons, and the extension views
-(local addresses, extended counters).
+"""ipvsadm 1.31's table of services and real servers, byte for byte: the
+listings (``-L`` and its views, ``-S``).  Connections, timeouts, daemons and
+the extension views are :mod:`ipvsadm_py.cli.reports`'s; names of addresses
+and ports :mod:`ipvsadm_py.cli.names`'.
 
 Everything here turns model objects into strings; nothing talks to the
 kernel.  The facts matched (column widths, number abbreviations, sort order,
@@ -10,15 +11,12 @@ name truncation) are ipvsadm's; see docs/ipvsadm-py.md.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import socket
 from collections.abc import Sequence
 
-from ipvsadm_py.model import (AF_INET, AF_INET6, FULL_MASK4, Daemon, Dest, Forward, Info,
-                              LocalAddress, Protocol, Service, Stats, Timeouts, TunnelCsum,
-                              TunnelType, addr_text, af_of_packed, packed)
+from ipvsadm_py.cli.names import addrport
+from ipvsadm_py.model import (AF_INET, AF_INET6, FULL_MASK4, Dest, Forward, Info, LocalAddress,
+                              Protocol, Service, Stats, TunnelCsum, TunnelType, packed)
 from ipvsadm_py.order import i32, sort_dests, sort_services
-from ipvsadm_py.procfs import Connection
 
 TYPE_CHECKING = False     # typing only for type checkers (see wire.py)
 if TYPE_CHECKING:
@@ -38,41 +36,6 @@ class Format:
     nosort: bool = False
     exact: bool = False
     tun_info: bool = False
-
-
-# ---------------------------------------------------------------- names
-@functools.lru_cache(maxsize=4096)
-def host_name(af: int, raw: bytes) -> str:
-    """The name of an address, or the address (ipvsadm looks names up so)."""
-    try:
-        return socket.gethostbyaddr(socket.inet_ntop(af, raw))[0]
-    except (OSError, UnicodeError):
-        return socket.inet_ntop(af, raw)
-
-
-_PROTOCOL_NAMES = {p.value: p.name.lower() for p in Protocol}
-
-
-@functools.lru_cache(maxsize=4096)
-def _service_name(port: int, protocol: int) -> str:
-    name = _PROTOCOL_NAMES.get(protocol)
-    if name:
-        try:
-            return socket.getservbyport(port, name)
-        except OSError:
-            pass
-    return str(port)
-
-
-def addrport(raw: bytes, port: int, protocol: int, numeric: bool) -> str:
-    """ipvsadm's ``addrport_to_anyname`` of a packed address: names unless
-    numeric, [v6]."""
-    af = af_of_packed(raw)
-    if numeric:
-        text, ptext = socket.inet_ntop(af, raw), str(port)
-    else:
-        text, ptext = host_name(af, raw), _service_name(port, protocol)
-    return f"{text}:{ptext}" if af == AF_INET else f"[{text}]:{ptext}"
 
 
 # ---------------------------------------------------------------- numbers
@@ -282,64 +245,3 @@ def listing(info: Info | None, table: Table, f: Format,
     return "".join(parts)
 
 
-def timeouts(t: Timeouts) -> str:
-    return f"Timeout (tcp tcpfin udp): {t.tcp} {t.tcp_fin} {t.udp}\n"
-
-
-def daemons(ds: Sequence[Daemon]) -> str:
-    out = []
-    for d in ds:
-        line = f"{d.state} sync daemon (mcast={d.mcast_ifn}, syncid={d.syncid}"
-        if d.sync_maxlen:
-            line += f", maxlen={d.sync_maxlen}"
-        if d.mcast_group is not None:
-            line += f", group={addr_text(d.mcast_group)}"
-        if d.mcast_port:
-            line += f", port={d.mcast_port}"
-        if d.mcast_ttl:
-            line += f", ttl={d.mcast_ttl}"
-        out.append(line + ")\n")
-    return "".join(out)
-
-
-def connections(conns: Sequence[Connection], f: Format) -> str:
-    """``ipvsadm -Lc``."""
-    out = ["IPVS connection entries\n"]
-    if f.persistent_conn:
-        out.append(f"pro expire {'state':<11} {'source':<18} {'virtual':<18} "
-                   f"{'destination':<18} {'pe name':<16} pe_data\n")
-    else:
-        out.append(f"pro expire {'state':<11} {'source':<18} {'virtual':<18} destination\n")
-    for c in conns:
-        proto = Protocol.__members__.get(c.protocol.upper(), 0)
-        cname = addrport(c.client, c.client_port & 0xFFFF, proto, f.numeric)
-        vname = addrport(c.virtual, c.virtual_port & 0xFFFF, proto, f.numeric)
-        dname = addrport(c.dest, c.dest_port & 0xFFFF, proto, f.numeric)
-        expires = c.expires & 0xFFFFFFFF
-        expire = f"{expires // 60:02d}:{expires % 60:02d}"
-        if f.persistent_conn and c.pe_data is not None:
-            out.append(f"{c.protocol:<3} {expire:<6} {c.state:<11} {cname:<18} {vname:<18} "
-                       f"{dname:<16} {c.pe_name:<18} {c.pe_data}\n")
-        else:
-            out.append(f"{c.protocol:<3} {expire:<6} {c.state:<11} {cname:<18} {vname:<18} "
-                       f"{dname}\n")
-    return "".join(out)
-
-
-# ---------------------------------------------------------------- extensions
-def laddr_listing(rows: Sequence[tuple[Service, Sequence[LocalAddress]]], numeric: bool) -> str:
-    """``-G``: VIP:VPORT, TOTAL, SNAT_IP, CONFLICTS, CONNS (the Alibaba columns)."""
-    out = [f"{'VIP:VPORT':<20} {'TOTAL':<8} {'SNAT_IP':<20} {'CONFLICTS':<10} CONNS\n"]
-    for svc, las in rows:
-        vip = (addrport(packed(svc) or bytes(4), svc.port, svc.protocol, numeric)
-               if not svc.fwmark else service_name(svc, Format()))
-        out.append(f"{vip:<20} {len(las)}\n")
-        for la in las:
-            out.append(f"{'':<20} {'':<8} {la.describe():<20} "
-                       f"{la.port_conflicts:<10} {la.conns}\n")
-    return "".join(out)
-
-
-def ext_stats(counters: dict[str, int]) -> str:
-    """``--ext-stats``: name and total per counter."""
-    return "".join(f"{name:<40} {total:>20}\n" for name, total in counters.items())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ipvsadm_py import procfs, views
 from ipvsadm_py.api import IPVS, NO_LADDRS
-from ipvsadm_py.cli import fmt
+from ipvsadm_py.cli import fmt, reports
 from ipvsadm_py.cli.check import check
 from ipvsadm_py.cli.parse import Command, parse
 from ipvsadm_py.cli.spec import EXIT_TRYHELP, UsageError
@@ -93,13 +93,13 @@ def list_table(session: Session, cmd: Command) -> int:
         t = ipvs.timeouts()
         if cmd.json:
             return _write_json(session, views.timeouts_document(t))
-        session.out.write(fmt.timeouts(t))
+        session.out.write(reports.timeouts(t))
         return 0
     if "daemon" in given:
         daemons = ipvs.daemons()
         if cmd.json:
             return _write_json(session, views.daemons_document(daemons))
-        session.out.write(fmt.daemons(daemons))
+        session.out.write(reports.daemons(daemons))
         return 0
     if "ext-stats" in given:
         return list_ext_stats(session, cmd)
@@ -123,7 +123,7 @@ def list_connections(session: Session, cmd: Command) -> int:
         return EXIT_LIST
     if cmd.json:
         return _write_json(session, views.connections_document(conns))
-    session.out.write(fmt.connections(conns, cmd.view))
+    session.out.write(reports.connections(conns, cmd.view))
     return 0
 
 
@@ -136,7 +136,7 @@ def list_ext_stats(session: Session, cmd: Command) -> int:
         return EXIT_LIST
     if cmd.json:
         return _write_json(session, views.ext_stats_document(counters))
-    session.out.write(fmt.ext_stats(counters))
+    session.out.write(reports.ext_stats(counters))
     return 0
 
 
@@ -160,7 +160,7 @@ def list_laddrs(session: Session, cmd: Command) -> int:
     rows = [(svc, ipvs.laddrs(svc)) for svc in svcs]
     if cmd.json:
         return _write_json(session, views.laddrs_document(rows))
-    session.out.write(fmt.laddr_listing(rows, cmd.view.numeric))
+    session.out.write(reports.laddr_listing(rows, cmd.view.numeric))
     return 0
 
 

@@ -14,7 +14,7 @@ import pytest
 from netaddr import IPAddress
 
 from ipvsadm_py import abi, codec, model, procfs, wire
-from ipvsadm_py.cli import check, fmt, parse
+from ipvsadm_py.cli import check, fmt, names, parse, reports
 from ipvsadm_py.model import Forward
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ipvsadm"
@@ -52,7 +52,7 @@ def hosts(monkeypatch):
         import socket
         text = socket.inet_ntop(af, packed)
         return HOSTS.get(text, text)
-    monkeypatch.setattr(fmt, "host_name", host)
+    monkeypatch.setattr(names, "host_name", host)
 
 
 def _listing_cases():
@@ -70,12 +70,12 @@ def test_listing_matches_c_ipvsadm(hosts, path, args, result):
     check(cmd)
     given = cmd.given
     if "connection" in given:
-        text = fmt.connections(procfs.parse_connections(data["conn_proc"]), cmd.view)
+        text = reports.connections(procfs.parse_connections(data["conn_proc"]), cmd.view)
     elif "timeout" in given:
         (reply,) = _replies(data["replies"]["config"])
-        text = fmt.timeouts(codec.timeouts_from(reply.attrs))
+        text = reports.timeouts(codec.timeouts_from(reply.attrs))
     elif "daemon" in given:
-        text = fmt.daemons([codec.daemon_from(r.attrs["daemon"])
+        text = reports.daemons([codec.daemon_from(r.attrs["daemon"])
                             for r in _replies(data["replies"]["daemons"])])
     elif cmd.name == "save":
         text = fmt.listing(None, table, fmt.Format(numeric=cmd.view.numeric, rule=True))
@@ -127,7 +127,7 @@ def test_extension_words():
 
 def test_laddr_listing_columns():
     svc = _svc("10.0.0.1")
-    text = fmt.laddr_listing([(svc, [model.LocalAddress(IPAddress("10.0.3.1"), 2, 7)])], True)
+    text = reports.laddr_listing([(svc, [model.LocalAddress(IPAddress("10.0.3.1"), 2, 7)])], True)
     assert text.splitlines() == [
         "VIP:VPORT            TOTAL    SNAT_IP              CONFLICTS  CONNS",
         "10.0.0.1:80          1",
@@ -137,10 +137,10 @@ def test_laddr_listing_columns():
 def test_daemon_lines():
     master = model.Daemon("master", "d0", 3, 1400, IPAddress("239.1.1.1"), 8849, 2)
     backup = model.Daemon("backup", "d0", 4, 1472, IPAddress("224.0.0.81"), 8848, 1)
-    assert fmt.daemons([master, backup]) == (
+    assert reports.daemons([master, backup]) == (
         "master sync daemon (mcast=d0, syncid=3, maxlen=1400, group=239.1.1.1, port=8849, "
         "ttl=2)\n"
         "backup sync daemon (mcast=d0, syncid=4, maxlen=1472, group=224.0.0.81, port=8848, "
         "ttl=1)\n")
-    assert fmt.daemons([model.Daemon("master", "eth0", 255)]) == \
+    assert reports.daemons([model.Daemon("master", "eth0", 255)]) == \
         "master sync daemon (mcast=eth0, syncid=255)\n"
