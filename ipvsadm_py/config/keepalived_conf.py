@@ -26,7 +26,7 @@ from typing import Iterator
 from netaddr import IPAddress
 
 from ipvsadm_py import rules
-from ipvsadm_py.config.schema import ConfigError, Desired, ServiceSpec
+from ipvsadm_py.config.desired import ConfigError, Desired, ServiceSpec
 from ipvsadm_py.model import (AF_INET, AF_INET6, DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER,
                               Dest, Forward, Protocol, Service, TunnelCsum, TunnelType,
                               addr_text, af_of, protocol_name)

@@ -12,7 +12,7 @@ import dataclasses
 from typing import Sequence
 
 from ipvsadm_py.api import IPVS
-from ipvsadm_py.config.schema import Desired, ServiceSpec
+from ipvsadm_py.config.desired import Desired, ServiceSpec
 from ipvsadm_py.errors import InvalidInput, IPVSError
 from ipvsadm_py.model import Daemon, Dest, Forward, LocalAddress, Service, Timeouts
 from ipvsadm_py.procfs import list_sysctls, write_sysctl

@@ -40,6 +40,21 @@ MAY_IMPORT = {
     "operator": {"model", "api", "front end", "operator"},
     "harness": {"wire", "model", "api", "front end", "operator", "harness"},
 }
+# Modules split by job import one way: each may import, of ipvsadm_py,
+# only what is listed (plus anything outside the package it is in).
+ONE_WAY = {
+    "ipvsadm_py.model.kinds": set(),
+    "ipvsadm_py.model.addresses": set(),
+    "ipvsadm_py.model.entries": {"ipvsadm_py.model.kinds", "ipvsadm_py.model.addresses"},
+    "ipvsadm_py.cli.names": {"ipvsadm_py.model"},
+    "ipvsadm_py.cli.fmt": {"ipvsadm_py.cli.names", "ipvsadm_py.model", "ipvsadm_py.order"},
+    "ipvsadm_py.cli.reports": {"ipvsadm_py.cli.fmt", "ipvsadm_py.cli.names", "ipvsadm_py.model",
+                               "ipvsadm_py.procfs"},
+    "ipvsadm_py.config.desired": {"ipvsadm_py.errors", "ipvsadm_py.model"},
+    "ipvsadm_py.config.nodes": {"ipvsadm_py.rules"},
+    "ipvsadm_py.config.services": {"ipvsadm_py.config.desired", "ipvsadm_py.config.nodes",
+                                   "ipvsadm_py.model", "ipvsadm_py.rules"},
+}
 # The TOA installer builds toa.ko from the checkout (DKMS runs tools/kbuild.py):
 # these harness modules, imported inside its functions, never at the top.
 CHECKOUT_IMPORTS = {"lvs_tools.toa_installer": {"tools.install", "tools.kbuild"}}
@@ -175,3 +190,22 @@ def test_the_checker_sees_forbidden_imports(module, source, fault):
 def test_the_installer_may_reach_the_checkout_inside_a_function():
     source = "def f():\n    from tools import install, kbuild\n"
     assert faults("lvs_tools.toa_installer", source) == []
+
+
+def one_way_faults(module: str, source: str) -> list[str]:
+    """What a split module imports of ipvsadm_py beyond its ONE_WAY list."""
+    allowed = ONE_WAY[module]
+    return [f"{line}: {module} imports {target}" for line, target in imports(module, source)
+            if target.split(".")[0] == PACKAGE
+            and not any(target == a or target.startswith(a + ".") for a in allowed)]
+
+
+@pytest.mark.parametrize("module", sorted(ONE_WAY))
+def test_split_modules_import_one_way(module):
+    path = source_path(module).with_suffix(".py")
+    assert not one_way_faults(module, path.read_text())
+
+
+def test_the_one_way_check_sees_a_step_back():
+    assert one_way_faults("ipvsadm_py.cli.names", "from ipvsadm_py.cli import fmt\n")
+    assert one_way_faults("ipvsadm_py.model.kinds", "from ipvsadm_py.model import entries\n")

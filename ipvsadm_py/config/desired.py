@@ -1,0 +1,42 @@
+"""What a configuration file asks for, once read and checked: the result
+of :func:`ipvsadm_py.config.schema.validate`, or the error listing every
+problem.  The keepalived.conf reader gives the same (``keepalived_conf``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+from netaddr import IPAddress
+
+from ipvsadm_py.errors import InvalidInput
+from ipvsadm_py.model import Daemon, Dest, Service, Timeouts
+
+
+@dataclasses.dataclass
+class ServiceSpec:
+    """A service of the file, with its real servers and local addresses."""
+
+    service: Service
+    dests: list[Dest]
+    laddrs: list[IPAddress]
+    line: int = 0
+
+
+@dataclasses.dataclass
+class Desired:
+    """What a configuration file asks for (after validation)."""
+
+    services: list[ServiceSpec] = dataclasses.field(default_factory=list)
+    timeouts: Timeouts | None = None
+    sysctls: dict[str, int] = dataclasses.field(default_factory=dict)
+    daemons: list[Daemon] | None = None
+
+
+class ConfigError(InvalidInput):
+    """Every problem of a file, one per line: ``FILE:LINE: path: message``."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
