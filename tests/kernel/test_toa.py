@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from lvs_tools.toa_craft import nop_pad, toa_option
 from tests.kernel.toa_support import (CLIENT4, CLIENT6, LB4, LB6, RS4, RS6, Counters,
                                       accept_peer, lab, live, peername, recv_exactly,
                                       stats, wait_records_freed)
-from lvs_tools.toa_craft import nop_pad, toa_option
 
 pytestmark = pytest.mark.kernel
 __all__ = ["lab"]   # the fixture, imported for pytest

@@ -23,9 +23,9 @@ from typing import Iterator
 
 import pytest
 
+from lvs_tools.toa_craft import toa_option
 from tests.kernel.toa_support import (CLIENT4, LB4, RS4, Counters, accept_peer, lab,
                                       peername, recv_exactly)
-from lvs_tools.toa_craft import toa_option
 
 pytestmark = pytest.mark.kernel
 __all__ = ["lab"]

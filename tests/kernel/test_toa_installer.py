@@ -29,8 +29,8 @@ from typing import Iterator
 
 import pytest
 
-from tools import kbuild
 from lvs_tools import toa_installer
+from tools import kbuild
 from tools.kbuild import ROOT, project_version
 
 pytestmark = pytest.mark.kernel

@@ -40,9 +40,9 @@ from typing import Iterator
 
 import pytest
 
+from lvs_tools.toa_craft import CraftedConnection, HandshakeError, toa_option
 from tests.kernel.toa_support import (LB4, NS, RS4, Counters, accept_peer, lab, live,
                                       stats, wait_records_freed)
-from lvs_tools.toa_craft import CraftedConnection, HandshakeError, toa_option
 
 pytestmark = pytest.mark.kernel
 __all__ = ["lab"]

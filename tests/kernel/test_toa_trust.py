@@ -15,9 +15,9 @@ from typing import Iterator
 
 import pytest
 
+from lvs_tools.toa_craft import CraftedConnection, toa_option
 from tests.kernel.toa_support import (CLIENT4, CLIENT6, LB4, LB6, NS, RS4, RS6, Counters,
                                       accept_peer, lab, peername, scapy_packet)
-from lvs_tools.toa_craft import CraftedConnection, toa_option
 
 pytestmark = pytest.mark.kernel
 __all__ = ["lab"]

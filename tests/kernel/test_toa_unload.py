@@ -20,11 +20,11 @@ import threading
 
 import pytest
 
+from lvs_tools.toa_craft import HandshakeError, toa_option
 from tests import tiers
 from tests.kernel.toa_support import (CLIENT4, LB4, RS4, accept_peer, lab, live,
                                       stats, wait_records_freed)
 from tools.guest_init import kernel_log_problems
-from lvs_tools.toa_craft import HandshakeError, toa_option
 
 pytestmark = pytest.mark.kernel
 __all__ = ["lab"]

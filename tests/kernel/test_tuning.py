@@ -27,13 +27,13 @@ from typing import Iterator
 
 import pytest
 
-from tools import guest_nic
 from lvs_tools.tuning import cpumask
 from lvs_tools.tuning.api import Tuner
 from lvs_tools.tuning.apply import ApplyError
 from lvs_tools.tuning.backends import EthtoolFeatures
 from lvs_tools.tuning.facts import NicFacts
 from lvs_tools.tuning.profile import parse_profile
+from tools import guest_nic
 
 pytestmark = pytest.mark.kernel
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from lvs_tools.tuning.profile import (DEFAULT_PROFILE, PROFILE_DIR, ProfileError, Rfs,
-                                  load_profile, parse_profile)
+                                      load_profile, parse_profile)
 
 
 def test_default_profile_follows_the_source_design():
