@@ -15,6 +15,7 @@ they do not disturb the test.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
@@ -22,6 +23,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from netaddr import IPAddress, IPNetwork
@@ -37,6 +39,7 @@ pytestmark = pytest.mark.kernel
 PORT = 80
 PLAIN_PORT = 8080       # the same VIP without SYNPROXY
 UPORT = 53
+LOCAL_UPORT = 9999      # no service: UDP to it goes to the balancer's own stack
 LADDRS = {4: ["10.0.3.1", "10.0.3.2"], 6: ["2001:db8:3::1", "2001:db8:3::2"]}
 SPOOF_NET = {4: "198.18.0.0/15", 6: "2001:db8:dead::/48"}
 SYSCTL = "/proc/sys/net/ipv4/vs"
@@ -87,6 +90,21 @@ class Lab:
             for laddr in LADDRS[self.family]:
                 self.ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(laddr)))
         return svc
+
+    @contextlib.contextmanager
+    def local_udp(self, timeout: float) -> Iterator[tuple[socket.socket, socket.socket]]:
+        """(listener, client): a UDP socket on the VIP's LOCAL_UPORT in the
+        balancer and one in the client's namespace, closed after the block;
+        whether a datagram arrives is what the UDP defence decides."""
+        with self.topo.inside(self.topo.lb):
+            listener = socket.socket(self.af, socket.SOCK_DGRAM)
+        with contextlib.closing(listener):
+            listener.bind((self.vip, LOCAL_UPORT))
+            listener.settimeout(timeout)
+            with self.topo.inside(self.topo.client):
+                client = socket.socket(self.af, socket.SOCK_DGRAM)
+            with contextlib.closing(client):
+                yield listener, client
 
     def connect(self, port: int = PORT, timeout: float = 20) -> socket.socket:
         return netlab.connect(self.topo, self.topo.client, self.vip, port,
@@ -670,25 +688,18 @@ def test_ack_storm_on_a_session_is_cut(lab4, tmp_path):
 
 def test_udp_to_tcp_vip_per_sysctl(lab4):
     lab = lab4
-    with lab.topo.inside(lab.topo.lb):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind((lab.vip, 9999))
-    listener.settimeout(3)
-    with lab.topo.inside(lab.topo.client):
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        before = lab.stats()
-        client.sendto(b"x", (lab.vip, 9999))
-        with pytest.raises(socket.timeout):
-            listener.recvfrom(10)
-        assert delta(before, lab.stats()).get("defence_udp_drop") == 1
-        lab.sysctl(defence_udp_drop=0)
-        client.sendto(b"y", (lab.vip, 9999))
-        assert listener.recvfrom(10)[0] == b"y"
-    finally:
-        lab.sysctl(defence_udp_drop=1)
-        listener.close()
-        client.close()
+    with lab.local_udp(timeout=3) as (listener, client):
+        try:
+            before = lab.stats()
+            client.sendto(b"x", (lab.vip, LOCAL_UPORT))
+            with pytest.raises(socket.timeout):
+                listener.recvfrom(10)
+            assert delta(before, lab.stats()).get("defence_udp_drop") == 1
+            lab.sysctl(defence_udp_drop=0)
+            client.sendto(b"y", (lab.vip, LOCAL_UPORT))
+            assert listener.recvfrom(10)[0] == b"y"
+        finally:
+            lab.sysctl(defence_udp_drop=1)
 
 
 def test_fragments_per_sysctl(lab4, tmp_path):

@@ -38,8 +38,9 @@ from netaddr import IPAddress, IPNetwork
 from ipvsadm_py import IPVS, Dest, Forward, LocalAddress, Protocol, Request, Service, Verb
 from ipvsadm_py import abi
 from ipvsadm_py.errors import IPVSError
-from tests.kernel.test_synproxy import (LADDRS, PLAIN_PORT, PORT, SPOOF_NET, SYSCTL, UPORT,
-                                        Lab, _from_ip, delta, ip_layer, make_topo, send_all)
+from tests.kernel.test_synproxy import (LADDRS, LOCAL_UPORT, PLAIN_PORT, PORT, SPOOF_NET,
+                                        SYSCTL, UPORT, Lab, _from_ip, delta, ip_layer,
+                                        make_topo, send_all)
 from tools import netlab, whoami
 from tools.bench.runner import gen_binary
 from tools.guest_init import kernel_log_problems
@@ -285,7 +286,7 @@ def test_options_from_a_lost_offer_stay_consistent(nat4, tmp_path):
 
 def _udp_delivered(lab: Lab, listener: socket.socket, client: socket.socket,
                    payload: bytes) -> bool:
-    client.sendto(payload, (lab.vip, 9999))
+    client.sendto(payload, (lab.vip, LOCAL_UPORT))
     try:
         while True:
             data, _ = listener.recvfrom(100)
@@ -305,26 +306,19 @@ def test_udp_defence_follows_the_synproxy_service(nat4):
                       addr=IPAddress(f"10.200.{i // 250}.{i % 250 + 1}"), port=80,
                       scheduler="rr") for i in range(3000)]
     assert all(err is None for err in lab.ipvs.run([Request(Verb.ADD_SERVICE, s) for s in others]))
-    with lab.topo.inside(lab.topo.lb):
-        listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    listener.bind((lab.vip, 9999))
-    listener.settimeout(2)
-    with lab.topo.inside(lab.topo.client):
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        before = lab.stats()
-        assert not _udp_delivered(lab, listener, client, b"a")
-        assert delta(before, lab.stats()).get("defence_udp_drop") == 1
-        svc = lab.ipvs.set_synproxy(lab.tcp, False)
-        assert _udp_delivered(lab, listener, client, b"b")
-        lab.tcp = lab.ipvs.set_synproxy(svc, True)
-        assert not _udp_delivered(lab, listener, client, b"c")
-        lab.ipvs.delete_service(lab.tcp)
-        assert _udp_delivered(lab, listener, client, b"d")
-        assert delta(before, lab.stats()).get("defence_udp_drop") == 2
+        with lab.local_udp(timeout=2) as (listener, client):
+            before = lab.stats()
+            assert not _udp_delivered(lab, listener, client, b"a")
+            assert delta(before, lab.stats()).get("defence_udp_drop") == 1
+            svc = lab.ipvs.set_synproxy(lab.tcp, False)
+            assert _udp_delivered(lab, listener, client, b"b")
+            lab.tcp = lab.ipvs.set_synproxy(svc, True)
+            assert not _udp_delivered(lab, listener, client, b"c")
+            lab.ipvs.delete_service(lab.tcp)
+            assert _udp_delivered(lab, listener, client, b"d")
+            assert delta(before, lab.stats()).get("defence_udp_drop") == 2
     finally:
-        listener.close()
-        client.close()
         lab.ipvs.run([Request(Verb.DELETE_SERVICE, s) for s in others])
 
 
