@@ -21,6 +21,8 @@ ABSOLUTE = (
     ("ackflood_drop_pps", "SYNPROXY: ACK-flood packets dropped/s", "pps"),
     ("udp_drop_few_pps", "defence_udp_drop: drops/s, 10 services", "pps"),
     ("udp_drop_many_pps", "defence_udp_drop: drops/s, 50,000 services", "pps"),
+    ("udp_drop_few_est_pps", "  the same, rate estimation on, 10 services", "pps"),
+    ("udp_drop_many_est_pps", "  the same, rate estimation on, 50,000 services", "pps"),
     ("restore_c_s", "C ipvsadm -R of the rules (10,000 in a full run)", "s"),
     ("list_c_s", "C ipvsadm -Ln over them", "s"),
 )
