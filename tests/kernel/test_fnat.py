@@ -474,7 +474,7 @@ def test_icmp_too_big_from_both_sides(lab, tmp_path):
     #    error about its RS -> laddr packet.
     # The RS's socket must still be established with nothing unacknowledged
     # since the reply, so at_client (its snd_una = snd_nxt) is in its window.
-    before = _pmtu_state(topo, name, lport, 0)
+    before = _pmtu_state(topo, name, lport)
     err = _too_big(fam, client, lab.vip, lab.vip, client, PORT, cport, at_client)
     with Capture(topo, name, "eth0", "icmp or icmp6", tmp_path / "re.pcap") as cap:
         netlab.send_raw(topo, topo.client, err, fam)
@@ -490,19 +490,22 @@ def test_icmp_too_big_from_both_sides(lab, tmp_path):
     sock.close()
 
 
-def _pmtu_state(topo: Topology, ns: str, lport: int, embedded_seq: int) -> str:
+def _pmtu_state(topo: Topology, ns: str, lport: int, embedded_seq: int | None = None) -> str:
     """What decides whether TCP in ``ns`` takes a packet-too-big about its
-    connection to ``lport`` (the failure message of the PMTU steps): the
-    socket's state and snd_una..snd_nxt (an error about a sequence number
-    outside them, or for a closed socket, is dropped and counted), the ICMP
-    and out-of-window counters, and the seconds since the connection began."""
+    connection to ``lport`` (the failure message of the PMTU step): the
+    socket's state, bytes sent and acknowledged and idle times (an error
+    naming a sequence number outside snd_una..snd_nxt, as data sent before
+    a FIN that was acknowledged, or for a closed socket is dropped and
+    counted), the ICMP and out-of-window counters, and the seconds since the
+    connection began."""
     sock = topo.sh(ns, f"ss -tnie state all '( dport = :{lport} )'", check=False).stdout
     counters = topo.sh(ns, "nstat -asz TcpExtOutOfWindowIcmps Icmp6InPktTooBigs "
                            "Icmp6InErrors Icmp6InCsumErrors IcmpInDestUnreachs "
                            "IcmpInErrors IcmpInCsumErrors TcpExtLockDroppedIcmps",
                        check=False).stdout
-    return (f"embedded seq {embedded_seq}; {time.monotonic() - _STARTED.get(ns, 0):.0f} s "
-            f"after connect\nss:\n{sock}nstat:\n{counters}")
+    seq = "" if embedded_seq is None else f"embedded seq {embedded_seq}; "
+    return (f"{seq}{time.monotonic() - _STARTED.get(ns, 0):.0f} s after connect\n"
+            f"ss:\n{sock}nstat:\n{counters}")
 
 
 def test_balancer_reports_its_own_smaller_mtu(lab, tmp_path):
