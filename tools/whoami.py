@@ -38,6 +38,24 @@ class _Server:
 
 
 class TcpWhoami(_Server):
+    """Connections stay open, however long idle, until the client shuts its
+    side down or the server is closed: a test may hold a session while a
+    slow guest takes minutes between two packets (an idle timeout would make
+    the server close it, and the real server's socket then leaves the states
+    a test is about)."""
+
+    def __init__(self, sock: socket.socket, name: str) -> None:
+        self.conns: list[socket.socket] = []
+        super().__init__(sock, name)
+
+    def close(self) -> None:
+        super().close()
+        for conn in list(self.conns):
+            try:    # wakes its handler blocked in a read
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _serve(self) -> None:
         while True:
             try:
@@ -45,11 +63,11 @@ class TcpWhoami(_Server):
             except OSError:
                 return
             self.peers.append(peer[:2])
+            self.conns.append(conn)
             threading.Thread(target=self._handle, args=(conn, peer), daemon=True).start()
 
     def _handle(self, conn: socket.socket, peer: tuple) -> None:
         with conn:
-            conn.settimeout(60)
             try:
                 reader = conn.makefile("rb")
                 reader.readline()
@@ -58,6 +76,8 @@ class TcpWhoami(_Server):
                     conn.sendall(chunk)
             except OSError:
                 pass
+            finally:
+                self.conns.remove(conn)
 
 
 class UdpWhoami(_Server):

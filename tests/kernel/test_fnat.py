@@ -407,6 +407,10 @@ def test_client_port_reuse_of_a_closed_session(lab):
     assert lab.topo.ext_stats()["fullnat_conn_reused"] >= 1
 
 
+#: When the test connected, per real-server namespace (for _pmtu_state).
+_STARTED: dict[str, float] = {}
+
+
 def _next_seq(cap: Capture, sport: int) -> int:
     """The sequence number after the last data segment sent from ``sport``:
     the sender's snd_una once it is acknowledged, so an error about it is
@@ -448,6 +452,7 @@ def test_icmp_too_big_from_both_sides(lab, tmp_path):
         sock = lab.connect()
         name, laddr, lport = whoami.whoami_tcp(sock)
         cport = sock.getsockname()[1]
+    _STARTED[name] = time.monotonic()
     rs_cap = r1 if name == "rs1" else r2
     rs = netlab.rs_addr(int(name[2:]), fam)
     # Where each sender stands: the embedded packets of the two errors.
@@ -467,14 +472,40 @@ def test_icmp_too_big_from_both_sides(lab, tmp_path):
 
     # 2. From the client side, about VIP -> client: reaches the RS as an
     #    error about its RS -> laddr packet.
+    # The RS's socket must still be established with nothing unacknowledged
+    # since the reply, so at_client (its snd_una = snd_nxt) is in its window.
+    before = _pmtu_state(topo, name, lport)
     err = _too_big(fam, client, lab.vip, lab.vip, client, PORT, cport, at_client)
     with Capture(topo, name, "eth0", "icmp or icmp6", tmp_path / "re.pcap") as cap:
         netlab.send_raw(topo, topo.client, err, fam)
         netlab.wait_for(lambda: _icmp_errors(cap))
     got = _icmp_errors(cap)[0]
     assert _embedded(got)[:4] == (rs, laddr, PORT, lport)
-    netlab.wait_for(lambda: "mtu" in topo.sh(name, f"ip route get {laddr}").stdout)
+    try:
+        netlab.wait_for(lambda: "mtu" in topo.sh(name, f"ip route get {laddr}").stdout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{name} did not take the MTU\n{before}\n"
+                             f"{_pmtu_state(topo, name, lport, _embedded(got)[4])}") from exc
+    print(f"step 2: {before}")
     sock.close()
+
+
+def _pmtu_state(topo: Topology, ns: str, lport: int, embedded_seq: int | None = None) -> str:
+    """What decides whether TCP in ``ns`` takes a packet-too-big about its
+    connection to ``lport`` (the failure message of the PMTU step): the
+    socket's state, bytes sent and acknowledged and idle times (an error
+    naming a sequence number outside snd_una..snd_nxt, as data sent before
+    a FIN that was acknowledged, or for a closed socket is dropped and
+    counted), the ICMP and out-of-window counters, and the seconds since the
+    connection began."""
+    sock = topo.sh(ns, f"ss -tnie state all '( dport = :{lport} )'", check=False).stdout
+    counters = topo.sh(ns, "nstat -asz TcpExtOutOfWindowIcmps Icmp6InPktTooBigs "
+                           "Icmp6InErrors Icmp6InCsumErrors IcmpInDestUnreachs "
+                           "IcmpInErrors IcmpInCsumErrors TcpExtLockDroppedIcmps",
+                       check=False).stdout
+    seq = "" if embedded_seq is None else f"embedded seq {embedded_seq}; "
+    return (f"{seq}{time.monotonic() - _STARTED.get(ns, 0):.0f} s after connect\n"
+            f"ss:\n{sock}nstat:\n{counters}")
 
 
 def test_balancer_reports_its_own_smaller_mtu(lab, tmp_path):

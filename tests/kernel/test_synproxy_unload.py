@@ -26,6 +26,7 @@ from netaddr import IPAddress
 
 from ipvsadm_py import Dest, LocalAddress, Service
 from ipvsadm_py import Forward, Protocol
+from tests import tiers
 from tests.kernel.test_synproxy import (LADDRS, PORT, Lab, RawSender, flood_packets,
                                         make_topo)
 from tools import netlab, whoami
@@ -120,7 +121,12 @@ def test_unload_during_syn_flood(kver, kmsg_mark):
             netlab.wait_for(lambda: pending_handshakes(lab) > 0
                             and lab.stats()["synproxy_syn_retry"]
                             > before["synproxy_syn_retry"], timeout=30)
-            assert lab.stats()["synproxy_syn_cnt"] - before["synproxy_syn_cnt"] > 3000
+            # The flood reaches SYNPROXY in thousands before the unload; a
+            # few hundred in the sanitizer tier (the debug guest's flood had
+            # made 684 when Debian's guests pass 3000).
+            floods = tiers.reduced(3000, 500)
+            netlab.wait_for(lambda: lab.stats()["synproxy_syn_cnt"]
+                            - before["synproxy_syn_cnt"] > floods, timeout=300)
             # Services go (their schedulers hold the modules); the sessions,
             # established and pending, stay for the unload to clean up.
             lab.ipvs.flush()
@@ -143,6 +149,11 @@ def test_unload_during_syn_flood(kver, kmsg_mark):
                 sock.close()
             for server in lab.servers:
                 server.close()
+            # Its netlink socket would keep the namespace, and with it the
+            # services and their schedulers' modules, alive for as long as
+            # a failure's traceback holds the lab (the unload test after
+            # this one then finds ip_vs_rr in use).
+            lab.ipvs.close()
     finally:
         topo.down()
 
