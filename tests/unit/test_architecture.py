@@ -23,7 +23,8 @@ LAYERS = {
     "model": ["ipvsadm_py.model", "ipvsadm_py.rules", "ipvsadm_py.order"],
     "api": ["ipvsadm_py", "ipvsadm_py.errors", "ipvsadm_py.verbs", "ipvsadm_py.codec",
             "ipvsadm_py.api", "ipvsadm_py.procfs", "ipvsadm_py.views"],
-    "front end": ["ipvsadm_py.cli", "ipvsadm_py.config", "ipvsadm_py.bench"],
+    "front end": ["ipvsadm_py.cli", "ipvsadm_py.config", "ipvsadm_py.bench",
+                  "ipvsadm_py.exporter"],
     "harness": ["tools", "tests"],
 }
 MAY_IMPORT = {
@@ -37,7 +38,7 @@ MAY_IMPORT = {
 NOT_FROM_FRONT_ENDS = {"ipvsadm_py.codec"}
 # Third-party packages only some layers need.
 ONLY_IN = {"pyroute2": {"harness"}, "yaml": {"front end", "harness"},
-           "kmodpy": {"api", "harness"}}
+           "kmodpy": {"api", "harness"}, "prometheus_client": {"front end", "harness"}}
 
 
 def module_name(path: Path) -> str:
@@ -121,6 +122,10 @@ def test_imports_follow_the_layers(path):
      "imports ipvsadm_py.wire"),
     ("ipvsadm_py.wire", "import pyroute2\n", "pyroute2 is for"),
     ("ipvsadm_py.api", "from tests.oracles import pyroute2_ipvs\n", "imports tests"),
+    ("ipvsadm_py.exporter.collect", "from ipvsadm_py import codec\n", "a front end imports"),
+    ("ipvsadm_py.exporter.collect", "from ipvsadm_py.nl import Channel\n",
+     "imports ipvsadm_py.nl"),
+    ("ipvsadm_py.views", "import prometheus_client\n", "prometheus_client is for"),
 ])
 def test_the_checker_sees_forbidden_imports(module, source, fault):
     assert any(fault in found for found in faults(module, source))
