@@ -3,7 +3,7 @@ reading every import (``ast``; imports inside functions too).
 
 Layers, bottom up: wire (the kernel's numbers, messages, the socket),
 model (the vocabulary and its rules), API (the translation and the verbs),
-front ends (the command line, the configuration file), harness (tools/ and
+front ends (the command line, the configuration file, the exporter), harness (tools/ and
 tests/).  A layer imports its own and lower layers; front ends do not
 reach past the API into the wire layer or the codec.
 """

@@ -110,3 +110,23 @@ def test_the_dashboard_queries_parse(tmp_path):
     path.write_text(yaml.safe_dump(rules))
     done = promtool("check", "rules", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_unit_file_runs_lvs_exporter_with_valid_options():
+    from ipvsadm_py.exporter import cli
+
+    unit = (MONITORING / "lvs-exporter.service").read_text()
+    sections = re.findall(r"^\[(\w+)\]", unit, re.M)
+    assert sections == ["Unit", "Service", "Install"]
+    exec_start = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
+    assert Path(exec_start[0]).name == "lvs-exporter"
+    args = cli.parser().parse_args(exec_start[1:])
+    assert cli.split_listen(args.listen)[1] > 0
+    assert re.search(r"^Restart=on-failure$", unit, re.M)
+    assert "CAP_NET_ADMIN" in unit
+
+
+def test_the_readme_lists_every_metric():
+    text = (MONITORING / "README.md").read_text()
+    missing = sorted(name for name in EXPORTED if f"`{name}`" not in text)
+    assert not missing
