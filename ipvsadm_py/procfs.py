@@ -56,6 +56,14 @@ def toa_loaded(module_dir: str | os.PathLike = TOA_MODULE_DIR) -> bool:
     return os.path.isdir(module_dir)
 
 
+def module_loaded(name: str, sys_module: str | os.PathLike = "/sys/module") -> bool:
+    """Whether kernel module ``name`` is loaded (or built in with
+    parameters).  Asking the generic netlink controller for a family that
+    is not registered makes the kernel load its module: a monitor that must
+    not load ip_vs asks this first."""
+    return os.path.isdir(os.path.join(sys_module, name))
+
+
 # ---------------------------------------------------------------- connections
 @dataclasses.dataclass
 class Connection:

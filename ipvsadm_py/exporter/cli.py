@@ -21,6 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from ipvsadm_py import procfs
 from ipvsadm_py.api import IPVS
 from ipvsadm_py.errors import IPVSError, NotLoaded
 from ipvsadm_py.exporter.collect import BalancerCollector, ToaCollector
@@ -89,8 +90,11 @@ def enter_netns(fd: int, name: str) -> None:
 
 
 def check_ipvs() -> None:
-    """Fail at start, with the library's words, if IPVS cannot be read."""
+    """Fail at start, with the library's words, if IPVS cannot be read
+    (without loading ip_vs: see collect.BalancerCollector.read)."""
     try:
+        if not procfs.module_loaded("ip_vs"):
+            raise NotLoaded("ip_vs is not loaded")
         with IPVS() as ipvs:
             ipvs.info()
     except NotLoaded:

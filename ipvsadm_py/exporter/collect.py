@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from ipvsadm_py import procfs
 from ipvsadm_py.api import IPVS
+from ipvsadm_py.errors import NotLoaded
 from ipvsadm_py.exporter import names
 from ipvsadm_py.exporter.names import Metric
 from ipvsadm_py.model import (AF_INET6, Daemon, Dest, Info, LocalAddress, Service,
@@ -216,9 +217,11 @@ class BalancerCollector(Collector):
     scrape: a reloaded ip_vs has a new family id)."""
 
     def __init__(self, open_ipvs: Callable[[], IPVS] = IPVS,
-                 ext_stats_path: str | os.PathLike = procfs.EXT_STATS_PROC) -> None:
+                 ext_stats_path: str | os.PathLike = procfs.EXT_STATS_PROC,
+                 loaded: Callable[[], bool] = lambda: procfs.module_loaded("ip_vs")) -> None:
         self.open_ipvs = open_ipvs
         self.ext_stats_path = ext_stats_path
+        self.loaded = loaded
         self._last_error: str | None = None
 
     def describe(self) -> list[Family]:
@@ -226,6 +229,10 @@ class BalancerCollector(Collector):
         return []
 
     def read(self) -> Families:
+        # Without ip_vs, opening the netlink family would make the kernel
+        # load it: a scrape must not undo an administrator's modprobe -r.
+        if not self.loaded():
+            raise NotLoaded("ip_vs is not loaded")
         with self.open_ipvs() as ipvs:
             return balancer_families(read_balancer(ipvs, self.ext_stats_path))
 

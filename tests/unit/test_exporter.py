@@ -16,6 +16,7 @@ from netaddr import IPAddress
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ipvsadm_py import procfs
 from ipvsadm_py.errors import KernelRefused, NotLoaded
 from ipvsadm_py.exporter import cli, collect, names
 from ipvsadm_py.model import (AF_INET6, Daemon, DaemonState, Dest, Forward, Info,
@@ -68,6 +69,12 @@ PINNED_RS = {
 }
 ALLOWED_LABELS = {"vip", "port", "proto", "rs", "laddr", "version", "feature", "state",
                   "syncid", "mcast_ifn", "scheduler", "synproxy", "forward", "counter"}
+
+
+@pytest.fixture(autouse=True)
+def ip_vs_loaded(monkeypatch):
+    """The fake kernels below have ip_vs loaded (/sys/module/ip_vs)."""
+    monkeypatch.setattr(procfs, "module_loaded", lambda name, *a: True)
 
 
 # ---------------------------------------------------------------- the table
@@ -273,6 +280,14 @@ def test_failing_to_open_reports_lvs_up_0_then_recovers(monkeypatch):
     assert scrape(collector)[("lvs_up", ())] == 1
 
 
+def test_without_ip_vs_a_scrape_does_not_open_netlink(monkeypatch):
+    """Opening the IPVS family would make the kernel load ip_vs."""
+    opened = []
+    monkeypatch.setattr(procfs, "module_loaded", lambda name, *a: name != "ip_vs")
+    got = scrape(collect.BalancerCollector(lambda: opened.append(1)))
+    assert got[("lvs_up", ())] == 0 and opened == []
+
+
 def test_no_ext_stats_file_means_no_ext_metrics(monkeypatch):
     table, laddrs = lab_table()
     monkeypatch.setattr(collect, "lport_range", lambda: 60536)
@@ -338,6 +353,13 @@ def test_an_unknown_namespace_is_a_clear_error():
 def test_a_bad_listen_address_is_a_clear_error(listen):
     status, _, err = run_cli("--listen", listen)
     assert status == 2 and f"--listen {listen}: expected ADDR:PORT" in err
+
+
+def test_ipvs_not_loaded_at_start_is_a_clear_error_without_loading_it(monkeypatch):
+    monkeypatch.setattr(procfs, "module_loaded", lambda name, *a: False)
+    monkeypatch.setattr(cli, "IPVS", lambda: pytest.fail("IPVS opened"))
+    status, out, err = run_cli("--once")
+    assert status == 1 and out == "" and "modprobe ip_vs" in err
 
 
 def test_ipvs_not_loaded_at_start_is_a_clear_error(monkeypatch):
