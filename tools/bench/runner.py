@@ -888,16 +888,18 @@ class Scraper:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/metrics"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ipvsadm_py.exporter", "--netns", netns,
-             "--listen", f"127.0.0.1:{self.port}"], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.log_path = Path("/tmp/lvs-bench-exporter.log")
+        with self.log_path.open("w") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ipvsadm_py.exporter", "--netns", netns,
+                 "--listen", f"127.0.0.1:{self.port}"], cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=log_file)
         netlab.wait_for(self._ready, timeout=60)
         self._stop = threading.Event()
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"lvs-exporter exited: {self.proc.stderr.read()[-500:]}")
+            raise RuntimeError(f"lvs-exporter exited: {self.log_path.read_text()[-500:]}")
         try:
             self.get()
             return True
