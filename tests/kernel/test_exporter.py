@@ -227,7 +227,9 @@ def test_prometheus_scrapes_connection_counts_during_traffic(lab, tmp_path):
         prom.wait_value('count(lvs_real_server_info{forward="fullnat"})', 6)
         prom.wait_value('lvs_up{job="lvs"}', 1)
         prom.wait_value('lvs_toa_loaded{job="toa"}', 1)
-        assert prom.value(f"lvs_service_incoming_bytes_total{{{svc}}}") > HELD * 256 * 1024
+        # a scrape after the echoes: every byte sent counted
+        prom.wait_value(f"count(lvs_service_incoming_bytes_total{{{svc}}} > "
+                        f"{HELD * 256 * 1024})", 1)
         assert prom.value("lvs_ext_synproxy_ok_ack_total") >= HELD
         assert prom.value('lvs_feature{feature="fullnat"}') == 1
         assert prom.value("lvs_connection_table_size") > 0
