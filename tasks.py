@@ -257,8 +257,32 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
         raise _fail(exc)
 
 
+@task(help={"listen": "ADDR:PORT to serve /metrics on (default 0.0.0.0:9291)",
+            "netns": "read the IPVS table of this named network namespace",
+            "role": "lb (IPVS, default) or rs (toa.ko on a real server)",
+            "once": "print one scrape and exit"})
+def exporter(c, listen=None, netns=None, role="lb", once=False):
+    """Run lvs-exporter here (Prometheus metrics; docs/monitoring/README.md).
+
+    Needs CAP_NET_ADMIN for the IPVS table; the service unit is
+    docs/monitoring/lvs-exporter.service.
+    """
+    from ipvsadm_py.exporter.cli import main as exporter_main
+
+    argv = ["--role", role]
+    if listen:
+        argv += ["--listen", listen]
+    if netns:
+        argv += ["--netns", netns]
+    if once:
+        argv.append("--once")
+    rc = exporter_main(argv)
+    if rc:
+        raise Exit(code=rc)
+
+
 ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo, bench,
-                debug_kernel)
+                debug_kernel, exporter)
 ns.add_collection(tune)
 
 # --- toa: the real-server installer (tools/toa_tasks.py) -------------------

@@ -219,6 +219,25 @@ class IPVS:
         return [codec.laddr_from(a["laddr"], svc.af)
                 for a in self._ask(Request(Verb.LIST_LADDRS, svc), dump=True) if "laddr" in a]
 
+    def laddr_table(self, services: Sequence[Service]
+                    ) -> list[tuple[Service, list[LocalAddress]]]:
+        """The local addresses of many services over one socket, one dump
+        after the other (what a scrape of thousands of services needs).  A
+        service deleted since it was listed is left out rather than failing
+        the whole listing; other refusals raise their typed error."""
+        reqs = [Request(Verb.LIST_LADDRS, s) for s in services]
+        results = self.chan.dump_many([codec.encode_request(r) for r in reqs])
+        out: list[tuple[Service, list[LocalAddress]]] = []
+        for req, result in zip(reqs, results):
+            svc = req.service
+            if isinstance(result, nl.NetlinkError):
+                if result.errno == E.ESRCH:
+                    continue
+                raise error_for(req, result.errno)
+            out.append((svc, [codec.laddr_from(r.attrs["laddr"], svc.af)
+                              for r in result if "laddr" in r.attrs]))
+        return out
+
     def fullnat_supported(self) -> bool:
         """Whether the module knows the local-address commands (asked once:
         a module without them refuses with EOPNOTSUPP)."""

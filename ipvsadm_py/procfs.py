@@ -15,6 +15,8 @@ from ipvsadm_py.model import AF_INET, AF_INET6
 
 CONN_PROC = "/proc/net/ip_vs_conn"
 EXT_STATS_PROC = "/proc/net/ip_vs_ext_stats"
+TOA_STATS_PROC = "/proc/net/toa_stats"
+TOA_MODULE_DIR = "/sys/module/toa"
 SYSCTL_DIR = "/proc/sys/net/ipv4/vs"
 
 
@@ -38,6 +40,28 @@ def read_ext_stats(path: str | os.PathLike = EXT_STATS_PROC) -> dict[str, int]:
     the module has no such file)."""
     with open(path) as stream:
         return parse_ext_stats(stream.read())
+
+
+def read_toa_stats(path: str | os.PathLike = TOA_STATS_PROC) -> dict[str, int]:
+    """The counters of toa.ko on a real server: name -> total.  The file has
+    the layout of ``ip_vs_ext_stats`` (a title line, one line per counter with
+    the total last; CPU columns of global counters are ``-``).  OSError if
+    toa.ko is not loaded."""
+    with open(path) as stream:
+        return parse_ext_stats(stream.read())
+
+
+def toa_loaded(module_dir: str | os.PathLike = TOA_MODULE_DIR) -> bool:
+    """Whether toa.ko is loaded (its directory under /sys/module exists)."""
+    return os.path.isdir(module_dir)
+
+
+def module_loaded(name: str, sys_module: str | os.PathLike = "/sys/module") -> bool:
+    """Whether kernel module ``name`` is loaded (or built in with
+    parameters).  Asking the generic netlink controller for a family that
+    is not registered makes the kernel load its module: a monitor that must
+    not load ip_vs asks this first."""
+    return os.path.isdir(os.path.join(sys_module, name))
 
 
 # ---------------------------------------------------------------- connections

@@ -61,6 +61,8 @@ TOOLS = (
     "iproute2", "ethtool", "tcpdump", "netcat-openbsd", "iputils-ping", "procps",
     # the virtual environment
     "python3-venv",
+    # a Prometheus server and promtool for the exporter's tests (docs/monitoring)
+    "prometheus",
     # keepalived from Debian's source (tools/keepalived_build.py): the build
     # dependencies of Debian's keepalived 1:2.2.7-1, and openssl for the tests
     "autoconf", "automake", "pkg-config", "dpkg-dev", "libglib2.0-dev", "libip4tc-dev",

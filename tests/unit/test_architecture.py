@@ -3,7 +3,7 @@ reading every import (``ast``; imports inside functions too).
 
 Layers, bottom up: wire (the kernel's numbers, messages, the socket),
 model (the vocabulary and its rules), API (the translation and the verbs),
-front ends (the command line, the configuration file), the operator's tools
+front ends (the command line, the configuration file, the exporter), the operator's tools
 (``lvs_tools``, in tools/lvs_tools/), harness (the rest of tools/, and
 tests/).  A layer imports its own and lower layers; front ends do not
 reach past the API into the wire layer or the codec; what is installed
@@ -28,7 +28,8 @@ LAYERS = {
     "model": ["ipvsadm_py.model", "ipvsadm_py.rules", "ipvsadm_py.order"],
     "api": ["ipvsadm_py", "ipvsadm_py.errors", "ipvsadm_py.verbs", "ipvsadm_py.codec",
             "ipvsadm_py.api", "ipvsadm_py.procfs", "ipvsadm_py.views"],
-    "front end": ["ipvsadm_py.cli", "ipvsadm_py.config", "ipvsadm_py.bench"],
+    "front end": ["ipvsadm_py.cli", "ipvsadm_py.config", "ipvsadm_py.bench",
+                  "ipvsadm_py.exporter"],
     "operator": [OPERATOR],
     "harness": ["tools", "tests"],
 }
@@ -62,7 +63,8 @@ CHECKOUT_IMPORTS = {"lvs_tools.toa_installer": {"tools.install", "tools.kbuild"}
 NOT_FROM_FRONT_ENDS = {"ipvsadm_py.codec"}
 # Third-party packages only some layers need.
 ONLY_IN = {"pyroute2": {"operator", "harness"}, "yaml": {"front end", "operator", "harness"},
-           "kmodpy": {"api", "harness"}}
+           "kmodpy": {"api", "harness"},
+           "prometheus_client": {"front end", "harness"}}
 
 
 def module_name(path: Path) -> str:
@@ -182,6 +184,10 @@ def test_imports_follow_the_layers(path):
      "imports tools.kbuild"),
     ("ipvsadm_py.cli.run", "from lvs_tools import tuning\n", "imports lvs_tools.tuning"),
     ("tests.kernel.test_toa", "import netlab\n", "goes by tools.netlab"),
+    ("ipvsadm_py.exporter.collect", "from ipvsadm_py import codec\n", "a front end imports"),
+    ("ipvsadm_py.exporter.collect", "from ipvsadm_py.nl import Channel\n",
+     "imports ipvsadm_py.nl"),
+    ("ipvsadm_py.views", "import prometheus_client\n", "prometheus_client is for"),
 ])
 def test_the_checker_sees_forbidden_imports(module, source, fault):
     assert any(fault in found for found in faults(module, source))

@@ -88,3 +88,33 @@ def test_einval_for_a_local_address_listing_is_the_generic_refusal():
     blame one."""
     exc = error_for(Request(Verb.LIST_LADDRS, SVC), E.EINVAL)
     assert "address family" in str(exc) and "not a unicast address of" not in str(exc)
+
+
+class _Chan:
+    """dump_many of nl.Channel: one answer (replies or an error) per dump."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def dump_many(self, requests):
+        assert len(requests) == len(self.answers)
+        return self.answers
+
+
+def test_laddr_table_leaves_out_a_service_deleted_meanwhile():
+    from types import SimpleNamespace
+
+    from ipvsadm_py import nl
+    from ipvsadm_py.api import IPVS
+
+    other = Service(addr=IPAddress("10.0.0.2"), port=80)
+    reply = SimpleNamespace(attrs={"laddr": {"addr": IPAddress("10.0.3.1").packed + bytes(12),
+                                             "port_conflict": 2, "conn_counts": 5}})
+    ipvs = IPVS.__new__(IPVS)
+    ipvs.chan = _Chan([nl.NetlinkError(E.ESRCH), [reply]])
+    rows = ipvs.laddr_table([SVC, other])
+    assert [(svc, [(la.describe(), la.port_conflicts, la.conns) for la in las])
+            for svc, las in rows] == [(other, [("10.0.3.1", 2, 5)])]
+    ipvs.chan = _Chan([nl.NetlinkError(E.EPERM)])
+    with pytest.raises(errors.PermissionDenied):
+        ipvs.laddr_table([SVC])

@@ -38,3 +38,25 @@ def test_connections():
          8080, "ESTABLISHED", 899, None)
     assert len(six.client) == 16 and six.virtual_port == 80 and six.state == "SYN_RECV"
     assert (sip.pe_name, sip.pe_data) == ("sip", "1234@host")
+
+
+TOA_STATS = """\
+counter                          CPU0         CPU1        total
+syn_recv_sock_toa                   3            4            7
+getname_toa_ok                      1            0            1
+probe_missed                        -            -            5
+"""
+
+
+def test_toa_stats_totals_with_global_counters(tmp_path):
+    path = tmp_path / "toa_stats"
+    path.write_text(TOA_STATS)
+    assert procfs.read_toa_stats(path) == {"syn_recv_sock_toa": 7, "getname_toa_ok": 1,
+                                           "probe_missed": 5}
+
+
+def test_loaded_modules_are_directories_of_sys_module(tmp_path):
+    (tmp_path / "ip_vs").mkdir()
+    assert procfs.module_loaded("ip_vs", tmp_path)
+    assert not procfs.module_loaded("toa", tmp_path)
+    assert not procfs.toa_loaded(tmp_path / "toa")

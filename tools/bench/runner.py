@@ -21,6 +21,7 @@ diluted by the generator's cost; the JSON says ``rps_cpu: null``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -30,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -75,6 +77,7 @@ TARGETS = {
     "list_py_vs_c_ratio": ("<=", 1.5),
     "udp_drop_50k_vs_10_ratio": (">=", 0.9),
     "lport_full_vs_empty_cps_ratio": (">=", 0.5),
+    "scrape_vs_idle_pps_ratio": (">=", 0.95),
 }
 RATIO_KEYS = tuple(TARGETS)
 #: Every key the JSON document has, besides context.
@@ -82,6 +85,8 @@ KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie
         "ackflood_drop_vs_synflood_ratio", "bytes_per_session_fnat",
         "bytes_per_session_nat", "lookup_1m_vs_1k_ratio", "restore_py_vs_c_ratio",
         "list_py_vs_c_ratio", "udp_drop_50k_vs_10_ratio", "lport_full_vs_empty_cps_ratio",
+        # lvs-exporter: one scrape of the big table (seconds), forwarding while scraped
+        "exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
         # keepalived (tools/bench/keepalived.py)
         "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
 
@@ -103,12 +108,15 @@ class Params:
     many_services: int = 50_000
     pool_laddrs: int = 8          # local addresses of the port-pool figure
     pool_window: float = 1.0      # one connect run there (its sessions fit the 1 %)
+    scraped_services: int = 1000  # lvs-exporter: services of the scraped table,
+    scraped_dests: int = 4        # each with this many real servers
 
 
 FULL = Params()
 QUICK = Params(repeats=1, seconds=1.0, warmup=0.5, flows=100, sessions=5000, big=20_000,
                laddrs=4, concurrency=16, rules=500, services=50, max_passes=3,
-               many_services=2000, pool_laddrs=2, pool_window=0.25)
+               many_services=2000, pool_laddrs=2, pool_window=0.25,
+               scraped_services=50)
 
 
 # ---------------------------------------------------------------- helpers
@@ -703,6 +711,49 @@ class Bench:
         self.context["udp_drop_50k_vs_10_ratio_estimating"] = ratio(
             self.result["udp_drop_many_est_pps"], self.result["udp_drop_few_est_pps"])
 
+    # -------------------------------------------------------- exporter
+    def exporter(self, lab: Lab) -> None:
+        """lvs-exporter reading the balancer's namespace, with
+        ``scraped_services`` more services of ``scraped_dests`` real servers
+        each in the table: the time of one scrape (HTTP GET of /metrics, the
+        kernel read and the text), and the FULLNAT forwarding rate while it is
+        scraped back to back, over the same without scrapes (paired runs)."""
+        n, k = self.p.scraped_services, self.p.scraped_dests
+        first = self.p.many_services            # addresses no other step uses
+        rules = filler_rules(first, first + n)
+        rules += [f"-a -t {IPAddress(FILLER_BASE + i)}:80 -r 10.0.2.{100 + d}:80 -m"
+                  for i in range(first, first + n) for d in range(k)]
+        lab.restore(rules)
+        scraper = Scraper(lab.topo.lb)
+        try:
+            times = [scraper.scrape_seconds() for _ in range(max(5, self.p.repeats))]
+            services = scraper.services()
+            if services < n:
+                raise RuntimeError(f"the scrape shows {services} services, not {n}+")
+            idle, scraped, counts = [], [], []
+            for _ in range(self.p.repeats):
+                r = lab.forward_rate(UDP_FNAT if lab.fullnat else UDP_NAT, self.p.flows,
+                                     BASE["pps_fnat" if lab.fullnat else "pps_nat"],
+                                     self.p.seconds)
+                idle.append(r["pps"])
+                with scraper.continuously() as done:
+                    r = lab.forward_rate(UDP_FNAT if lab.fullnat else UDP_NAT, self.p.flows,
+                                         BASE["pps_fnat" if lab.fullnat else "pps_nat"],
+                                         self.p.seconds)
+                scraped.append(r["pps"])
+                counts.append(done[0])
+                log(f"  {idle[-1]:.0f} pps idle, {scraped[-1]:.0f} pps with {done[0]} "
+                    f"scrapes")
+        finally:
+            scraper.stop()
+            lab.restore(filler_rules(first, first + n, verb="-D"))
+        self.samples["exporter"] = {"scrape_seconds": times, "idle_pps": idle,
+                                    "scraped_pps": scraped, "scrapes": counts}
+        self.context["exporter"] = {"services": services, "dests_per_service": k,
+                                    "method": "fullnat" if lab.fullnat else "nat"}
+        self.result["exporter_scrape_seconds"] = median(times)
+        self.result["scrape_vs_idle_pps_ratio"] = paired_ratio(scraped, idle)
+
     # -------------------------------------------------------- memory
     def memory(self, lab: Lab) -> None:
         growth_by: dict[str, Any] = {}
@@ -805,6 +856,9 @@ class Bench:
                       ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"))
             self.step("UDP drops against the number of services", lambda: self.udp_drop(lab),
                       ("udp_drop_50k_vs_10_ratio",))
+            self.step("lvs-exporter: scrape time, forwarding while scraped",
+                      lambda: self.exporter(lab),
+                      ("exporter_scrape_seconds", "scrape_vs_idle_pps_ratio"))
             # last: its UDP sessions stay until the lab goes
             self.step("local port pool 99 % used vs empty", lambda: self.lport_pool(lab),
                       ("lport_full_vs_empty_cps_ratio",))
@@ -835,6 +889,81 @@ class Bench:
             if out[key] is None and key not in self.reasons:
                 out["reasons"][key] = "not measured"
         return out
+
+
+class Scraper:
+    """lvs-exporter (its own process, ``--netns``) on the guest's loopback."""
+
+    def __init__(self, netns: str) -> None:
+        netlab.run(["ip", "link", "set", "lo", "up"])
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/metrics"
+        self.log_path = Path("/tmp/lvs-bench-exporter.log")
+        with self.log_path.open("w") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ipvsadm_py.exporter", "--netns", netns,
+                 "--listen", f"127.0.0.1:{self.port}"], cwd=ROOT,
+                stdout=subprocess.DEVNULL, stderr=log_file)
+        netlab.wait_for(self._ready, timeout=60)
+        self._stop = threading.Event()
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"lvs-exporter exited: {self.log_path.read_text()[-500:]}")
+        try:
+            self.get()
+            return True
+        except OSError:
+            return False
+
+    def get(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url, timeout=120) as reply:
+            return reply.read().decode()
+
+    def scrape_seconds(self) -> float:
+        t0 = time.monotonic()
+        text = self.get()
+        elapsed = time.monotonic() - t0
+        if "\nlvs_up 1.0" not in text:
+            raise RuntimeError("the exporter reports lvs_up 0")
+        return elapsed
+
+    def services(self) -> int:
+        match = re.search(r"^lvs_services (\S+)$", self.get(), re.M)
+        return int(float(match.group(1))) if match else 0
+
+    @contextlib.contextmanager
+    def continuously(self):
+        """Scrapes back to back in a thread; yields [number done]."""
+        done = [0]
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    self.get()
+                except OSError:
+                    return          # the exporter is gone: the count says so
+                done[0] += 1
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield done
+        finally:
+            stop.set()
+            thread.join(timeout=120)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _ns_ext_stats(ns: str) -> dict[str, int]:

@@ -1,0 +1,175 @@
+"""``lvs-exporter``: the command line around the collectors.
+
+Start-up order matters with ``--netns``: the listening socket is made in
+the namespace the exporter was started in (where Prometheus reaches it),
+then the process enters the named namespace, and only then do threads
+start (they inherit it).  Every later netlink socket and every read of
+``/proc/net`` and ``/proc/sys/net`` is then the named namespace's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from ipvsadm_py import procfs
+from ipvsadm_py.api import IPVS
+from ipvsadm_py.errors import IPVSError, NotLoaded
+from ipvsadm_py.exporter.collect import BalancerCollector, ToaCollector
+
+DEFAULT_LISTEN = "0.0.0.0:9291"
+NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+
+
+class UsageError(Exception):
+    """Bad input on the command line or at start: message, exit status 2."""
+
+
+class StartError(Exception):
+    """The exporter cannot start here: message, exit status 1."""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lvs-exporter",
+        description="Prometheus exporter of IPVS (FULLNAT, SYNPROXY) on a balancer, "
+                    "or of toa.ko on a real server. Serves /metrics; reads the kernel "
+                    "at each scrape.")
+    p.add_argument("--listen", default=DEFAULT_LISTEN, metavar="ADDR:PORT",
+                   help=f"address and port to serve on (default {DEFAULT_LISTEN}; "
+                        "[::]:PORT for IPv6)")
+    p.add_argument("--netns", metavar="NAME",
+                   help="read the IPVS table of the named network namespace "
+                        f"({NETNS_DIR}/NAME, as made by ip netns add)")
+    p.add_argument("--role", choices=("lb", "rs"), default="lb",
+                   help="lb: IPVS on a balancer (default); rs: toa.ko on a real server")
+    p.add_argument("--once", action="store_true",
+                   help="write one scrape to standard output and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
+    return p
+
+
+def split_listen(text: str) -> tuple[str, int]:
+    """``ADDR:PORT`` or ``[V6]:PORT`` into its parts (UsageError if bad)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--listen {text}: expected ADDR:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def open_netns(name: str) -> int:
+    """A descriptor of ``/run/netns/NAME`` (UsageError if there is none)."""
+    if not name or "/" in name or name in (".", ".."):
+        raise UsageError(f"--netns {name!r}: not a namespace name")
+    try:
+        return os.open(os.path.join(NETNS_DIR, name), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageError(f"--netns {name}: no such network namespace "
+                         f"({NETNS_DIR}/{name} does not exist)") from None
+    except OSError as exc:
+        raise StartError(f"--netns {name}: {exc.strerror}") from None
+
+
+def enter_netns(fd: int, name: str) -> None:
+    """Move this (still single-threaded) process into the namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise StartError(f"--netns {name}: cannot enter it: {os.strerror(err)}")
+    os.close(fd)
+
+
+def check_ipvs() -> None:
+    """Fail at start, with the library's words, if IPVS cannot be read
+    (without loading ip_vs: see collect.BalancerCollector.read)."""
+    try:
+        if not procfs.module_loaded("ip_vs"):
+            raise NotLoaded("ip_vs is not loaded")
+        with IPVS() as ipvs:
+            ipvs.info()
+    except NotLoaded:
+        raise StartError("IPVS is not loaded (no IPVS generic netlink family): load ip_vs "
+                         "(modprobe ip_vs) before starting lvs-exporter") from None
+    except IPVSError as exc:
+        raise StartError(str(exc)) from None
+
+
+def registry_for(role: str) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ToaCollector() if role == "rs" else BalancerCollector())
+    return registry
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr per scrape."""
+
+    def log_message(self, format: str, *args: object) -> None:   # noqa: A002
+        pass
+
+
+def serve(args: argparse.Namespace, err: TextIO) -> None:
+    host, port = split_listen(args.listen)
+    fd = open_netns(args.netns) if args.netns else None
+    server_class = ThreadingWSGIServer
+    if ":" in host:
+        import socket
+
+        class V6Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6
+        server_class = V6Server
+    registry = registry_for(args.role)
+    try:
+        httpd = make_server(host, port, make_wsgi_app(registry), server_class,
+                            handler_class=_QuietHandler)
+    except OSError as exc:
+        raise StartError(f"--listen {args.listen}: {exc.strerror}") from None
+    if fd is not None:
+        enter_netns(fd, args.netns)
+    if args.role == "lb":
+        check_ipvs()
+    where = f" (network namespace {args.netns})" if args.netns else ""
+    print(f"lvs-exporter: serving /metrics on {args.listen} for the "
+          f"{'real server' if args.role == 'rs' else 'balancer'}{where}", file=err, flush=True)
+    httpd.serve_forever()
+
+
+def once(args: argparse.Namespace, out: TextIO) -> None:
+    if args.netns:
+        enter_netns(open_netns(args.netns), args.netns)
+    if args.role == "lb":
+        check_ipvs()
+    out.write(generate_latest(registry_for(args.role)).decode())
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """The ``lvs-exporter`` command; returns the exit status (2: bad
+    options, 1: cannot start here)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="lvs-exporter: %(message)s", stream=err)
+    try:
+        if args.once:
+            once(args, out)
+        else:
+            serve(args, err)
+    except UsageError as exc:
+        print(f"lvs-exporter: {exc}", file=err)
+        return 2
+    except StartError as exc:
+        print(f"lvs-exporter: {exc}", file=err)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0

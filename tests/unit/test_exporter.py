@@ -1,0 +1,389 @@
+"""lvs-exporter without a kernel: the metric table (names pinned, every
+kernel counter named), the families of hand-made readings, ``lvs_up 0`` on
+failures, the command line's errors, and ``promtool check metrics`` on a
+scrape."""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from netaddr import IPAddress
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ipvsadm_py import procfs
+from ipvsadm_py.errors import KernelRefused, NotLoaded
+from ipvsadm_py.exporter import cli, collect, names
+from ipvsadm_py.model import (AF_INET6, Daemon, DaemonState, Dest, Forward, Info,
+                              LocalAddress, Service, Stats)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The interface: alert rules and dashboards use these names.
+PINNED_LB = {
+    "lvs_up", "lvs_scrape_duration_seconds", "lvs_info", "lvs_connection_table_size",
+    "lvs_feature", "lvs_sync_daemon_running", "lvs_fullnat_local_port_range_ports",
+    "lvs_services", "lvs_service_info", "lvs_service_real_servers",
+    "lvs_service_available_real_servers", "lvs_service_active_connections",
+    "lvs_service_inactive_connections", "lvs_service_connections_total",
+    "lvs_service_incoming_packets_total", "lvs_service_outgoing_packets_total",
+    "lvs_service_incoming_bytes_total", "lvs_service_outgoing_bytes_total",
+    "lvs_real_server_info", "lvs_real_server_weight", "lvs_real_server_up",
+    "lvs_real_server_active_connections", "lvs_real_server_inactive_connections",
+    "lvs_real_server_persistent_connections", "lvs_real_server_connections_total",
+    "lvs_real_server_incoming_packets_total", "lvs_real_server_outgoing_packets_total",
+    "lvs_real_server_incoming_bytes_total", "lvs_real_server_outgoing_bytes_total",
+    "lvs_local_address_sessions", "lvs_local_address_port_conflicts_total",
+    "lvs_local_address_free_ports", "lvs_ext_other_total",
+    *(f"lvs_ext_{c}_total" for c in (
+        "fullnat_add_toa_ok", "fullnat_add_toa_fail_len", "fullnat_add_toa_head_full",
+        "fullnat_add_toa_fail_mem", "fullnat_add_toa_fail_proto", "fullnat_conn_reused",
+        "fullnat_conn_reused_close", "fullnat_conn_reused_timewait",
+        "fullnat_conn_reused_finwait", "fullnat_conn_reused_closewait",
+        "fullnat_conn_reused_lastack", "fullnat_conn_reused_estab", "fullnat_no_laddr",
+        "fullnat_lport_exhausted", "fullnat_timestamp_removed", "fullnat_mss_adjusted",
+        "conn_expire_tcp_rst", "fullnat_csum_error", "synproxy_rs_error",
+        "synproxy_null_ack", "synproxy_bad_ack", "synproxy_ok_ack", "synproxy_syn_cnt",
+        "synproxy_ackstorm", "synproxy_synsend_qlen", "synproxy_conn_reused",
+        "synproxy_conn_reused_close", "synproxy_conn_reused_timewait",
+        "synproxy_conn_reused_finwait", "synproxy_conn_reused_closewait",
+        "synproxy_conn_reused_lastack", "synproxy_no_dest", "synproxy_stale_ack",
+        "synproxy_syn_retry", "synproxy_hs_fail", "synproxy_opts_lost",
+        "sync_seq_ignored", "defence_ip_frag_drop", "defence_tcp_drop",
+        "defence_udp_drop")),
+}
+PINNED_RS = {
+    "lvs_toa_loaded", "lvs_scrape_duration_seconds", "lvs_toa_other_total",
+    *(f"lvs_toa_{c}_total" for c in (
+        "syn_recv_sock_toa", "syn_recv_sock_no_toa", "data_seg_toa", "getname_toa_ok",
+        "getname_toa_mismatch", "getname_toa_family", "getname_toa_bypass",
+        "getname_toa_empty", "opt_bad_len", "opt_truncated", "opt_after_eol",
+        "opt_duplicate", "store_fail", "entry_alloc", "entry_free", "opt_untrusted",
+        "getname_toa_untrusted", "entry_stale_replaced", "getname_toa_stale",
+        "probe_missed")),
+}
+ALLOWED_LABELS = {"vip", "port", "proto", "rs", "laddr", "version", "feature", "state",
+                  "syncid", "mcast_ifn", "scheduler", "synproxy", "forward", "counter"}
+
+
+@pytest.fixture(autouse=True)
+def ip_vs_loaded(monkeypatch):
+    """The fake kernels below have ip_vs loaded (/sys/module/ip_vs)."""
+    monkeypatch.setattr(procfs, "module_loaded", lambda name, *a: True)
+
+
+# ---------------------------------------------------------------- the table
+def test_metric_names_are_pinned():
+    assert {m.name for m in names.every_metric("lb")} == PINNED_LB
+    assert {m.name for m in names.every_metric("rs")} == PINNED_RS
+
+
+@pytest.mark.parametrize("role", ["lb", "rs"])
+def test_names_follow_prometheus_conventions(role):
+    metrics = names.every_metric(role)
+    assert len({m.name for m in metrics}) == len(metrics)
+    for m in metrics:
+        assert re.fullmatch(r"lvs_[a-z0-9_]+", m.name), m.name
+        assert m.name.endswith("_total") == (m.kind == names.COUNTER), m.name
+        assert m.help and not m.help.endswith("."), m.name
+        assert set(m.labels) <= ALLOWED_LABELS, m.name
+
+
+def _c_names(path: str, table: str) -> set[str]:
+    """The counter names of a C table ``[ENUM] = "name",``."""
+    text = (ROOT / path).read_text()
+    body = text[text.index(table):]
+    body = body[:body.index("};")]
+    return set(re.findall(r'\]\s*=\s*"([a-z0-9_]+)"', body))
+
+
+def test_every_ext_counter_of_the_kernel_has_a_metric():
+    kernel = _c_names("kernel/ip_vs/ip_vs_ext.c", "[IP_VS_EXT_FNAT_ADD_TOA_OK]")
+    assert kernel and kernel == set(names.EXT_STATS)
+
+
+def test_every_toa_counter_of_the_kernel_has_a_metric():
+    kernel = _c_names("kernel/toa/toa_stats.c", "[TOA_STAT_SYN_RECV_SOCK_TOA]")
+    assert kernel and kernel | {"probe_missed"} == set(names.TOA_STATS)
+
+
+# ---------------------------------------------------------------- a fake kernel
+def svc(addr: str, port: int, **kw) -> Service:
+    af = AF_INET6 if ":" in addr else 2
+    return Service(protocol=6, addr=IPAddress(addr), port=port, af=af, scheduler="rr",
+                   stats=Stats(conns=10, inpkts=100, outpkts=90, inbytes=5000,
+                               outbytes=70000), **kw)
+
+
+def dest(addr: str, port: int, weight: int = 1, active: int = 0, inact: int = 0) -> Dest:
+    af = AF_INET6 if ":" in addr else 2
+    return Dest(addr=IPAddress(addr), port=port, af=af, forward=Forward.FULLNAT,
+                weight=weight, active_conns=active, inact_conns=inact,
+                stats=Stats(conns=5, inpkts=50, outpkts=45, inbytes=2500, outbytes=35000))
+
+
+class FakeIPVS:
+    """What the collector asks of :class:`ipvsadm_py.api.IPVS`."""
+
+    def __init__(self, table, laddrs=None, ext=None, fail: Exception | None = None):
+        self._table, self._laddrs, self._ext, self.fail = table, laddrs or {}, ext, fail
+        self.closed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.closed = True
+
+    def table(self):
+        if self.fail:
+            raise self.fail
+        return self._table
+
+    def fullnat_supported(self):
+        return True
+
+    def laddr_table(self, services):
+        return [(s, self._laddrs.get(s.key, [])) for s in services]
+
+    def ext_stats(self, path):
+        if self._ext is None:
+            raise FileNotFoundError(path)
+        return self._ext
+
+    def info(self):
+        return Info(version=(1 << 16) | (2 << 8) | 1, conn_tab_size=4096)
+
+    def daemons(self):
+        return [Daemon(state=DaemonState.MASTER, mcast_ifn="eth1", syncid=3)]
+
+    @staticmethod
+    def synproxy_supported():
+        return True
+
+
+def lab_table():
+    web = svc("10.0.0.100", 80, synproxy=True)
+    v6 = svc("2001:db8::100", 443)
+    mark = Service(fwmark=7, scheduler="wlc", stats=Stats())
+    table = [(web, [dest("10.0.2.11", 8080, active=3, inact=1),
+                    dest("10.0.2.12", 8080, weight=0)]),
+             (v6, [dest("2001:db8:2::11", 443, active=2)]),
+             (mark, [])]
+    laddrs = {web.key: [LocalAddress(addr=IPAddress("10.0.3.1"), port_conflicts=4,
+                                     conns=60000)]}
+    return table, laddrs
+
+
+def scrape(collector) -> dict[tuple[str, tuple], float]:
+    """Sample name and sorted labels -> value, of one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def lb_collector(monkeypatch, **fake):
+    table, laddrs = lab_table()
+    monkeypatch.setattr(collect, "lport_range", lambda: 60536)
+    ext = {"synproxy_syn_cnt": 12, "defence_tcp_drop": 3, "new_counter_x": 1}
+    return collect.BalancerCollector(lambda: FakeIPVS(table, laddrs, ext, **fake))
+
+
+WEB = (("port", "80"), ("proto", "tcp"), ("vip", "10.0.0.100"))
+
+
+def labels(*pairs) -> tuple:
+    return tuple(sorted(pairs))
+
+
+def test_a_scrape_reports_services_real_servers_and_laddrs(monkeypatch):
+    got = scrape(lb_collector(monkeypatch))
+    assert got[("lvs_up", ())] == 1
+    assert got[("lvs_info", (("version", "1.2.1"),))] == 1
+    assert got[("lvs_connection_table_size", ())] == 4096
+    assert got[("lvs_services", ())] == 3
+    assert got[("lvs_service_active_connections", WEB)] == 3
+    assert got[("lvs_service_inactive_connections", WEB)] == 1
+    assert got[("lvs_service_connections_total", WEB)] == 10
+    assert got[("lvs_service_outgoing_bytes_total", WEB)] == 70000
+    assert got[("lvs_service_real_servers", WEB)] == 2
+    assert got[("lvs_service_available_real_servers", WEB)] == 1
+    assert got[("lvs_service_info", labels(*WEB, ("scheduler", "rr"),
+                                           ("synproxy", "true")))] == 1
+    rs1 = labels(*WEB, ("rs", "10.0.2.11:8080"))
+    rs2 = labels(*WEB, ("rs", "10.0.2.12:8080"))
+    assert got[("lvs_real_server_active_connections", rs1)] == 3
+    assert got[("lvs_real_server_incoming_packets_total", rs1)] == 50
+    assert got[("lvs_real_server_info", labels(*rs1, ("forward", "fullnat")))] == 1
+    assert got[("lvs_real_server_up", rs1)] == 1
+    assert got[("lvs_real_server_up", rs2)] == 0
+    assert got[("lvs_real_server_weight", rs2)] == 0
+    v6 = labels(("port", "443"), ("proto", "tcp"), ("vip", "2001:db8::100"),
+                ("rs", "[2001:db8:2::11]:443"))
+    assert got[("lvs_real_server_active_connections", v6)] == 2
+    mark = (("port", "0"), ("proto", "fwmark"), ("vip", "fwmark:7"))
+    assert got[("lvs_service_real_servers", mark)] == 0
+    la = labels(*WEB, ("laddr", "10.0.3.1"))
+    assert got[("lvs_local_address_sessions", la)] == 60000
+    assert got[("lvs_local_address_port_conflicts_total", la)] == 4
+    assert got[("lvs_local_address_free_ports", la)] == 536
+    assert got[("lvs_fullnat_local_port_range_ports", ())] == 60536
+    assert got[("lvs_ext_synproxy_syn_cnt_total", ())] == 12
+    assert got[("lvs_ext_defence_tcp_drop_total", ())] == 3
+    assert got[("lvs_ext_other_total", (("counter", "new_counter_x"),))] == 1
+    assert got[("lvs_feature", (("feature", "synproxy"),))] == 1
+    assert got[("lvs_sync_daemon_running", labels(("mcast_ifn", "eth1"), ("state", "master"),
+                                                  ("syncid", "3")))] == 1
+
+
+def test_free_ports_never_go_below_zero(monkeypatch):
+    table, _ = lab_table()
+    web = table[0][0]
+    laddrs = {web.key: [LocalAddress(addr=IPAddress("10.0.3.1"), conns=70000)]}
+    monkeypatch.setattr(collect, "lport_range", lambda: 100)
+    got = scrape(collect.BalancerCollector(lambda: FakeIPVS(table, laddrs, {})))
+    assert got[("lvs_local_address_free_ports", labels(*WEB, ("laddr", "10.0.3.1")))] == 0
+
+
+@pytest.mark.parametrize("error", [NotLoaded("IPVS is not loaded"),
+                                   KernelRefused("refused", 22), OSError(9, "bad fd"),
+                                   RuntimeError("anything")])
+def test_a_failed_read_reports_lvs_up_0_and_nothing_else(monkeypatch, error):
+    got = scrape(lb_collector(monkeypatch, fail=error))
+    assert got[("lvs_up", ())] == 0
+    assert {name for name, _ in got} == {"lvs_up", "lvs_scrape_duration_seconds"}
+
+
+def test_failing_to_open_reports_lvs_up_0_then_recovers(monkeypatch):
+    table, laddrs = lab_table()
+    state = {"loaded": False}
+
+    def opener():
+        if not state["loaded"]:
+            raise NotLoaded("IPVS is not loaded")
+        return FakeIPVS(table, laddrs, {})
+
+    monkeypatch.setattr(collect, "lport_range", lambda: 60536)
+    collector = collect.BalancerCollector(opener)
+    assert scrape(collector)[("lvs_up", ())] == 0
+    state["loaded"] = True
+    assert scrape(collector)[("lvs_up", ())] == 1
+
+
+def test_without_ip_vs_a_scrape_does_not_open_netlink(monkeypatch):
+    """Opening the IPVS family would make the kernel load ip_vs."""
+    opened = []
+    monkeypatch.setattr(procfs, "module_loaded", lambda name, *a: name != "ip_vs")
+    got = scrape(collect.BalancerCollector(lambda: opened.append(1)))
+    assert got[("lvs_up", ())] == 0 and opened == []
+
+
+def test_no_ext_stats_file_means_no_ext_metrics(monkeypatch):
+    table, laddrs = lab_table()
+    monkeypatch.setattr(collect, "lport_range", lambda: 60536)
+    got = scrape(collect.BalancerCollector(lambda: FakeIPVS(table, laddrs, None)))
+    assert got[("lvs_feature", (("feature", "ext_stats"),))] == 0
+    assert not [n for n, _ in got if n.startswith("lvs_ext_")]
+
+
+TOA_FILE = """counter                          CPU0         CPU1        total
+syn_recv_sock_toa                   3            4            7
+opt_bad_len                         0            1            1
+brand_new                           0            2            2
+probe_missed                        -            -            5
+"""
+
+
+def test_the_real_server_role_reads_toa_stats(tmp_path):
+    stats = tmp_path / "toa_stats"
+    stats.write_text(TOA_FILE)
+    module = tmp_path / "toa"
+    module.mkdir()
+    got = scrape(collect.ToaCollector(stats, module))
+    assert got[("lvs_toa_loaded", ())] == 1
+    assert got[("lvs_toa_syn_recv_sock_toa_total", ())] == 7
+    assert got[("lvs_toa_opt_bad_len_total", ())] == 1
+    assert got[("lvs_toa_probe_missed_total", ())] == 5
+    assert got[("lvs_toa_other_total", (("counter", "brand_new"),))] == 2
+
+
+def test_without_toa_the_real_server_role_says_so(tmp_path):
+    got = scrape(collect.ToaCollector(tmp_path / "none", tmp_path / "toa"))
+    assert got[("lvs_toa_loaded", ())] == 0
+    assert {n for n, _ in got} == {"lvs_toa_loaded", "lvs_scrape_duration_seconds"}
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool not installed")
+def test_promtool_accepts_a_scrape_of_each_role(monkeypatch, tmp_path):
+    stats = tmp_path / "toa_stats"
+    stats.write_text(TOA_FILE)
+    for collector in (lb_collector(monkeypatch), collect.ToaCollector(stats, tmp_path)):
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(collector)
+        done = subprocess.run(["promtool", "check", "metrics"],
+                              input=generate_latest(registry).decode(), text=True,
+                              capture_output=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- the command line
+def run_cli(*argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = cli.main(list(argv), out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_an_unknown_namespace_is_a_clear_error():
+    status, out, err = run_cli("--netns", "no-such-ns-here", "--once")
+    assert status == 2 and out == ""
+    assert "no such network namespace" in err and "/run/netns/no-such-ns-here" in err
+
+
+@pytest.mark.parametrize("listen", ["9291", "host:", "host:http", ":70000"])
+def test_a_bad_listen_address_is_a_clear_error(listen):
+    status, _, err = run_cli("--listen", listen)
+    assert status == 2 and f"--listen {listen}: expected ADDR:PORT" in err
+
+
+def test_ipvs_not_loaded_at_start_is_a_clear_error_without_loading_it(monkeypatch):
+    monkeypatch.setattr(procfs, "module_loaded", lambda name, *a: False)
+    monkeypatch.setattr(cli, "IPVS", lambda: pytest.fail("IPVS opened"))
+    status, out, err = run_cli("--once")
+    assert status == 1 and out == "" and "modprobe ip_vs" in err
+
+
+def test_ipvs_not_loaded_at_start_is_a_clear_error(monkeypatch):
+    def missing():
+        raise NotLoaded("IPVS is not loaded")
+
+    monkeypatch.setattr(cli, "IPVS", missing)
+    status, out, err = run_cli("--once")
+    assert status == 1 and out == ""
+    assert "IPVS is not loaded" in err and "modprobe ip_vs" in err
+
+
+def test_once_writes_a_scrape(monkeypatch):
+    table, laddrs = lab_table()
+    monkeypatch.setattr(cli, "IPVS", lambda: FakeIPVS(table, laddrs, {}))
+    monkeypatch.setattr(collect, "IPVS", lambda: FakeIPVS(table, laddrs, {}))
+    monkeypatch.setattr(cli, "BalancerCollector",
+                        lambda: collect.BalancerCollector(
+                            lambda: FakeIPVS(table, laddrs, {})))
+    status, out, _ = run_cli("--once")
+    assert status == 0 and "lvs_up 1.0" in out
+
+
+def test_listen_addresses():
+    assert cli.split_listen("0.0.0.0:9291") == ("0.0.0.0", 9291)
+    assert cli.split_listen("[::]:9291") == ("::", 9291)
+    assert cli.split_listen(":9291") == ("0.0.0.0", 9291)
