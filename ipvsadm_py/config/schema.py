@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import yaml
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange
 
-from ipvsadm_py import rules
+from ipvsadm_py import acl, rules
 from ipvsadm_py.errors import InvalidInput
 from ipvsadm_py.model import (DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER, Daemon, DaemonState,
                               Dest, Forward, Protocol, Service, Timeouts, TunnelCsum,
@@ -26,10 +26,13 @@ from ipvsadm_py.rules import Code
 SCHEMA_VERSION = 1
 MAX_RANGE = 65536
 
-TOP_KEYS = ("version", "services", "timeouts", "sysctls", "daemons", "local_address_groups")
+TOP_KEYS = ("version", "services", "timeouts", "sysctls", "daemons", "local_address_groups",
+            "vips")
 SERVICE_KEYS = ("protocol", "address", "port", "fwmark", "family", "scheduler", "sched_flags",
                 "persistent", "netmask", "pe", "ops", "synproxy", "laddrs", "laddr_group",
-                "dests")
+                "dests", "allow", "deny")
+VIP_KEYS = ("address", "protocol", "port", "allow", "deny")
+ENTRY_KEYS = ("address", "timeout")
 DEST_KEYS = ("address", "port", "forward", "weight", "u_threshold", "l_threshold", "tunnel")
 DAEMON_KEYS = ("state", "mcast_interface", "syncid", "sync_maxlen", "mcast_group",
                "mcast_port", "mcast_ttl")
@@ -54,6 +57,7 @@ class ServiceSpec:
     dests: list[Dest]
     laddrs: list[IPAddress]
     line: int = 0
+    lists: list[acl.AccessList] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -64,6 +68,15 @@ class Desired:
     timeouts: Timeouts | None = None
     sysctls: dict[str, int] = dataclasses.field(default_factory=dict)
     daemons: list[Daemon] | None = None
+    vip_lists: list[acl.AccessList] = dataclasses.field(default_factory=list)
+    # A YAML file owns the allow/deny lists (apply prunes the others); a
+    # keepalived.conf has no such lists and leaves them alone.
+    owns_lists: bool = False
+
+    @property
+    def access_lists(self) -> list[acl.AccessList]:
+        """Every allow and deny list of the file (services' and VIPs')."""
+        return [lst for spec in self.services for lst in spec.lists] + self.vip_lists
 
 
 class ConfigError(InvalidInput):
@@ -405,7 +418,93 @@ def _service(c: _Checker, node: yaml.Node, path: str,
     for _fault in rules.fullnat_faults(dests, bool(laddrs)):
         c.fail(node, path, "FULLNAT real servers need local addresses (laddrs or "
                "laddr_group)")
-    return ServiceSpec(svc, dests, laddrs, node.start_mark.line + 1)
+    lists = _service_lists(c, m, node, path, svc)
+    return ServiceSpec(svc, dests, laddrs, node.start_mark.line + 1, lists)
+
+
+# ---------------------------------------------------------------- allow / deny
+def _service_lists(c: _Checker, m: dict[str, yaml.Node], node: yaml.Node, path: str,
+                   svc: Service) -> list[acl.AccessList]:
+    if "allow" not in m and "deny" not in m:
+        return []
+    if svc.fwmark or not svc.port or svc.addr is None or svc.port < 0:
+        c.fail(node, path, "allow and deny need a service with address and port (for "
+               "every port of a VIP, or a fwmark service, use vips:)")
+        return []
+    target = acl.make_target(str(svc.addr), Protocol(svc.protocol).name.lower(), svc.port)
+    return _lists(c, m, path, target)
+
+
+def _lists(c: _Checker, m: dict[str, yaml.Node], path: str,
+           target: acl.Target) -> list[acl.AccessList]:
+    out = []
+    for kind in acl.Kind:
+        if kind.value not in m:
+            continue
+        where = f"{path}.{kind.value}"
+        lst = acl.AccessList(kind, target)
+        for index, item in enumerate(c.seq(m[kind.value], where)):
+            entry = _acl_entry(c, item, f"{where}[{index}]")
+            if entry is not None:
+                if entry.network in lst.entries:
+                    c.fail(item, f"{where}[{index}]", f"{entry.network} is listed twice")
+                lst.entries[entry.network] = entry
+        for fault in acl.entry_faults(target, lst.entries.values()):
+            c.fail(m[kind.value], where, fault)
+        out.append(lst)
+    return out
+
+
+def _acl_entry(c: _Checker, node: yaml.Node, path: str) -> acl.Entry | None:
+    """``203.0.113.0/24``, or ``{address: 203.0.113.7, timeout: 1h}``."""
+    timeout = None
+    if isinstance(node, yaml.MappingNode):
+        m = c.mapping(node, path, ENTRY_KEYS)
+        if "address" not in m:
+            c.fail(node, path, "an entry needs an address")
+            return None
+        if "timeout" in m:
+            try:
+                timeout = acl.parse_duration(c.scalar(m["timeout"], f"{path}.timeout"))
+            except ValueError as exc:
+                c.fail(m["timeout"], f"{path}.timeout", str(exc))
+        node = m["address"]
+    value = c.scalar(node, path)
+    try:
+        return acl.Entry(acl.parse_network(str(value)), timeout)
+    except ValueError as exc:
+        c.fail(node, path, str(exc))
+        return None
+
+
+def _vips(c: _Checker, node: yaml.Node) -> list[acl.AccessList]:
+    out: list[acl.AccessList] = []
+    seen: set[acl.Target] = set()
+    for index, item in enumerate(c.seq(node, "vips")):
+        path = f"vips[{index}]"
+        m = c.mapping(item, path, VIP_KEYS)
+        if "address" not in m:
+            c.fail(item, path, "a VIP needs an address")
+            continue
+        addr = c.address(m["address"], f"{path}.address")
+        proto = c.choice(m["protocol"], f"{path}.protocol", acl.PROTOCOLS) \
+            if "protocol" in m else None
+        port = c.integer(m["port"], f"{path}.port", "port") if "port" in m else None
+        if ("protocol" in m) != ("port" in m):
+            c.fail(item, path, "protocol and port go together (neither: every port)")
+            continue
+        if addr is None or (m.keys() & {"protocol", "port"} and None in (proto, port)):
+            continue
+        try:
+            target = acl.make_target(str(addr), proto, port)
+        except ValueError as exc:
+            c.fail(item, path, str(exc))
+            continue
+        if target in seen:
+            c.fail(item, path, f"{target.describe()} is listed twice")
+        seen.add(target)
+        out += _lists(c, m, path, target)
+    return out
 
 
 # ---------------------------------------------------------------- the rest
@@ -484,7 +583,7 @@ def validate(text: str, source: str = "<config>") -> Desired:
         line = mark.line + 1 if mark else 1
         raise ConfigError([f"{source}:{line}: not valid YAML: "
                            f"{getattr(exc, 'problem', exc)}"]) from None
-    desired = Desired()
+    desired = Desired(owns_lists=True)
     if root is None:
         return desired
     top = c.mapping(root, "(top)", TOP_KEYS)
@@ -499,6 +598,8 @@ def validate(text: str, source: str = "<config>") -> Desired:
                                        for key, node in tm.items()})
     if "sysctls" in top:
         desired.sysctls = _sysctls(c, top["sysctls"])
+    if "vips" in top:
+        desired.vip_lists = _vips(c, top["vips"])
     if "daemons" in top:
         desired.daemons = []
         for index, item in enumerate(c.seq(top["daemons"], "daemons")):
@@ -507,9 +608,20 @@ def validate(text: str, source: str = "<config>") -> Desired:
                 desired.daemons.append(daemon)
         if len({d.state for d in desired.daemons}) != len(desired.daemons):
             c.fail(top["daemons"], "daemons", "at most one master and one backup")
+    _unique_lists(c, root, desired)
     if c.problems:
         raise ConfigError(c.problems)
     return desired
+
+
+def _unique_lists(c: _Checker, root: yaml.Node, desired: Desired) -> None:
+    """A service's list and a vips: entry for the same service collide."""
+    seen: set[tuple] = set()
+    for lst in desired.access_lists:
+        if lst.key in seen:
+            c.fail(root, "vips", f"the {lst.kind.value} list of {lst.target.describe()} "
+                   "is given twice (under its service and in vips)")
+        seen.add(lst.key)
 
 
 def load(path: str) -> Desired:

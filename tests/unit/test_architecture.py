@@ -20,9 +20,10 @@ PACKAGE = "ipvsadm_py"
 
 LAYERS = {
     "wire": ["ipvsadm_py.abi", "ipvsadm_py.wire", "ipvsadm_py.wire_fast", "ipvsadm_py.nl"],
-    "model": ["ipvsadm_py.model", "ipvsadm_py.rules", "ipvsadm_py.order"],
+    "model": ["ipvsadm_py.model", "ipvsadm_py.rules", "ipvsadm_py.order",
+              "ipvsadm_py.acl"],
     "api": ["ipvsadm_py", "ipvsadm_py.errors", "ipvsadm_py.verbs", "ipvsadm_py.codec",
-            "ipvsadm_py.api", "ipvsadm_py.procfs", "ipvsadm_py.views"],
+            "ipvsadm_py.api", "ipvsadm_py.procfs", "ipvsadm_py.views", "ipvsadm_py.nft"],
     "front end": ["ipvsadm_py.cli", "ipvsadm_py.config", "ipvsadm_py.bench"],
     "harness": ["tools", "tests"],
 }
@@ -35,9 +36,10 @@ MAY_IMPORT = {
 }
 # Front ends speak the model: the numbers stay below them.
 NOT_FROM_FRONT_ENDS = {"ipvsadm_py.codec"}
+# The nftables binding (python3-nftables) is not used: nft.py runs `nft -j`.
 # Third-party packages only some layers need.
 ONLY_IN = {"pyroute2": {"harness"}, "yaml": {"front end", "harness"},
-           "kmodpy": {"api", "harness"}}
+           "kmodpy": {"api", "harness"}, "nftables": set()}
 
 
 def module_name(path: Path) -> str:
@@ -121,6 +123,8 @@ def test_imports_follow_the_layers(path):
      "imports ipvsadm_py.wire"),
     ("ipvsadm_py.wire", "import pyroute2\n", "pyroute2 is for"),
     ("ipvsadm_py.api", "from tests.oracles import pyroute2_ipvs\n", "imports tests"),
+    ("ipvsadm_py.acl", "from ipvsadm_py import nft\n", "imports ipvsadm_py.nft"),
+    ("ipvsadm_py.nft", "from ipvsadm_py.cli import acl\n", "imports ipvsadm_py.cli.acl"),
 ])
 def test_the_checker_sees_forbidden_imports(module, source, fault):
     assert any(fault in found for found in faults(module, source))
