@@ -100,7 +100,8 @@ def _entries(lst: AccessList) -> list[Any]:
         if e.timeout is None:
             out.append(net)
         else:
-            out.append({"address": net, "timeout": format_duration(max(e.expires or 1, 1))})
+            left = e.expires if e.expires is not None else e.timeout
+            out.append({"address": net, "timeout": format_duration(max(left, 1))})
     return out
 
 
