@@ -43,9 +43,11 @@ def lab(request):
     family = int(request.param.split("-")[1])
     topo = make_topo()
     try:
+        # OTHER is never a socket's source: a secondary IPv4 address, a
+        # deprecated IPv6 one (crafted packets name it themselves)
         prefix = 24 if family == 4 else 64
         topo.ip_batch(topo.client, [f"addr add {OTHER[family]}/{prefix} dev eth0"
-                                    + (" nodad" if family == 6 else "")])
+                                    + (" nodad preferred_lft 0" if family == 6 else "")])
         the_lab = Lab(topo, family, "fnat")
         try:
             yield the_lab
@@ -109,11 +111,11 @@ def test_denied_client_gets_no_synack_and_no_session(lab, tmp_path):
 
 
 def test_ban_expires_on_time(lab, tmp_path):
-    """A temporary ban (``--timeout 3s``) drops OTHER's SYNs, leaves the
+    """A temporary ban (``--timeout 10s``) drops OTHER's SYNs, leaves the
     set by itself, and then SYNPROXY answers OTHER again."""
     other = OTHER[lab.family]
     vip = netlab.hostport(lab.vip, PORT)
-    res = cli(lab, f"deny add {other} --vip {vip} --timeout 3s")
+    res = cli(lab, f"deny add {other} --vip {vip} --timeout 10s")
     assert res.returncode == 0, res.stderr
     assert syn_answers(lab, other, 2, tmp_path) == 0
     target = make_target(lab.vip, "tcp", PORT)
@@ -209,7 +211,7 @@ services:
     address: {vip}
     port: 80
     synproxy: true
-    laddrs: [{laddr}]
+    laddrs: ["{laddr}"]
     dests:
       - {{address: "{rs}", forward: fnat}}
     deny:
