@@ -111,12 +111,17 @@ def test_denied_client_gets_no_synack_and_no_session(lab, tmp_path):
 
 
 def test_ban_expires_on_time(lab, tmp_path):
-    """A temporary ban (``--timeout 10s``) drops OTHER's SYNs, leaves the
-    set by itself, and then SYNPROXY answers OTHER again."""
+    """A temporary ban (an hour, then shortened to ``--timeout 10s``: the
+    entry is deleted and added again in one transaction) drops OTHER's
+    SYNs, leaves the set by itself, and then SYNPROXY answers OTHER again."""
     other = OTHER[lab.family]
     vip = netlab.hostport(lab.vip, PORT)
+    res = cli(lab, f"deny add {other} --vip {vip} --timeout 1h")
+    assert res.returncode == 0, res.stderr
     res = cli(lab, f"deny add {other} --vip {vip} --timeout 10s")
     assert res.returncode == 0, res.stderr
+    entry = lists_of(lab).read()[(Kind.DENY, make_target(lab.vip, "tcp", PORT))].entries
+    assert [e.timeout for e in entry.values()] == [10]
     assert syn_answers(lab, other, 2, tmp_path) == 0
     target = make_target(lab.vip, "tcp", PORT)
     netlab.wait_for(lambda: not lists_of(lab).read()[(Kind.DENY, target)].entries,
