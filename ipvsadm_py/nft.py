@@ -269,8 +269,8 @@ def _entry_changes(tx: Transaction, body: list[Command], lst: AccessList,
             or (lst.key, net) in refresh]
     add = [e for net, e in lst.entries.items()
            if net not in live or not _same(e, live[net]) or (lst.key, net) in refresh]
-    if drop:
-        body.append({"delete": _elements(lst, drop)})
+    if drop:                    # an element is named by its value alone
+        body.append({"delete": _elements(lst, [Entry(e.network) for e in drop])})
         gone = [net_text(e.network) for e in drop if e.network not in lst.entries]
         _steps(tx, "delete", lst, gone)
     if add:
