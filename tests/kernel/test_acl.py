@@ -35,7 +35,7 @@ from tools.netlab import Capture
 pytestmark = pytest.mark.kernel
 
 OTHER = {4: "10.0.1.3", 6: "2001:db8:1::3"}
-ROOT = Path(__file__).resolve().parents[2]
+PY = str(Path(sys.executable).parent / "ipvsadm-py")
 
 
 @pytest.fixture(params=["fnat-4", "fnat-6"])
@@ -62,9 +62,8 @@ def lists_of(lab: Lab) -> AccessLists:
 
 
 def cli(lab: Lab, args: str):
-    """``ipvsadm-py ARGS`` in the balancer's namespace."""
-    return lab.topo.sh(lab.topo.lb, f"cd {ROOT} && {sys.executable} -m ipvsadm_py.cli "
-                       f"{args}", check=False)
+    """The installed ``ipvsadm-py ARGS``, in the balancer's namespace."""
+    return lab.topo.sh(lab.topo.lb, f"{PY} {args}", check=False)
 
 
 def syn_answers(lab: Lab, src: str, count: int, tmp_path: Path) -> int:
