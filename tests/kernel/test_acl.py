@@ -154,7 +154,8 @@ def test_100000_deny_entries_in_one_transaction(lab, tmp_path):
         nets = [parse_network(f"100.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
                 for i in range(100_000)]
     else:
-        nets = [parse_network(f"2001:db8:beef::{i:x}") for i in range(100_000)]
+        nets = [parse_network(f"2001:db8:beef::{i >> 16:x}:{i & 0xffff:x}")
+                for i in range(100_000)]
     entries = [Entry(n) for n in nets] + [Entry(parse_network(other))]
     target = make_target(lab.vip, "tcp", PORT)
     lists = lists_of(lab)
