@@ -59,6 +59,9 @@ TOOLS = (
     # booting guests and what runs inside them
     "qemu-system-x86", "busybox-static", "ipvsadm", "keepalived", "socat",
     "iproute2", "ethtool", "tcpdump", "netcat-openbsd", "iputils-ping", "procps",
+    # client allow/deny lists: ipvsadm_py.nft runs `nft -j` (libnftables' JSON);
+    # the python3-nftables binding is not used (the venv cannot see it)
+    "nftables",
     # the virtual environment
     "python3-venv",
     # a Prometheus server and promtool for the exporter's tests (docs/monitoring)

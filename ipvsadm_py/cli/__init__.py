@@ -5,7 +5,8 @@
 :mod:`~ipvsadm_py.cli.run` carries it out through
 :class:`ipvsadm_py.api.IPVS`, and :mod:`~ipvsadm_py.cli.fmt` writes
 ipvsadm's text.  ``apply``, ``validate``, ``export`` and ``completion`` go
-to :mod:`ipvsadm_py.config.cli`.  Exit statuses are ipvsadm's: 0 done, 1 a
+to :mod:`ipvsadm_py.config.cli`; ``deny``, ``allow`` and ``acl`` (client lists in
+nftables) to :mod:`ipvsadm_py.cli.acl`.  Exit statuses are ipvsadm's: 0 done, 1 a
 listing failed, 2 bad input (or IPVS unavailable), 255 the kernel refused
 (or the command line could not be parsed at all).
 """
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["main", "entry_point", "parse", "check", "request_of", "usage", "version_line"]
 
 SUBCOMMANDS = ("apply", "validate", "export", "completion")
+ACL_COMMANDS = ("deny", "allow", "acl")      # client lists in nftables (cli.acl)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
@@ -53,6 +55,10 @@ def _main(argv: list[str], out: TextIO, err: TextIO, stdin: TextIO) -> int:
         from ipvsadm_py.config import cli as config_cli
 
         return config_cli.main(argv, out, err)
+    if argv and argv[0] in ACL_COMMANDS:
+        from ipvsadm_py.cli import acl
+
+        return acl.main(argv, out, err)
     load = "--load" in argv
     argv = [a for a in argv if a != "--load"]
     session = Session(out, err, load)

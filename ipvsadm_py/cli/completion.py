@@ -15,7 +15,7 @@ VALUES = {"scheduler": SCHEDULERS, "tun-type": "ipip gue gre", "synproxy": "enab
 
 
 def words() -> list[str]:
-    out = ["apply", "export", "validate", "completion", "--load"]
+    out = ["apply", "export", "validate", "completion", "--load", "deny", "allow", "acl"]
     for short, long in COMMANDS.values():
         if short:
             out.append(f"-{short}")
@@ -39,6 +39,8 @@ _ipvsadm_py() {{
     case "$prev" in
 {cases}
         apply|validate) COMPREPLY=($(compgen -f -- "$cur")); return;;
+        deny|allow) COMPREPLY=($(compgen -W "add del list flush" -- "$cur")); return;;
+        acl) COMPREPLY=($(compgen -W "list remove" -- "$cur")); return;;
     esac
     COMPREPLY=($(compgen -W "{' '.join(words())}" -- "$cur"))
 }}

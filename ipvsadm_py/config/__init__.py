@@ -13,11 +13,11 @@ from __future__ import annotations
 from ipvsadm_py.config.desired import ConfigError, Desired, ServiceSpec
 from ipvsadm_py.config.export import export_dict, export_text
 from ipvsadm_py.config.nodes import expand_addresses
-from ipvsadm_py.config.plan import (LiveState, Step, apply_plan, plan, plan_text,
+from ipvsadm_py.config.plan import (LiveState, Step, apply_plan, list_plan, plan, plan_text,
                                     read_live)
 from ipvsadm_py.config.schema import load, validate
 from ipvsadm_py.errors import InvalidInput
 
 __all__ = ["ConfigError", "Desired", "InvalidInput", "LiveState", "ServiceSpec", "Step",
-           "apply_plan", "expand_addresses", "export_dict", "export_text", "load", "plan",
+           "apply_plan", "expand_addresses", "list_plan", "export_dict", "export_text", "load", "plan",
            "plan_text", "read_live", "validate"]

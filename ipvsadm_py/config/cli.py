@@ -11,6 +11,7 @@ from ipvsadm_py import config
 from ipvsadm_py.api import IPVS
 from ipvsadm_py.config import keepalived_conf, keepalived_export
 from ipvsadm_py.errors import IPVSError
+from ipvsadm_py.nft import AccessLists
 
 FORMATS = ("yaml", "keepalived")
 FORMAT_HELP = ("yaml, or keepalived (keepalived.conf's virtual_server blocks; "
@@ -98,7 +99,9 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
     if args.format == "keepalived":
         text = keepalived_export.export_text(live)
     else:
-        text = config.export_text(live, sysctls=not args.no_sysctls)
+        lists = AccessLists()
+        acls = list(lists.read().values()) if lists.nft.available() else []
+        text = config.export_text(live, sysctls=not args.no_sysctls, lists=acls)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -109,8 +112,11 @@ def _export(args: argparse.Namespace, out: TextIO) -> int:
 
 def _apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     desired = load(args.file, args.format)    # the whole file, before anything else
+    lists = AccessLists()
     with IPVS(load=args.load) as ipvs:
         steps = config.plan(desired, config.read_live(ipvs), prune=not args.no_prune)
+        list_steps, transaction = config.list_plan(desired, lists, prune=not args.no_prune)
+        steps = list_steps + steps
         for step in steps:
             if step.request is not None:
                 ipvs.check_supported(step.request)
@@ -121,6 +127,9 @@ def _apply(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(config.plan_text(steps))
         if args.dry_run or not steps:
             return 0
+        # The lists first, in one transaction: a new service is guarded
+        # from its first packet, and a refused transaction changes nothing.
+        lists.commit(transaction)
         failures = config.apply_plan(ipvs, steps)
     for line in failures:
         err.write(f"{line}\n")

@@ -10,6 +10,7 @@ from typing import Sequence
 
 from netaddr import IPAddress
 
+from ipvsadm_py import acl
 from ipvsadm_py.errors import InvalidInput
 from ipvsadm_py.model import Daemon, Dest, Service, Timeouts
 
@@ -22,6 +23,7 @@ class ServiceSpec:
     dests: list[Dest]
     laddrs: list[IPAddress]
     line: int = 0
+    lists: list[acl.AccessList] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -32,6 +34,15 @@ class Desired:
     timeouts: Timeouts | None = None
     sysctls: dict[str, int] = dataclasses.field(default_factory=dict)
     daemons: list[Daemon] | None = None
+    vip_lists: list[acl.AccessList] = dataclasses.field(default_factory=list)
+    # A YAML file owns the allow/deny lists (apply prunes the others); a
+    # keepalived.conf has no such lists and leaves them alone.
+    owns_lists: bool = False
+
+    @property
+    def access_lists(self) -> list[acl.AccessList]:
+        """Every allow and deny list of the file (services' and VIPs')."""
+        return [lst for spec in self.services for lst in spec.lists] + self.vip_lists
 
 
 class ConfigError(InvalidInput):

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from netaddr import IPAddress
 
+from ipvsadm_py.acl import AccessList, Kind, Target, format_duration, make_target
 from ipvsadm_py.config.plan import LiveState
 from ipvsadm_py.config.schema import SCHEMA_VERSION
 from ipvsadm_py.model import (AF_INET6, Daemon, Dest, Forward, Protocol, Service, TunnelType,
@@ -87,9 +88,50 @@ def _daemon_entry(d: Daemon) -> dict[str, Any]:
     return out
 
 
-def export_dict(live: LiveState, sysctls: bool = True) -> dict[str, Any]:
-    """The live state as a configuration document."""
+def _entries(lst: AccessList) -> list[Any]:
+    """A list's entries as the file writes them; a temporary one with what
+    is left of its timeout (applying the export keeps it as it is)."""
+    out: list[Any] = []
+    for e in sorted(lst.entries.values(),
+                    key=lambda e: (int(e.network.network_address), e.network.prefixlen)):
+        net = e.network.compressed
+        if e.network.prefixlen == e.network.max_prefixlen:
+            net = str(e.network.network_address)
+        if e.timeout is None:
+            out.append(net)
+        else:
+            left = e.expires if e.expires is not None else e.timeout
+            out.append({"address": net, "timeout": format_duration(max(left, 1))})
+    return out
+
+
+def _target_of(svc: Service) -> Target | None:
+    if svc.fwmark or not svc.port or svc.protocol not in {p.value for p in Protocol}:
+        return None
+    return make_target(addr_text(svc.addr), Protocol(svc.protocol).name.lower(), svc.port)
+
+
+def _vip_entries(lists: list[AccessList], used: set[tuple]) -> list[dict[str, Any]]:
+    """The lists that no exported service carries, as ``vips:`` entries."""
+    by_target: dict[Target, dict[str, Any]] = {}
+    for lst in sorted(lists, key=lambda lst: (lst.target.family, lst.target)):
+        if lst.key in used:
+            continue
+        t = lst.target
+        entry = by_target.setdefault(t, {"address": t.address})
+        if t.protocol is not None:
+            entry.update(protocol=t.protocol, port=t.port)
+        entry[lst.kind.value] = _entries(lst)
+    return list(by_target.values())
+
+
+def export_dict(live: LiveState, sysctls: bool = True,
+                lists: list[AccessList] | None = None) -> dict[str, Any]:
+    """The live state as a configuration document; ``lists`` (the allow
+    and deny lists) go under their services, or under ``vips``."""
     dests_of = {id(svc): dests for svc, dests in live.services}
+    by_key = {lst.key: lst for lst in lists or []}
+    used: set[tuple] = set()
     services = []
     for svc in sort_services([svc for svc, _ in live.services]):
         entry = _service_entry(svc)
@@ -97,6 +139,12 @@ def export_dict(live: LiveState, sysctls: bool = True) -> dict[str, Any]:
         if las:
             entry["laddrs"] = _compress([la.addr for la in las])
         entry["dests"] = [_dest_entry(d) for d in sort_dests(dests_of[id(svc)])]
+        target = _target_of(svc)
+        for kind in Kind:
+            lst = by_key.get((kind, target)) if target is not None else None
+            if lst is not None:
+                entry[kind.value] = _entries(lst)
+                used.add(lst.key)
         services.append(entry)
     doc: dict[str, Any] = {"version": SCHEMA_VERSION, "services": services,
                            "timeouts": {"tcp": live.timeouts.tcp,
@@ -105,10 +153,14 @@ def export_dict(live: LiveState, sysctls: bool = True) -> dict[str, Any]:
                            "daemons": [_daemon_entry(d) for d in live.daemons]}
     if sysctls:
         doc["sysctls"] = dict(live.sysctls)
+    vips = _vip_entries(lists or [], used)
+    if vips:
+        doc["vips"] = vips
     return doc
 
 
-def export_text(live: LiveState, sysctls: bool = True) -> str:
+def export_text(live: LiveState, sysctls: bool = True,
+                lists: list[AccessList] | None = None) -> str:
     header = "# ipvsadm-py export: apply with `ipvsadm-py apply FILE`\n"
-    return header + yaml.safe_dump(export_dict(live, sysctls), sort_keys=False,
+    return header + yaml.safe_dump(export_dict(live, sysctls, lists), sort_keys=False,
                                    default_flow_style=False)

@@ -15,6 +15,7 @@ from ipvsadm_py.api import IPVS
 from ipvsadm_py.config.desired import Desired, ServiceSpec
 from ipvsadm_py.errors import InvalidInput, IPVSError
 from ipvsadm_py.model import Daemon, Dest, Forward, LocalAddress, Service, Timeouts
+from ipvsadm_py.nft import AccessLists, NftError, Transaction
 from ipvsadm_py.procfs import list_sysctls, write_sysctl
 from ipvsadm_py.verbs import Request
 
@@ -24,7 +25,7 @@ class Step:
     """One change of a plan: a request to the kernel or a sysctl write."""
 
     action: str            # add | edit | delete
-    what: str              # service | dest | laddr | timeouts | sysctl | daemon
+    what: str              # service | dest | laddr | timeouts | sysctl | daemon | allow | deny
     text: str
     request: Request | None = None
     sysctl: tuple[str, int] | None = None
@@ -183,6 +184,24 @@ def _daemon_steps(want: list[Daemon], have: list[Daemon], prune: bool) -> list[S
             steps.append(Step("add", "daemon", f"{state} sync daemon on {w.mcast_ifn} "
                               f"syncid {w.syncid}", Request.start_daemon(w)))
     return steps
+
+
+def list_plan(desired: Desired, lists: AccessLists, prune: bool = True
+              ) -> tuple[list[Step], Transaction]:
+    """The allow/deny lists' part of a plan: its steps (for the plan's
+    text) and the one nftables transaction that carries them out.  A file
+    that does not own the lists (keepalived.conf) changes none; a YAML file
+    without lists, on a host without nftables, needs none."""
+    wanted = desired.access_lists
+    if not desired.owns_lists or (not wanted and not lists.nft.available()):
+        return [], Transaction()
+    try:
+        tx = lists.plan(wanted, prune=prune)
+    except NftError:
+        if wanted:
+            raise
+        return [], Transaction()      # no lists wanted, none readable: none to prune
+    return [Step(action, what, text) for action, what, text in tx.steps], tx
 
 
 def plan_text(steps: Sequence[Step]) -> str:

@@ -16,6 +16,7 @@ import yaml
 
 from ipvsadm_py import rules
 from ipvsadm_py.config.desired import ConfigError, Desired, ServiceSpec
+from ipvsadm_py.config.lists import read_vips, unique_lists
 from ipvsadm_py.config.nodes import Checker, enum_names, expand_addresses
 from ipvsadm_py.config.services import read_groups, read_services
 from ipvsadm_py.model import Daemon, DaemonState, Timeouts
@@ -26,7 +27,8 @@ __all__ = ["SCHEMA_VERSION", "ConfigError", "Desired", "ServiceSpec", "expand_ad
 
 SCHEMA_VERSION = 1
 
-TOP_KEYS = ("version", "services", "timeouts", "sysctls", "daemons", "local_address_groups")
+TOP_KEYS = ("version", "services", "timeouts", "sysctls", "daemons", "local_address_groups",
+            "vips")
 DAEMON_KEYS = ("state", "mcast_interface", "syncid", "sync_maxlen", "mcast_group",
                "mcast_port", "mcast_ttl")
 
@@ -79,7 +81,7 @@ def validate(text: str, source: str = "<config>") -> Desired:
         line = mark.line + 1 if mark else 1
         raise ConfigError([f"{source}:{line}: not valid YAML: "
                            f"{getattr(exc, 'problem', exc)}"]) from None
-    desired = Desired()
+    desired = Desired(owns_lists=True)
     if root is None:
         return desired
     top = c.mapping(root, "(top)", TOP_KEYS)
@@ -94,6 +96,8 @@ def validate(text: str, source: str = "<config>") -> Desired:
                                        for key, node in tm.items()})
     if "sysctls" in top:
         desired.sysctls = _sysctls(c, top["sysctls"])
+    if "vips" in top:
+        desired.vip_lists = read_vips(c, top["vips"])
     if "daemons" in top:
         desired.daemons = []
         for index, item in enumerate(c.seq(top["daemons"], "daemons")):
@@ -102,6 +106,7 @@ def validate(text: str, source: str = "<config>") -> Desired:
                 desired.daemons.append(daemon)
         if len({d.state for d in desired.daemons}) != len(desired.daemons):
             c.fail(top["daemons"], "daemons", "at most one master and one backup")
+    unique_lists(c, root, desired)
     if c.problems:
         raise ConfigError(c.problems)
     return desired

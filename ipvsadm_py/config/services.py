@@ -13,6 +13,7 @@ from netaddr import AddrFormatError, IPAddress
 
 from ipvsadm_py import rules
 from ipvsadm_py.config.desired import ServiceSpec
+from ipvsadm_py.config.lists import service_lists
 from ipvsadm_py.config.nodes import Checker, address_list, enum_names
 from ipvsadm_py.model import (DEFAULT_PERSISTENCE, DEFAULT_SCHEDULER, Dest, Forward, Protocol,
                               Service, TunnelCsum, TunnelType, af_of)
@@ -20,7 +21,7 @@ from ipvsadm_py.rules import Code
 
 SERVICE_KEYS = ("protocol", "address", "port", "fwmark", "family", "scheduler", "sched_flags",
                 "persistent", "netmask", "pe", "ops", "synproxy", "laddrs", "laddr_group",
-                "dests")
+                "dests", "allow", "deny")
 DEST_KEYS = ("address", "port", "forward", "weight", "u_threshold", "l_threshold", "tunnel")
 # Other names of the forwarding methods (ipvsadm's options, keepalived's words).
 FORWARD_ALIASES = {"nat": Forward.MASQ, "masquerading": Forward.MASQ, "dr": Forward.ROUTE,
@@ -243,7 +244,8 @@ def _service(c: Checker, node: yaml.Node, path: str,
     for _fault in rules.fullnat_faults(dests, bool(laddrs)):
         c.fail(node, path, "FULLNAT real servers need local addresses (laddrs or "
                "laddr_group)")
-    return ServiceSpec(svc, dests, laddrs, node.start_mark.line + 1)
+    lists = service_lists(c, m, node, path, svc)
+    return ServiceSpec(svc, dests, laddrs, node.start_mark.line + 1, lists)
 
 
 # ---------------------------------------------------------------- the sections

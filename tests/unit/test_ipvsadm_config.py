@@ -212,3 +212,118 @@ def test_validate_command(capsys):
     assert cli.main(["validate", str(CONFIGS / "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml:3: services[0].protocol" in err and "nothing was applied" in err
+
+
+# ------------------------------------------------------------------ allow / deny lists
+LISTS = """
+services:
+  - protocol: tcp
+    address: 10.0.0.100
+    port: 80
+    dests: [{address: 10.0.2.11, forward: masq}]
+    deny:
+      - 203.0.113.0/24
+      - {address: 198.51.100.7, timeout: 1h}
+    allow: [10.0.1.0/24]
+vips:
+  - address: 2001:db8::100
+    deny: ["2001:db8:bad::/48"]
+  - {address: 10.0.0.200, protocol: udp, port: 53, allow: [192.0.2.0/24]}
+"""
+
+
+def test_lists_of_services_and_vips():
+    from ipvsadm_py.acl import Kind, make_target
+    desired = config.validate(LISTS, "x.yaml")
+    got = {(lst.kind, lst.target): lst for lst in desired.access_lists}
+    assert set(got) == {(Kind.DENY, make_target("10.0.0.100", "tcp", 80)),
+                        (Kind.ALLOW, make_target("10.0.0.100", "tcp", 80)),
+                        (Kind.DENY, make_target("2001:db8::100")),
+                        (Kind.ALLOW, make_target("10.0.0.200", "udp", 53))}
+    deny = got[(Kind.DENY, make_target("10.0.0.100", "tcp", 80))]
+    assert sorted((str(e.network), e.timeout) for e in deny.entries.values()) == \
+        [("198.51.100.7/32", 3600), ("203.0.113.0/24", None)]
+    assert desired.owns_lists
+
+
+@pytest.mark.parametrize("text,message", [
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80, deny: [10.0.0.1/8]}]",
+     "x.yaml:1: services[0].deny[0]: 10.0.0.1/8 has host bits set"),
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80, deny: ['2001:db8::/32']}]",
+     "services[0].deny: 2001:db8::/32 is not IPv4 like 10.0.0.1"),
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80, deny: [10.0.0.0/8, 10.1.0.0/16]}]",
+     "services[0].deny: 10.1.0.0/16 overlaps 10.0.0.0/8"),
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80, deny: [1.2.3.4, 1.2.3.4]}]",
+     "services[0].deny[1]: 1.2.3.4/32 is listed twice"),
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80,\n"
+     "             deny: [{address: 1.2.3.4, timeout: soon}]}]",
+     "x.yaml:2: services[0].deny[0].timeout: not a duration: 'soon'"),
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80, deny: [{timeout: 1h}]}]",
+     "services[0].deny[0]: an entry needs an address"),
+    ("services: [{fwmark: 3, deny: [1.2.3.4]}]",
+     "services[0]: allow and deny need a service with address and port"),
+    ("vips: [{address: 10.0.0.1, port: 80, deny: [1.2.3.4]}]",
+     "vips[0]: protocol and port go together"),
+    ("vips: [{address: 10.0.0.1}, {address: 10.0.0.1}]",
+     "vips[1]: 10.0.0.1 (all ports) is listed twice"),
+    ("vips: [{address: 10.0.0.1, deny: 1.2.3.4}]", "vips[0].deny: must be a list"),
+    ("services: [{protocol: tcp, address: 10.0.0.1, port: 80, deny: [1.2.3.4]}]\n"
+     "vips: [{address: 10.0.0.1, protocol: tcp, port: 80, deny: [1.2.3.5]}]",
+     "the deny list of tcp 10.0.0.1:80 is given twice"),
+])
+def test_bad_lists(text, message):
+    with pytest.raises(config.ConfigError) as info:
+        config.validate(text, "x.yaml")
+    assert message in str(info.value)
+
+
+class _Lists:
+    """AccessLists stand-in for list_plan: the live lists are given."""
+
+    def __init__(self, live, available=True):
+        from ipvsadm_py import nft
+
+        class Fake(nft.Nft):
+            def available(self):
+                return available
+
+            def table(self):
+                raise AssertionError("not read") if not available else None
+
+        self.nft = Fake()
+        self.live = live
+
+    def plan(self, wanted, prune=True):
+        from ipvsadm_py import nft
+        return nft.AccessLists(self.nft).plan(wanted, prune, current=self.live)
+
+
+def test_list_plan_steps_and_owner():
+    desired = config.validate(LISTS, "x.yaml")
+    steps, tx = config.list_plan(desired, _Lists({}))
+    assert tx and ("add", "deny", "tcp 10.0.0.100:80 198.51.100.7 timeout 1h") in \
+        [(s.action, s.what, s.text) for s in steps]
+    assert config.plan_text(steps[:1]) == "+ allow tcp 10.0.0.100:80 new list\n"
+    desired.owns_lists = False          # keepalived.conf: the lists are left alone
+    assert config.list_plan(desired, _Lists({})) == ([], tx.__class__())
+    empty = config.validate("services: []", "x.yaml")
+    assert config.list_plan(empty, _Lists({}, available=False))[0] == []
+
+
+def test_export_carries_the_lists_and_plans_nothing():
+    from ipvsadm_py import nft
+    desired = config.validate(LISTS, "x.yaml")
+    table = [(spec.service, spec.dests) for spec in desired.services]
+    live = _live(table)
+    lists = desired.access_lists
+    text = config.export_text(live, lists=lists)
+    doc = yaml.safe_load(text)
+    assert doc["services"][0]["deny"] == [{"address": "198.51.100.7", "timeout": "1h"},
+                                          "203.0.113.0/24"]
+    assert doc["services"][0]["allow"] == ["10.0.1.0/24"]
+    assert doc["vips"] == [{"address": "10.0.0.200", "protocol": "udp", "port": 53,
+                            "allow": ["192.0.2.0/24"]},
+                           {"address": "2001:db8::100", "deny": ["2001:db8:bad::/48"]}]
+    again = config.validate(text, "export.yaml")
+    current = {lst.key: lst for lst in lists}
+    assert not nft.diff(current, {lst.key: lst for lst in again.access_lists})

@@ -60,6 +60,9 @@ COOKIE_PORT = 7000                      # a local listener in the balancer
 DEFENDED_VIP = "10.0.0.102"             # a SYNPROXY address without UDP services
 DEFENDED_UDP_PORT = 9999                # UDP there: dropped by defence_udp_drop
 FILLER_BASE = int(IPAddress("172.16.0.1"))  # addresses of the many-services run
+ACL_ENTRIES = 100_000                   # deny entries of the list benchmark
+ACL_FIRST = int(IPAddress("172.20.0.0"))  # ... addresses no generator uses
+FLOOD_NET = "10.96.0.0/12"              # sources of gen.c's floods
 SRC_NET = "10.64.0.0/10"                # generated client addresses
 #: Source /16 of each purpose's generated flows: 10.BASE.0.0/16.
 BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68,
@@ -78,6 +81,8 @@ TARGETS = {
     "udp_drop_50k_vs_10_ratio": (">=", 0.9),
     "lport_full_vs_empty_cps_ratio": (">=", 0.5),
     "scrape_vs_idle_pps_ratio": (">=", 0.95),
+    "acl_100k_vs_none_pps_ratio": (">=", 0.95),
+    "acl_drop_vs_synproxy_ratio": (">=", 1.5),
 }
 RATIO_KEYS = tuple(TARGETS)
 #: Every key the JSON document has, besides context.
@@ -87,6 +92,7 @@ KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie
         "list_py_vs_c_ratio", "udp_drop_50k_vs_10_ratio", "lport_full_vs_empty_cps_ratio",
         # lvs-exporter: one scrape of the big table (seconds), forwarding while scraped
         "exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
+        "acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio",
         # keepalived (tools/bench/keepalived.py)
         "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
 
@@ -412,7 +418,7 @@ class Lab:
         try:
             c0, l0, s0 = self.rx(t.client), self.rx(t.lb), time.monotonic()
             out = sh(f"ip netns exec {t.client} taskset -c 0 {gen_binary()} flood eth0 "
-                     f"{self.lb_mac} 10.96.0.0/12 {dst} {port} {kind} {seconds}")
+                     f"{self.lb_mac} {FLOOD_NET} {dst} {port} {kind} {seconds}")
             c1, l1, s1 = self.rx(t.client), self.rx(t.lb), time.monotonic()
         finally:
             t.sh(t.client, "tc qdisc del dev eth0 clsact", check=False)
@@ -658,6 +664,71 @@ class Bench:
         self.result["ackflood_drop_vs_synflood_ratio"] = paired_ratio(runs["ackflood"],
                                                                       runs["synproxy"])
 
+    # -------------------------------------------------------- deny lists
+    def acl(self, lab: Lab) -> None:
+        """Client lists in nftables (docs/acl.md): the FULLNAT UDP packet rate
+        with a deny list of 100,000 addresses on that service (none of them
+        the generator's) against none; and a SYN flood whose sources are
+        all denied (dropped per second) against the same flood answered by
+        SYNPROXY (SYN/ACKs per second), paired run by run."""
+        from ipvsadm_py.acl import Entry, Kind, make_target, parse_network
+        from ipvsadm_py.nft import AccessLists, Nft
+
+        keys = ("acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio")
+        lists = AccessLists(Nft(netns=lab.topo.lb))
+        if not lists.nft.available():
+            for key in keys:
+                self.null(key, "not available: nft (Debian package nftables) is missing")
+            return
+        runs: dict[str, list] = {"none": [], "deny": [], "answered": [], "dropped": []}
+        self.samples["acl"] = runs
+        if not lab.fullnat:
+            self.null(keys[0], "not available yet: FULLNAT is missing")
+        else:
+            self._acl_pps(lab, lists, runs)
+        why = None if "tcp_synproxy" in lab.svc else synproxy_support(lab)
+        if why is not None:
+            self.null(keys[1], why)
+            return
+        flood = make_target(VIP, "tcp", TCP_SYNPROXY)
+        for _ in range(self.p.repeats):
+            r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
+            runs["answered"].append(r["answered_pps"])
+            lists.add(Kind.DENY, flood, [Entry(parse_network(FLOOD_NET))])
+            try:
+                r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
+                runs["dropped"].append(r["taken_pps"] - r["answered_pps"])
+            finally:
+                lists.flush(Kind.DENY, flood)
+            log(f"  SYN flood: SYNPROXY answered {runs['answered'][-1]:.0f}/s, "
+                f"denied and dropped {runs['dropped'][-1]:.0f}/s")
+        self.result["acl_drop_pps"] = median(runs["dropped"])
+        self.result[keys[1]] = paired_ratio(runs["dropped"], runs["answered"])
+
+    def _acl_pps(self, lab: Lab, lists: Any, runs: dict[str, list]) -> None:
+        from ipvsadm_py.acl import Entry, Kind, make_target
+        import ipaddress
+
+        target = make_target(VIP, "udp", UDP_FNAT)
+        for _ in range(self.p.repeats):
+            r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"], self.p.seconds)
+            runs["none"].append(r["pps"])
+        entries = [Entry(ipaddress.ip_network(ACL_FIRST + i)) for i in range(ACL_ENTRIES)]
+        started = time.monotonic()
+        lists.add(Kind.DENY, target, entries)
+        self.context["acl_load_100k_s"] = round(time.monotonic() - started, 2)
+        try:
+            for _ in range(self.p.repeats):
+                r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"],
+                                     self.p.seconds)
+                runs["deny"].append(r["pps"])
+        finally:
+            lists.remove()
+        log(f"  FULLNAT UDP: {median(runs['none']):.0f} pps without a list, "
+            f"{median(runs['deny']):.0f} with {ACL_ENTRIES} deny entries")
+        self.result["acl_100k_vs_none_pps_ratio"] = ratio(median(runs["deny"]),
+                                                          median(runs["none"]))
+
     # -------------------------------------------------------- defence
     def udp_drop(self, lab: Lab) -> None:
         """UDP to the address of a SYNPROXY service that no UDP service takes:
@@ -854,6 +925,8 @@ class Bench:
                       ("fnat_vs_nat_cps_ratio",))
             self.step("SYN/ACK floods", lambda: self.floods(lab),
                       ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"))
+            self.step("deny lists (nftables)", lambda: self.acl(lab),
+                      ("acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio"))
             self.step("UDP drops against the number of services", lambda: self.udp_drop(lab),
                       ("udp_drop_50k_vs_10_ratio",))
             self.step("lvs-exporter: scrape time, forwarding while scraped",

@@ -1,0 +1,366 @@
+"""Client allow and deny lists in the kernel's nftables: codec, diff, verbs.
+
+Everything lives in one table of our own, ``table inet lvs_toolkit``, with
+one base chain ``prerouting`` (type filter, hook prerouting, priority
+``raw`` = -300): it sees a client's packet after defragmentation (-400)
+and before conntrack (-200) and IPVS (its hooks sit at LOCAL_IN and later),
+so a dropped SYN never reaches SYNPROXY (no SYN/ACK) and creates neither a
+conntrack entry nor an IPVS session.  Each list is a named set (flags
+``interval, timeout``: prefixes and temporary entries) and a named counter
+of the same name; one rule per list matches the target and the set and
+drops (``saddr @set`` for deny, ``saddr != @set`` for allow).
+
+We speak nftables' JSON schema to ``nft -j -f -`` (one invocation is one
+netlink batch, so one transaction: all of it or nothing) and read the
+table back with ``nft -j list``.  No rule text is ever written.  The
+``python3-nftables`` binding would do the same through libnftables, but it
+lives in the system's dist-packages, which the project's virtual
+environment does not see; the ``nft`` program is the same library behind a
+stable command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import shutil
+import subprocess
+from typing import Any, Iterable, Mapping
+
+from ipvsadm_py.acl import (AccessList, Entry, Kind, Network, Target, entry_count, entry_faults,
+                            net_text, parse_name)
+from ipvsadm_py.errors import InvalidInput, IPVSError
+
+FAMILY = "inet"
+TABLE = "lvs_toolkit"
+CHAIN = "prerouting"
+PRIORITY = -300           # NF_IP_PRI_RAW: after defrag, before conntrack and IPVS
+NFT = "nft"
+STEP_DETAIL = 20          # entries of a list shown one by one in a plan
+
+Key = tuple[Kind, Target]
+Command = dict[str, Any]
+
+
+class NftError(IPVSError):
+    """nftables refused a transaction, or ``nft`` is missing."""
+
+
+# ---------------------------------------------------------------- running nft
+class Nft:
+    """The ``nft`` program in JSON mode (a fake with the same two methods
+    stands in for it in unit tests)."""
+
+    def __init__(self, program: str = NFT, netns: str | None = None) -> None:
+        self.program = program
+        self.netns = netns          # a named network namespace (``ip netns``), or ours
+
+    def _path(self) -> str | None:
+        return shutil.which(self.program) or shutil.which(self.program, path="/usr/sbin:/sbin")
+
+    def available(self) -> bool:
+        """Whether the nft program is installed."""
+        return self._path() is not None
+
+    def _run(self, args: list[str], stdin: str | None = None) -> str:
+        path = self._path()
+        if path is None:
+            raise NftError(f"{self.program} not found: install the nftables package")
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        done = subprocess.run([*prefix, path, "-j", *args], input=stdin, capture_output=True,
+                              text=True, check=False)
+        if done.returncode != 0:
+            raise NftError(f"nftables refused: {_first_error(done.stderr)}")
+        return done.stdout
+
+    def run(self, commands: list[Command]) -> None:
+        """One transaction: every command, or none."""
+        self._run(["-f", "-"], json.dumps({"nftables": commands}))
+
+    def table(self) -> list[dict[str, Any]] | None:
+        """The objects of our table, or None when there is no such table."""
+        tables = json.loads(self._run(["list", "tables", FAMILY]) or '{"nftables": []}')
+        if not any(o.get("table", {}).get("name") == TABLE for o in tables["nftables"]):
+            return None
+        return json.loads(self._run(["list", "table", FAMILY, TABLE]))["nftables"]
+
+
+def _first_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln.split("Error:", 1)[1].strip() for ln in lines if "Error:" in ln]
+    return "; ".join(errors) or (lines[0] if lines else "unknown error")
+
+
+# ---------------------------------------------------------------- encoding
+def _family_word(target: Target) -> str:
+    return "ip" if target.family == 4 else "ip6"
+
+
+def _value(net: Network) -> Any:
+    """A set element's value: an address, or a prefix."""
+    if net.prefixlen == net.max_prefixlen:
+        return str(net.network_address)
+    return {"prefix": {"addr": str(net.network_address), "len": net.prefixlen}}
+
+
+def encode_entry(entry: Entry) -> Any:
+    if entry.timeout is None:
+        return _value(entry.network)
+    return {"elem": {"val": _value(entry.network), "timeout": entry.timeout}}
+
+
+def _obj(kind: str, **fields: Any) -> Command:
+    return {kind: {"family": FAMILY, "table": TABLE, **fields}}
+
+
+def _set(lst: AccessList) -> Command:
+    addr_type = "ipv4_addr" if lst.target.family == 4 else "ipv6_addr"
+    return _obj("set", name=lst.name, type=addr_type, flags=["interval", "timeout"])
+
+
+def _match(left: Any, right: Any, op: str = "==") -> Command:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def encode_rule(lst: AccessList) -> Command:
+    """The rule of a list: its target, its set, its counter, drop."""
+    fam = _family_word(lst.target)
+    expr = [_match({"payload": {"protocol": fam, "field": "daddr"}}, lst.target.address)]
+    if lst.target.protocol is not None:
+        expr += [_match({"meta": {"key": "l4proto"}}, lst.target.protocol),
+                 _match({"payload": {"protocol": "th", "field": "dport"}}, lst.target.port)]
+    op = "==" if lst.kind == Kind.DENY else "!="
+    expr += [_match({"payload": {"protocol": fam, "field": "saddr"}}, f"@{lst.name}", op),
+             {"counter": lst.name}, {"drop": None}]
+    return _obj("rule", chain=CHAIN, expr=expr)
+
+
+def _rule_order(lst: AccessList) -> tuple:
+    """Deny rules first (a denied client is dropped even when an allow list
+    holds it), then allow rules; stable by target."""
+    return (lst.kind != Kind.DENY, *lst.target.sort_key())
+
+
+def _elements(lst: AccessList, entries: Iterable[Entry]) -> Command:
+    return _obj("element", name=lst.name, elem=[encode_entry(e) for e in entries])
+
+
+# ---------------------------------------------------------------- decoding
+def _networks(value: Any) -> list[Network]:
+    if isinstance(value, str):
+        return [ipaddress.ip_network(value)]
+    if "prefix" in value:
+        p = value["prefix"]
+        return [ipaddress.ip_network(f"{p['addr']}/{p['len']}")]
+    if "range" in value:                  # not ours, but possible in a set
+        low, high = (ipaddress.ip_address(a) for a in value["range"])
+        return list(ipaddress.summarize_address_range(low, high))
+    raise NftError(f"unexpected set element {value!r}")
+
+
+def _decode_elem(item: Any) -> list[Entry]:
+    if isinstance(item, dict) and "elem" in item:
+        e = item["elem"]
+        return [Entry(net, e.get("timeout"), e.get("expires"))
+                for net in _networks(e["val"])]
+    return [Entry(net) for net in _networks(item)]
+
+
+def decode(objects: list[dict[str, Any]] | None) -> dict[Key, AccessList]:
+    """The lists of our table's objects (``nft -j list table``); sets whose
+    names are not ours are left out."""
+    lists: dict[Key, AccessList] = {}
+    counters: dict[str, dict[str, Any]] = {}
+    for obj in objects or []:
+        if "counter" in obj:
+            counters[obj["counter"]["name"]] = obj["counter"]
+        if "set" not in obj:
+            continue
+        parsed = parse_name(obj["set"]["name"])
+        if parsed is None:
+            continue
+        lst = AccessList(*parsed)
+        for item in obj["set"].get("elem", []):
+            for entry in _decode_elem(item):
+                lst.entries[entry.network] = entry
+        lists[lst.key] = lst
+    for lst in lists.values():
+        counter = counters.get(lst.name, {})
+        lst.packets, lst.bytes = counter.get("packets", 0), counter.get("bytes", 0)
+    return lists
+
+
+# ---------------------------------------------------------------- the difference
+@dataclasses.dataclass
+class Transaction:
+    """The commands of one nftables transaction and what they do in words
+    (``+ deny tcp 10.0.0.100:80 203.0.113.0/24``)."""
+
+    commands: list[Command] = dataclasses.field(default_factory=list)
+    steps: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.commands)
+
+    def step(self, action: str, lst: AccessList, text: str) -> None:
+        self.steps.append((action, lst.kind.value, f"{lst.target.describe()} {text}"))
+
+
+def _same(want: Entry, have: Entry) -> bool:
+    """An entry that is there already: both permanent, or both temporary
+    (a live ban keeps its clock unless asked to be refreshed)."""
+    return (want.timeout is None) == (have.timeout is None)
+
+
+def check(wanted: Mapping[Key, AccessList]) -> None:
+    """InvalidInput with every fault of every wanted list."""
+    faults = [f"{lst.kind.value} {lst.target.describe()}: {fault}"
+              for lst in wanted.values() for fault in entry_faults(lst.target,
+                                                                   lst.entries.values())]
+    if faults:
+        raise InvalidInput("\n".join(faults))
+
+
+def diff(current: Mapping[Key, AccessList], wanted: Mapping[Key, AccessList],
+         refresh: Iterable[tuple[Key, Network]] = ()) -> Transaction:
+    """The one transaction that turns the current lists into the wanted
+    ones: only the entries that differ are added or deleted; the chain's
+    rules are rewritten only when lists come or go; no list left removes
+    the table.  ``refresh`` names entries to re-add although present
+    (a new timeout for a live ban)."""
+    check(wanted)
+    tx = Transaction()
+    if not wanted:
+        if current:
+            tx.commands.append({"delete": {"table": {"family": FAMILY, "name": TABLE}}})
+            for lst in current.values():
+                tx.step("delete", lst, f"list ({entry_count(len(lst.entries))})")
+        return tx
+    refresh = set(refresh)
+    body: list[Command] = []
+    for key, lst in wanted.items():
+        have = current.get(key)
+        if have is None:
+            body += [{"add": _set(lst)}, {"add": _obj("counter", name=lst.name)}]
+            tx.step("add", lst, "new list")
+        _entry_changes(tx, body, lst, have, refresh)
+    gone = [lst for key, lst in current.items() if key not in wanted]
+    if not body and not gone:
+        return tx
+    head = [{"add": {"table": {"family": FAMILY, "name": TABLE}}},
+            {"add": _obj("chain", name=CHAIN, type="filter", hook="prerouting",
+                         prio=PRIORITY, policy="accept")}]
+    if gone or set(wanted) != set(current):
+        head.append({"flush": _obj("chain", name=CHAIN)})
+        for lst in gone:
+            head += [{"delete": _set(lst)}, {"delete": _obj("counter", name=lst.name)}]
+            tx.step("delete", lst, f"list ({entry_count(len(lst.entries))})")
+        body += [{"add": encode_rule(lst)} for lst in sorted(wanted.values(), key=_rule_order)]
+    tx.commands = head + body
+    return tx
+
+
+def _entry_changes(tx: Transaction, body: list[Command], lst: AccessList,
+                   have: AccessList | None, refresh: set) -> None:
+    live = have.entries if have is not None else {}
+    drop = [e for net, e in live.items()
+            if net not in lst.entries or not _same(lst.entries[net], e)
+            or (lst.key, net) in refresh]
+    add = [e for net, e in lst.entries.items()
+           if net not in live or not _same(e, live[net]) or (lst.key, net) in refresh]
+    if drop:                    # an element is named by its value alone
+        body.append({"delete": _elements(lst, [Entry(e.network) for e in drop])})
+        gone = [net_text(e.network) for e in drop if e.network not in lst.entries]
+        _steps(tx, "delete", lst, gone)
+    if add:
+        body.append({"add": _elements(lst, add)})
+        _steps(tx, "add", lst, [Entry(e.network, e.timeout).describe() for e in add])
+
+
+def _steps(tx: Transaction, action: str, lst: AccessList, texts: list[str]) -> None:
+    """One step per entry, or one for many (a plan of 100,000 lines says
+    nothing more than its count)."""
+    if len(texts) > STEP_DETAIL:
+        tx.step(action, lst, f"{entry_count(len(texts))} ({texts[0]} ... {texts[-1]})")
+        return
+    for text in texts:
+        tx.step(action, lst, text)
+
+
+# ---------------------------------------------------------------- verbs
+class AccessLists:
+    """The verbs on our table: read, replace (``apply``), add, delete,
+    flush, remove.  Each change is checked whole first and sent as one
+    transaction; a bad entry raises InvalidInput and nothing changes."""
+
+    def __init__(self, nft: Nft | None = None) -> None:
+        self.nft = nft or Nft()
+
+    def read(self) -> dict[Key, AccessList]:
+        return decode(self.nft.table())
+
+    def commit(self, tx: Transaction) -> Transaction:
+        if tx:
+            self.nft.run(tx.commands)
+        return tx
+
+    def plan(self, wanted: Iterable[AccessList], prune: bool = True,
+             current: Mapping[Key, AccessList] | None = None) -> Transaction:
+        """The transaction that makes the table hold ``wanted`` (and, with
+        ``prune``, nothing else; without it, other lists and entries stay)."""
+        current = self.read() if current is None else current
+        want = {lst.key: lst for lst in wanted}
+        if not prune:
+            merged = {k: _copy(v) for k, v in current.items()}
+            for key, lst in want.items():
+                target = merged.setdefault(key, AccessList(lst.kind, lst.target))
+                target.entries.update(lst.entries)
+            want = merged
+        return diff(current, want)
+
+    def add(self, kind: Kind, target: Target, entries: Iterable[Entry]) -> Transaction:
+        """Add entries (an entry already there gets the new timeout)."""
+        current = self.read()
+        want = {k: _copy(v) for k, v in current.items()}
+        lst = want.setdefault((kind, target), AccessList(kind, target))
+        entries = list(entries)
+        refresh = [((kind, target), e.network) for e in entries if e.network in lst.entries]
+        for e in entries:
+            lst.entries.pop(e.network, None)
+        check({lst.key: AccessList(kind, target, {e.network: e for e in entries})})
+        lst.entries.update({e.network: e for e in entries})
+        return self.commit(diff(current, want, refresh))
+
+    def delete(self, kind: Kind, target: Target, networks: Iterable[Network]) -> Transaction:
+        """Delete entries; one that is not in the list is an error."""
+        current = self.read()
+        want = {k: _copy(v) for k, v in current.items()}
+        lst = want.get((kind, target))
+        if lst is None:
+            raise InvalidInput(f"no {kind.value} list for {target.describe()}")
+        missing = [net_text(n) for n in networks if lst.entries.pop(n, None) is None]
+        if missing:
+            raise InvalidInput(f"not in the {kind.value} list of {target.describe()}: "
+                               f"{', '.join(missing)}")
+        return self.commit(diff(current, want))
+
+    def flush(self, kind: Kind, target: Target) -> Transaction:
+        """Remove a whole list (an allow list stops restricting)."""
+        current = self.read()
+        if (kind, target) not in current:
+            raise InvalidInput(f"no {kind.value} list for {target.describe()}")
+        want = {k: v for k, v in current.items() if k != (kind, target)}
+        return self.commit(diff(current, want))
+
+    def remove(self) -> Transaction:
+        """Remove our table, every list with it (nothing else is touched)."""
+        objects = self.nft.table()
+        tx = diff(decode(objects), {})
+        if objects is not None and not tx:
+            tx.commands.append({"delete": {"table": {"family": FAMILY, "name": TABLE}}})
+        return self.commit(tx)
+
+
+def _copy(lst: AccessList) -> AccessList:
+    return AccessList(lst.kind, lst.target, dict(lst.entries))

@@ -1,0 +1,205 @@
+"""The nftables layer (ipvsadm_py.nft) against this host's own nf_tables,
+in a throwaway network namespace per test (``ip netns add``; deleted
+afterwards, whatever happened).  No IPVS here: what the lists do to
+packets in front of SYNPROXY is tested in a guest (tests/kernel/test_acl.py).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ipvsadm_py.acl import AccessList, Entry, Kind, make_target, parse_network
+from ipvsadm_py.cli import acl as acl_cli
+from ipvsadm_py.errors import InvalidInput
+from ipvsadm_py.nft import CHAIN, PRIORITY, TABLE, AccessLists, Nft, NftError
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and nftables: needs root"),
+    pytest.mark.skipif(shutil.which("nft", path="/usr/sbin:/sbin:/usr/bin") is None,
+                       reason="nft (Debian package nftables) is not installed"),
+]
+
+VIP = make_target("10.0.0.100", "tcp", 80)
+VIP6 = make_target("2001:db8:100::100")
+
+
+def sh(ns: str, *argv: str, stdin: str | None = None) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], input=stdin, text=True,
+                          capture_output=True, check=True).stdout
+
+
+@pytest.fixture
+def ns():
+    name = f"lvsacl{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+    assert name not in subprocess.run(["ip", "netns", "list"], text=True,
+                                      capture_output=True).stdout
+
+
+def entries(*texts: str, timeout: int | None = None) -> list[Entry]:
+    return [Entry(parse_network(t), timeout) for t in texts]
+
+
+def ruleset(ns: str) -> str:
+    return sh(ns, "nft", "list", "ruleset")
+
+
+def test_lists_round_trip_and_table_layout(ns):
+    lists = AccessLists(Nft(netns=ns))
+    lists.add(Kind.DENY, VIP, entries("203.0.113.0/24", "198.51.100.7"))
+    lists.add(Kind.DENY, VIP, entries("192.0.2.9", timeout=3600))
+    lists.add(Kind.ALLOW, VIP6, entries("2001:db8:1::/48"))
+    got = lists.read()
+    assert set(got) == {(Kind.DENY, VIP), (Kind.ALLOW, VIP6)}
+    deny = got[(Kind.DENY, VIP)].entries
+    assert sorted(str(n) for n in deny) == ["192.0.2.9/32", "198.51.100.7/32",
+                                            "203.0.113.0/24"]
+    assert deny[parse_network("192.0.2.9")].timeout == 3600
+    assert 3500 < deny[parse_network("192.0.2.9")].expires <= 3600
+    objects = json.loads(sh(ns, "nft", "-j", "list", "table", "inet", TABLE))["nftables"]
+    chain = next(o["chain"] for o in objects if "chain" in o)
+    assert (chain["name"], chain["hook"], chain["prio"], chain["type"]) == \
+        (CHAIN, "prerouting", PRIORITY, "filter")
+    sets = {o["set"]["name"]: o["set"] for o in objects if "set" in o}
+    assert set(sets) == {"deny_tcp_10.0.0.100_80", "allow_any_2001:db8:100::100"}
+    assert all(s["flags"] == ["interval", "timeout"] for s in sets.values())
+    counters = {o["counter"]["name"] for o in objects if "counter" in o}
+    assert counters == set(sets)
+    rules = [o["rule"] for o in objects if "rule" in o]
+    assert len(rules) == 2 and rules[0]["expr"][-1] == {"drop": None}
+    text = ruleset(ns)
+    assert "ip daddr 10.0.0.100 tcp dport 80 ip saddr @deny_tcp_10.0.0.100_80" in text
+    assert "ip6 daddr 2001:db8:100::100 ip6 saddr != @allow_any_2001:db8:100::100" in text
+
+
+def test_bad_entries_change_nothing(ns):
+    lists = AccessLists(Nft(netns=ns))
+    lists.add(Kind.DENY, VIP, entries("203.0.113.0/24"))
+    before = ruleset(ns)
+    for bad in (entries("203.0.113.7"), entries("2001:db8::1"),
+                entries("198.51.100.0/24", "198.51.100.0/25")):
+        with pytest.raises(InvalidInput):
+            lists.add(Kind.DENY, VIP, bad)
+    with pytest.raises(InvalidInput, match="not in the deny list"):
+        lists.delete(Kind.DENY, VIP, [parse_network("192.0.2.1")])
+    out, err = io.StringIO(), io.StringIO()
+    status = acl_cli.main(["deny", "add", "203.0.113.5/24", "198.51.100.1", "--vip",
+                           "10.0.0.100:80"], out, err, lists)
+    assert status == 2 and "host bits set" in err.getvalue()
+    assert "nothing was changed" in err.getvalue()
+    assert ruleset(ns) == before
+
+
+def test_a_refused_transaction_changes_nothing(ns):
+    """nftables itself refusing (a set of ours that someone changed by
+    hand: the add of an overlapping interval fails in the kernel) leaves
+    every part of the transaction undone."""
+    lists = AccessLists(Nft(netns=ns))
+    lists.add(Kind.DENY, VIP, entries("203.0.113.0/24"))
+    sh(ns, "nft", "-j", "-f", "-", stdin=json.dumps({"nftables": [{"add": {"element": {
+        "family": "inet", "table": TABLE, "name": "deny_tcp_10.0.0.100_80",
+        "elem": [{"prefix": {"addr": "192.0.2.0", "len": 24}}]}}}]}))
+    before = ruleset(ns)
+    stale = lists.read()
+    del stale[(Kind.DENY, VIP)].entries[parse_network("192.0.2.0/24")]
+    wanted = [AccessList(Kind.DENY, VIP, {e.network: e for e in
+                                          entries("203.0.113.0/24", "192.0.2.128/25")}),
+              AccessList(Kind.ALLOW, VIP6, {e.network: e for e in entries("2001:db8::/32")})]
+    with pytest.raises(NftError, match="nftables refused"):
+        lists.commit(lists.plan(wanted, current=stale))
+    assert ruleset(ns) == before
+
+
+def test_apply_plans_only_the_difference(ns):
+    lists = AccessLists(Nft(netns=ns))
+    wanted = [AccessList(Kind.DENY, VIP, {e.network: e for e in
+                                          entries("203.0.113.0/24", "198.51.100.7")})]
+    lists.commit(lists.plan(wanted))
+    assert not lists.plan(wanted)
+    wanted[0].entries[parse_network("192.0.2.0/24")] = entries("192.0.2.0/24")[0]
+    del wanted[0].entries[parse_network("198.51.100.7")]
+    tx = lists.plan(wanted)
+    assert tx.steps == [("delete", "deny", "tcp 10.0.0.100:80 198.51.100.7"),
+                        ("add", "deny", "tcp 10.0.0.100:80 192.0.2.0/24")]
+    assert not any("flush" in c or "rule" in c.get("add", {}) for c in tx.commands)
+    lists.commit(tx)
+    assert not lists.plan(wanted)
+    assert set(lists.read()[(Kind.DENY, VIP)].entries) == set(wanted[0].entries)
+    lists.commit(lists.plan([]))
+    assert TABLE not in sh(ns, "nft", "list", "tables")
+
+
+def test_100000_entries_in_one_transaction(ns):
+    nft = Nft(netns=ns)
+    calls = []
+    run = nft.run
+    nft.run = lambda commands: (calls.append(len(commands)), run(commands))  # type: ignore
+    lists = AccessLists(nft)
+    nets = entries(*(f"100.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(100_000)))
+    lists.add(Kind.DENY, VIP, nets)
+    assert len(calls) == 1
+    assert len(lists.read()[(Kind.DENY, VIP)].entries) == 100_000
+
+
+def test_our_table_leaves_other_tables_alone(ns):
+    other = {"nftables": [
+        {"add": {"table": {"family": "inet", "name": "host_fw"}}},
+        {"add": {"chain": {"family": "inet", "table": "host_fw", "name": "pre",
+                           "type": "filter", "hook": "prerouting", "prio": -300,
+                           "policy": "accept"}}},
+        {"add": {"rule": {"family": "inet", "table": "host_fw", "chain": "pre",
+                          "expr": [{"counter": None}]}}}]}
+    sh(ns, "nft", "-j", "-f", "-", stdin=json.dumps(other))
+    theirs = sh(ns, "nft", "list", "table", "inet", "host_fw")
+    lists = AccessLists(Nft(netns=ns))
+    lists.add(Kind.DENY, VIP, entries("203.0.113.0/24"))
+    lists.remove()
+    assert sh(ns, "nft", "list", "table", "inet", "host_fw") == theirs
+    lists.add(Kind.DENY, VIP, entries("203.0.113.0/24"))
+    ours = sh(ns, "nft", "list", "table", "inet", TABLE)
+    sh(ns, "nft", "delete", "table", "inet", "host_fw")
+    assert sh(ns, "nft", "list", "table", "inet", TABLE) == ours
+
+
+def test_command_line(ns):
+    lists = AccessLists(Nft(netns=ns))
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        return acl_cli.main(list(argv), out, err, lists), out.getvalue(), err.getvalue()
+
+    assert run("deny", "add", "203.0.113.0/24", "--vip", "10.0.0.100:80",
+               "--timeout", "1h") == (0, "+ deny tcp 10.0.0.100:80 new list\n"
+                                         "+ deny tcp 10.0.0.100:80 203.0.113.0/24 timeout 1h\n",
+                                      "")
+    status, out, _ = run("deny", "add", "203.0.113.0/24", "--vip", "10.0.0.100:80",
+                         "--timeout", "2h")
+    assert status == 0 and "timeout 2h" in out
+    assert lists.read()[(Kind.DENY, VIP)].entries[parse_network("203.0.113.0/24")].timeout \
+        == 7200
+    assert run("allow", "add", "2001:db8::/32", "--vip", "[2001:db8:100::100]:443",
+               "--protocol", "udp")[0] == 0
+    status, out, _ = run("acl", "list")
+    assert status == 0
+    assert out.splitlines()[0] == ("allow udp [2001:db8:100::100]:443: 1 entry, dropped 0 "
+                                   "packets (0 bytes)")
+    status, out, _ = run("deny", "list", "--json")
+    doc = json.loads(out)
+    assert [lst["address"] for lst in doc["lists"]] == ["10.0.0.100"]
+    assert run("deny", "del", "203.0.113.0/24", "--vip", "10.0.0.100:80") == \
+        (0, "- deny tcp 10.0.0.100:80 203.0.113.0/24\n", "")
+    assert run("deny", "flush", "--vip", "10.0.0.100:80")[0] == 0
+    assert run("deny", "flush", "--vip", "10.0.0.100:80")[0] == 2
+    assert run("acl", "remove")[0] == 0
+    assert TABLE not in sh(ns, "nft", "list", "tables")
