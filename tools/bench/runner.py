@@ -599,10 +599,14 @@ class Bench:
         size = lab.pool_service(self.p.pool_laddrs)
         window = self.p.pool_window
 
+        # A connection that ends with FINs instead of a reset leaves its
+        # session in TIME_WAIT, which IPVS keeps for 120 s: wait past that.
+        drain = 180
+
         def runs(resting: int) -> list[float]:
             rates = []
             for _ in range(self.p.repeats):
-                netlab.wait_for(lambda: lab.conns("pool") <= resting, timeout=60,
+                netlab.wait_for(lambda: lab.conns("pool") <= resting, timeout=drain,
                                 interval=0.5)
                 r = lab.connect_rate(POOL_TCP, window)
                 rates.append(r["cps"])
@@ -611,7 +615,7 @@ class Bench:
 
         log(f"  pool of {size} local ports, empty:")
         empty = runs(0)
-        netlab.wait_for(lambda: lab.conns("pool") == 0, timeout=60, interval=0.5)
+        netlab.wait_for(lambda: lab.conns("pool") == 0, timeout=drain, interval=0.5)
         made = lab.fill("pool", POOL_UDP, int(size * 0.99), BASE["pool"])
         used = lab.conns("pool")
         log(f"  pool {used}/{size} used ({made['seconds']:.0f} s to fill):")
