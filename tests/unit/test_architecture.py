@@ -59,6 +59,17 @@ ONE_WAY = {
     "ipvsadm_py.config.services": {"ipvsadm_py.config.desired", "ipvsadm_py.config.lists",
                                    "ipvsadm_py.config.nodes", "ipvsadm_py.model",
                                    "ipvsadm_py.rules"},
+    "ipvsadm_py.config.keepalived_blocks": set(),
+    "ipvsadm_py.config.keepalived_values": {"ipvsadm_py.config.keepalived_blocks",
+                                            "ipvsadm_py.model", "ipvsadm_py.rules"},
+    "ipvsadm_py.config.keepalived_servers": {"ipvsadm_py.config.keepalived_blocks",
+                                             "ipvsadm_py.config.keepalived_values",
+                                             "ipvsadm_py.model", "ipvsadm_py.rules"},
+    "ipvsadm_py.config.keepalived_conf": {"ipvsadm_py.config.desired",
+                                          "ipvsadm_py.config.keepalived_blocks",
+                                          "ipvsadm_py.config.keepalived_servers",
+                                          "ipvsadm_py.config.keepalived_values",
+                                          "ipvsadm_py.model", "ipvsadm_py.rules"},
 }
 # The TOA installer builds toa.ko from the checkout (DKMS runs tools/kbuild.py):
 # these harness modules, imported inside its functions, never at the top.
@@ -222,3 +233,5 @@ def test_split_modules_import_one_way(module):
 def test_the_one_way_check_sees_a_step_back():
     assert one_way_faults("ipvsadm_py.cli.names", "from ipvsadm_py.cli import fmt\n")
     assert one_way_faults("ipvsadm_py.model.kinds", "from ipvsadm_py.model import entries\n")
+    assert one_way_faults("ipvsadm_py.config.keepalived_blocks",
+                          "from ipvsadm_py.config.keepalived_values import Reader\n")
