@@ -1,4 +1,5 @@
-"""tools/lvs_tools/toa_installer.py on fake trees: what it concludes, what it says.
+"""tools/lvs_tools/toa_installer.py and the parts it names (toa_facts,
+toa_state, toa_trust, toa_steps) on fake trees: what it concludes, what it says.
 
 The real thing (DKMS, modprobe, the self-test) runs in the guest:
 tests/kernel/test_toa_installer.py.
