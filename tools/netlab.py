@@ -81,6 +81,17 @@ def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
         time.sleep(interval)
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``timeout``
+    seconds; returns once it is reaped."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run(cmd: Sequence[str] | str, *, check: bool = True, input: str | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run a command (a list, or a string for the shell), capturing its output."""

@@ -90,12 +90,7 @@ class Exporter:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        netlab.stop_process(self.proc)
 
 
 class Prometheus:
@@ -172,12 +167,7 @@ class Prometheus:
                                  f"{seen[-5:]}") from exc
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        netlab.stop_process(self.proc)
 
 
 def promtool_check_metrics(text: str) -> None:

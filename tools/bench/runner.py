@@ -1035,12 +1035,7 @@ class Scraper:
             thread.join(timeout=120)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        netlab.stop_process(self.proc)
 
 
 def _ns_ext_stats(ns: str) -> dict[str, int]:
