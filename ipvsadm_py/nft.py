@@ -85,6 +85,11 @@ class Nft:
             return None
         return json.loads(self._run(["list", "table", FAMILY, TABLE]))["nftables"]
 
+    def counters(self) -> list[dict[str, Any]]:
+        """Every named counter of the ruleset (``nft -j list counters``):
+        one call, and no error when our table is absent."""
+        return json.loads(self._run(["list", "counters"]) or '{"nftables": []}')["nftables"]
+
 
 def _first_error(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
@@ -189,6 +194,20 @@ def decode(objects: list[dict[str, Any]] | None) -> dict[Key, AccessList]:
         counter = counters.get(lst.name, {})
         lst.packets, lst.bytes = counter.get("packets", 0), counter.get("bytes", 0)
     return lists
+
+
+def decode_counters(objects: list[dict[str, Any]]) -> dict[Key, tuple[int, int]]:
+    """Packets and bytes dropped per list, from named counters (``nft -j
+    list counters``): only our table's, only names that are ours."""
+    out: dict[Key, tuple[int, int]] = {}
+    for obj in objects:
+        c = obj.get("counter")
+        if not c or c.get("family") != FAMILY or c.get("table") != TABLE:
+            continue
+        parsed = parse_name(c.get("name", ""))
+        if parsed is not None:
+            out[parsed] = (c.get("packets", 0), c.get("bytes", 0))
+    return out
 
 
 # ---------------------------------------------------------------- the difference
@@ -299,6 +318,13 @@ class AccessLists:
 
     def read(self) -> dict[Key, AccessList]:
         return decode(self.nft.table())
+
+    def counters(self) -> dict[Key, tuple[int, int]]:
+        """What each list dropped (packets, bytes); empty without our
+        table or without nft."""
+        if not self.nft.available():
+            return {}
+        return decode_counters(self.nft.counters())
 
     def commit(self, tx: Transaction) -> Transaction:
         if tx:

@@ -22,12 +22,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ipvsadm_py import procfs
+from ipvsadm_py.acl import Kind, Target
 from ipvsadm_py.api import IPVS
 from ipvsadm_py.errors import NotLoaded
 from ipvsadm_py.exporter import names
 from ipvsadm_py.exporter.names import Metric
 from ipvsadm_py.model import (AF_INET6, Daemon, Dest, Info, LocalAddress, Service,
                               Stats, addr_text, hostport, packed, protocol_name)
+from ipvsadm_py.nft import AccessLists
 
 log = logging.getLogger("lvs-exporter")
 
@@ -210,6 +212,19 @@ def balancer_families(reading: Reading) -> Families:
     return out
 
 
+_ACL_BY_NAME = {m.name: m for m in names.ACL}
+
+
+def acl_families(out: Families, counters: dict[tuple[Kind, Target], tuple[int, int]]) -> None:
+    """The drop counters of the client lists (docs/acl.md); a VIP-wide list
+    has ``port="0"``, ``proto="any"``."""
+    for (kind, target), (packets, nbytes) in sorted(
+            counters.items(), key=lambda kv: (kv[0][0].value, kv[0][1].sort_key())):
+        labels = [kind.value, target.address, str(target.port or 0), target.protocol or "any"]
+        out.add(_ACL_BY_NAME["lvs_acl_dropped_packets_total"], packets, labels)
+        out.add(_ACL_BY_NAME["lvs_acl_dropped_bytes_total"], nbytes, labels)
+
+
 # ---------------------------------------------------------------- collectors
 class BalancerCollector(Collector):
     """The balancer's metrics, read at each scrape in this process's network
@@ -218,11 +233,14 @@ class BalancerCollector(Collector):
 
     def __init__(self, open_ipvs: Callable[[], IPVS] = IPVS,
                  ext_stats_path: str | os.PathLike = procfs.EXT_STATS_PROC,
-                 loaded: Callable[[], bool] = lambda: procfs.module_loaded("ip_vs")) -> None:
+                 loaded: Callable[[], bool] = lambda: procfs.module_loaded("ip_vs"),
+                 lists: AccessLists | None = None) -> None:
         self.open_ipvs = open_ipvs
         self.ext_stats_path = ext_stats_path
         self.loaded = loaded
+        self.lists = lists or AccessLists()
         self._last_error: str | None = None
+        self._last_acl_error: str | None = None
 
     def describe(self) -> list[Family]:
         """Nothing: registering must not read the kernel."""
@@ -245,8 +263,21 @@ class BalancerCollector(Collector):
             self._note(str(exc) or type(exc).__name__)
             out = Families()
             out.add(_BY_NAME["lvs_up"], 0)
+        self._acl(out)
         out.add(_BY_NAME["lvs_scrape_duration_seconds"], time.monotonic() - start)
         yield from out
+
+    def _acl(self, out: Families) -> None:
+        """The lists' counters, whether or not ip_vs is loaded (nftables
+        drops before IPVS); no table or no nft: no series, no error."""
+        try:
+            acl_families(out, self.lists.counters())
+            error = None
+        except Exception as exc:      # noqa: BLE001 - a scrape never kills the exporter
+            error = str(exc) or type(exc).__name__
+        if error != self._last_acl_error and error:
+            log.warning("cannot read the client lists' counters: %s", error)
+        self._last_acl_error = error
 
     def _note(self, error: str | None) -> None:
         """Log when reading starts or stops failing (not at every scrape)."""

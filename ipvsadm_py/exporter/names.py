@@ -20,6 +20,9 @@ COUNTER = "counter"
 SERVICE = ("vip", "port", "proto")
 REAL_SERVER = (*SERVICE, "rs")
 LOCAL_ADDRESS = (*SERVICE, "laddr")
+# a client list: its kind (deny, allow) and its target; a list for every
+# port of a VIP has port "0" and proto "any"
+ACCESS_LIST = ("list", *SERVICE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +113,17 @@ BALANCER = [
     _m("lvs_local_address_free_ports", GAUGE,
        "Local ports of the range not held by a session of this address "
        "(lvs_fullnat_local_port_range_ports - sessions, at least 0)", LOCAL_ADDRESS),
+]
+
+# ---------------------------------------------------------------- client lists
+# The named counters of nftables' table inet lvs_toolkit (docs/acl.md): no
+# series when there is no such table (or no nft).
+ACL = [
+    _m("lvs_acl_dropped_packets_total", COUNTER,
+       "Packets dropped by the client list (deny: the client is listed; allow: it "
+       "is not), before IPVS and SYNPROXY", ACCESS_LIST),
+    _m("lvs_acl_dropped_bytes_total", COUNTER,
+       "Bytes of the packets dropped by the client list", ACCESS_LIST),
 ]
 
 # ---------------------------------------------------------------- extended counters
@@ -213,7 +227,7 @@ def every_metric(role: str = "lb") -> list[Metric]:
     """Every metric family a role may export (what the docs and tests list)."""
     if role == "rs":
         return [*TOA, *(toa_metric(c) for c in TOA_STATS), TOA_OTHER]
-    return [*BALANCER, *(ext_metric(c) for c in EXT_STATS), EXT_OTHER]
+    return [*BALANCER, *ACL, *(ext_metric(c) for c in EXT_STATS), EXT_OTHER]
 
 
 def safe(counter: str) -> str:
