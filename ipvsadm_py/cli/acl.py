@@ -17,6 +17,7 @@ from ipvsadm_py.errors import InvalidInput, IPVSError
 from ipvsadm_py.nft import AccessLists
 
 COMMANDS = ("deny", "allow", "acl")
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 EXIT_INPUT, EXIT_REFUSED = 2, 255
 
 
@@ -73,6 +74,12 @@ def parser() -> argparse.ArgumentParser:
     lst = verbs.add_parser("list", help="show every allow and deny list")
     lst.add_argument("--json", action="store_true", help="as JSON")
     verbs.add_parser("remove", help="remove the nftables table and every list with it")
+    ka = verbs.add_parser("apply-keepalived", help="make the lists those of a keepalived.conf's "
+                          "deny_group/allow_group blocks (one transaction; lists it does not "
+                          "name are removed)")
+    ka.add_argument("-f", "--use-file", dest="file", default=KEEPALIVED_CONF,
+                    help=f"the keepalived.conf (default {KEEPALIVED_CONF})")
+    ka.add_argument("--dry-run", action="store_true", help="print the changes, make none")
     return top
 
 
@@ -95,6 +102,8 @@ def _run(args: argparse.Namespace, lists: AccessLists, out: TextIO) -> int:
         if args.verb == "remove":
             _report(lists.remove(), out)
             return 0
+        if args.verb == "apply-keepalived":
+            return _apply_keepalived(lists, args.file, args.dry_run, out)
         return _list(lists, None, None, args.json, out)
     kind = Kind(args.kind)
     target = parse_vip(args.vip, args.protocol) if args.vip else None
@@ -109,6 +118,23 @@ def _run(args: argparse.Namespace, lists: AccessLists, out: TextIO) -> int:
         _report(lists.add(kind, target, entries), out)
     else:
         _report(lists.delete(kind, target, [parse_network(t) for t in args.entries]), out)
+    return 0
+
+
+def _apply_keepalived(lists: AccessLists, path: str, dry_run: bool, out: TextIO) -> int:
+    """The lists of a keepalived.conf, whole: every problem of the file is
+    an error before anything is sent (keepalived runs this on start and
+    reload, docs/acl.md)."""
+    from ipvsadm_py.config import keepalived_conf
+
+    try:
+        desired = keepalived_conf.load(path)
+    except OSError as exc:
+        raise InvalidInput(str(exc)) from None
+    tx = lists.plan(desired.access_lists)
+    _report(tx, out)
+    if not dry_run:
+        lists.commit(tx)
     return 0
 
 

@@ -25,8 +25,8 @@ def parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="make the live table match a YAML or keepalived.conf "
                            "file")
     apply.add_argument("file", help="configuration file (YAML, or keepalived.conf: only its "
-                       "virtual_server, virtual_server_group and local_address_group blocks "
-                       "are read)")
+                       "virtual_server, virtual_server_group, local_address_group, "
+                       "deny_group and allow_group blocks are read)")
     apply.add_argument("--format", choices=FORMATS, help=FORMAT_HELP)
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     apply.add_argument("--no-prune", action="store_true",
@@ -96,11 +96,11 @@ def load(path: str, fmt: str | None = None) -> config.Desired:
 def _export(args: argparse.Namespace, out: TextIO) -> int:
     with IPVS() as ipvs:
         live = config.read_live(ipvs)
+    lists = AccessLists()
+    acls = list(lists.read().values()) if lists.nft.available() else []
     if args.format == "keepalived":
-        text = keepalived_export.export_text(live)
+        text = keepalived_export.export_text(live, acls)
     else:
-        lists = AccessLists()
-        acls = list(lists.read().values()) if lists.nft.available() else []
         text = config.export_text(live, sysctls=not args.no_sysctls, lists=acls)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

@@ -35,8 +35,9 @@ class Desired:
     sysctls: dict[str, int] = dataclasses.field(default_factory=dict)
     daemons: list[Daemon] | None = None
     vip_lists: list[acl.AccessList] = dataclasses.field(default_factory=list)
-    # A YAML file owns the allow/deny lists (apply prunes the others); a
-    # keepalived.conf has no such lists and leaves them alone.
+    # A YAML file owns the allow/deny lists (apply prunes the others); so
+    # does a keepalived.conf with deny_group/allow_group blocks; one
+    # without any leaves the lists alone.
     owns_lists: bool = False
 
     @property

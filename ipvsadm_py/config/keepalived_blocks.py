@@ -15,6 +15,7 @@ from typing import Iterator
 
 # First words that mark a keepalived file (format detection).
 ROOT_WORDS = re.compile(r"^\s*(virtual_server|virtual_server_group|local_address_group|"
+                        r"deny_group|allow_group|"
                         r"global_defs|vrrp_\w+|static_\w+|include|linkbeat_use_polling|"
                         r"net_namespace)\b", re.MULTILINE)
 

@@ -6,7 +6,9 @@ FULLNAT dialect (the grammar of docs/keepalived.md) into the same
 :class:`~ipvsadm_py.config.schema.ConfigError` with every problem as
 ``FILE:LINE: message`` (keepalived's wording).  Everything that does not
 describe IPVS state (``global_defs``, ``vrrp_*``, checkers, notify scripts,
-sorry servers, ``include``) is skipped.
+sorry servers, ``include``) is skipped.  The client lists of
+``deny_group``/``allow_group`` blocks (:mod:`.keepalived_lists`) become the
+lists of the services that name them.
 :mod:`.keepalived_export` writes a live state in the same dialect.
 
 The reading is split by job, each part importing only the ones before it:
@@ -29,6 +31,7 @@ from ipvsadm_py import rules
 from ipvsadm_py.config.desired import ConfigError, Desired, ServiceSpec
 from ipvsadm_py.config.keepalived_blocks import (ROOT_WORDS, BlockError, Node, looks_like,
                                                  parse_blocks, tokens)
+from ipvsadm_py.config.keepalived_lists import GROUP_WORDS, Group, read_groups, service_lists
 from ipvsadm_py.config.keepalived_servers import (VirtualServer, read_virtual_server,
                                                   service_name)
 from ipvsadm_py.config.keepalived_values import (MAX_LADDR_RANGE, METHOD_WORDS, METHODS,
@@ -44,7 +47,8 @@ __all__ = ["MAX_LADDR_RANGE", "METHODS", "METHOD_WORDS", "ROOT_WORDS", "Node", "
 
 # ---------------------------------------------------------------- services
 def _virtual_server(r: Reader, node: Node, vsgs: dict[str, Node],
-                    lgroups: dict[str, list[IPAddress] | None]) -> list[ServiceSpec]:
+                    lgroups: dict[str, list[IPAddress] | None],
+                    agroups: dict[tuple, Group]) -> list[ServiceSpec]:
     """The services of one virtual_server block (several for a group)."""
     vs = read_virtual_server(r, node, vsgs)
     if vs is None:
@@ -61,11 +65,11 @@ def _virtual_server(r: Reader, node: Node, vsgs: dict[str, Node],
             return []
         laddrs = list(dict.fromkeys(laddrs + (lgroups[name] or [])))
     return [spec for svc in vs.targets
-            if (spec := _service(r, vs, svc, laddrs)) is not None]
+            if (spec := _service(r, vs, svc, laddrs, agroups)) is not None]
 
 
-def _service(r: Reader, vs: VirtualServer, svc: Service, laddrs: list[IPAddress]
-             ) -> ServiceSpec | None:
+def _service(r: Reader, vs: VirtualServer, svc: Service, laddrs: list[IPAddress],
+             agroups: dict[tuple, Group]) -> ServiceSpec | None:
     """One IPVS service of a virtual server, checked."""
     before = len(r.problems)
     if not svc.fwmark:
@@ -88,9 +92,10 @@ def _service(r: Reader, vs: VirtualServer, svc: Service, laddrs: list[IPAddress]
     _service_faults(r, vs, svc, name)
     dests = _dests(r, vs, svc, name)
     _laddr_faults(r, vs, svc, name, laddrs, dests)
-    if len(r.problems) > before:
+    lists = service_lists(r, vs.lists, svc, agroups, name)
+    if len(r.problems) > before or lists is None:
         return None
-    return ServiceSpec(svc, dests, laddrs, vs.line)
+    return ServiceSpec(svc, dests, laddrs, vs.line, lists)
 
 
 def _granularity(r: Reader, value: tuple[str, int], svc: Service, name: str) -> None:
@@ -244,12 +249,15 @@ def validate(text: str, source: str = "<keepalived.conf>") -> Desired:
         raise ConfigError([f"{source}:{exc.line}: {exc}"]) from None
     lgroups = _local_groups(r, nodes)
     vsgs = _server_groups(r, nodes)
-    desired = Desired()
+    agroups = read_groups(r, nodes)
+    # A file with deny_group/allow_group blocks owns the lists (apply prunes
+    # the others); a file without any leaves the lists alone.
+    desired = Desired(owns_lists=any(node.word in GROUP_WORDS for node in nodes))
     seen: dict[tuple, int] = {}
     for node in nodes:
         if node.word != "virtual_server":
             continue
-        for spec in _virtual_server(r, node, vsgs, lgroups):
+        for spec in _virtual_server(r, node, vsgs, lgroups, agroups):
             if spec.service.key in seen:
                 r.fail(node.line, f"{service_name(spec.service)} is also defined at line "
                        f"{seen[spec.service.key]}")

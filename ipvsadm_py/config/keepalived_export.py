@@ -11,7 +11,9 @@ from typing import Iterable
 
 from netaddr import IPAddress
 
+from ipvsadm_py import acl
 from ipvsadm_py.config.keepalived_conf import MAX_LADDR_RANGE, METHOD_WORDS
+from ipvsadm_py.config.keepalived_lists import group_lines, reference_lines
 from ipvsadm_py.config.plan import LiveState
 from ipvsadm_py.model import (AF_INET6, Dest, Forward, LocalAddress, Protocol, Service,
                               TunnelType, addr_text)
@@ -62,7 +64,8 @@ def _method_text(d: Dest) -> str:
     return " ".join(words)
 
 
-def _service_lines(svc: Service, dests: list[Dest], laddrs: list[LocalAddress]) -> list[str]:
+def _service_lines(svc: Service, dests: list[Dest], laddrs: list[LocalAddress],
+                   lists: list[acl.AccessList]) -> list[str]:
     """One virtual_server block; what keepalived cannot express becomes a
     comment saying so."""
     if svc.fwmark:
@@ -86,6 +89,7 @@ def _service_lines(svc: Service, dests: list[Dest], laddrs: list[LocalAddress]) 
     if default:
         lines.append(f"    lb_kind {default}")
     lines += _service_options(svc, kept)
+    lines += reference_lines(lists)
     fullnat = any(d.forward == Forward.FULLNAT for d in kept)
     if laddrs and fullnat:
         lines += ["    local_address {"] + [f"        {e}" for e in
@@ -128,11 +132,29 @@ def _dest_lines(d: Dest, default: str | None) -> list[str]:
     return lines + ["    }"]
 
 
-def export_text(live: LiveState) -> str:
-    """The live services as keepalived virtual_server blocks (timeouts,
-    sysctls and sync daemons are not written: they are keepalived's
-    global_defs, outside this format)."""
+def _target(svc: Service) -> acl.Target | None:
+    """The list target of a service (None: a fwmark, port 0, or a protocol
+    without lists)."""
+    if svc.fwmark or not svc.port or svc.protocol not in {p.value for p in Protocol}:
+        return None
+    return acl.make_target(addr_text(svc.addr), Protocol(svc.protocol).name.lower(), svc.port)
+
+
+def export_text(live: LiveState, lists: list[acl.AccessList] = ()) -> str:
+    """The live services as keepalived virtual_server blocks, and the
+    allow/deny lists of those services as deny_group/allow_group blocks
+    (timeouts, sysctls and sync daemons are not written: they are
+    keepalived's global_defs, outside this format)."""
     dests_of = {id(svc): dests for svc, dests in live.services}
-    blocks = ["\n".join(_service_lines(svc, dests_of[id(svc)], live.laddrs.get(svc.key, [])))
-              for svc in sort_services([svc for svc, _ in live.services])]
+    services = sort_services([svc for svc, _ in live.services])
+    targets = {t for svc in services if (t := _target(svc)) is not None}
+    kept = sorted((lst for lst in lists if lst.target in targets),
+                  key=lambda lst: (lst.kind.value, lst.target.sort_key()))
+    blocks = ["\n".join(group_lines(lst)) for lst in kept]
+    blocks += [f"# left out: the {lst.kind.value} list of {lst.target.describe()} (no "
+               "virtual_server to carry it; keepalived.conf has no VIP-wide lists)"
+               for lst in lists if lst.target not in targets]
+    blocks += ["\n".join(_service_lines(svc, dests_of[id(svc)], live.laddrs.get(svc.key, []),
+                                        [lst for lst in kept if lst.target == _target(svc)]))
+               for svc in services]
     return HEADER + "".join(f"\n{block}\n" for block in blocks)

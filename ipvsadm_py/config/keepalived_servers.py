@@ -9,7 +9,7 @@ import dataclasses
 
 from netaddr import IPAddress
 
-from ipvsadm_py import rules
+from ipvsadm_py import acl, rules
 from ipvsadm_py.config.keepalived_blocks import Node
 from ipvsadm_py.config.keepalived_values import (Method, Reader, laddr_block, lvs_method,
                                                  parse_address, parse_number, range_end)
@@ -103,6 +103,7 @@ class VirtualServer:
     laddr_line: int = 0
     group: tuple[str, int] | None = None
     servers: list[_RealServer] = dataclasses.field(default_factory=list)
+    lists: list[tuple[acl.Kind, str, int]] = dataclasses.field(default_factory=list)
 
 
 def _vs_name(node: Node, targets: list[Service]) -> str:
@@ -222,6 +223,8 @@ def _vs_keyword(r: Reader, node: Node, vs: VirtualServer) -> None:
         if vs.group is not None:
             r.fail(node.line, f"laddr_group_name given twice ({vs.group[0]}, {one})")
         vs.group = (one, node.line)
+    elif word in ("deny_group", "allow_group") and one:
+        vs.lists.append((acl.Kind(word.partition("_")[0]), one, node.line))
     elif word == "real_server":
         rs = _real_server(r, node, vs.name)
         if rs is not None:
@@ -239,6 +242,7 @@ def _vs_keyword(r: Reader, node: Node, vs: VirtualServer) -> None:
 _VS_KEYWORDS = frozenset(("lb_algo", "lvs_sched", "protocol", "persistence_timeout",
                           "persistence_granularity", "persistence_engine", "ops", "ip_family",
                           "weight", "syn_proxy", "local_address", "laddr_group_name",
+                          "deny_group", "allow_group",
                           *SCHED_FLAG_WORDS))
 
 

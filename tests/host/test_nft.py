@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -98,7 +99,7 @@ def test_bad_entries_change_nothing(ns):
                            "10.0.0.100:80"], out, err, lists)
     assert status == 2 and "host bits set" in err.getvalue()
     assert "nothing was changed" in err.getvalue()
-    assert ruleset(ns) == before
+    assert re.sub(r" expires \S+", "", ruleset(ns)) == before
 
 
 def test_a_refused_transaction_changes_nothing(ns):
@@ -118,7 +119,7 @@ def test_a_refused_transaction_changes_nothing(ns):
               AccessList(Kind.ALLOW, VIP6, {e.network: e for e in entries("2001:db8::/32")})]
     with pytest.raises(NftError, match="nftables refused"):
         lists.commit(lists.plan(wanted, current=stale))
-    assert ruleset(ns) == before
+    assert re.sub(r" expires \S+", "", ruleset(ns)) == before
 
 
 def test_apply_plans_only_the_difference(ns):
@@ -203,3 +204,120 @@ def test_command_line(ns):
     assert run("deny", "flush", "--vip", "10.0.0.100:80")[0] == 2
     assert run("acl", "remove")[0] == 0
     assert TABLE not in sh(ns, "nft", "list", "tables")
+
+
+# ---------------------------------------------------------------- keepalived.conf
+KA_CONF = """
+deny_group abusers {
+    203.0.113.0/24
+    198.51.100.7 timeout 1h
+}
+allow_group partners { 192.0.2.0/24 }
+virtual_server 10.0.0.100 80 {
+    protocol TCP
+    deny_group abusers
+    real_server 10.0.2.11 80 { weight 1 }
+}
+virtual_server 10.0.0.100 443 {
+    protocol TCP
+    allow_group partners
+    real_server 10.0.2.11 443 { weight 1 }
+}
+"""
+
+
+class RecordingNft(Nft):
+    """The real nft of a namespace; keeps every transaction it sent."""
+
+    def __init__(self, netns: str) -> None:
+        super().__init__(netns=netns)
+        self.sent: list[list[dict]] = []
+
+    def run(self, commands):
+        self.sent.append(commands)
+        super().run(commands)
+
+
+def apply_keepalived(nft: Nft, path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = acl_cli.main(["acl", "apply-keepalived", "-f", str(path)], out, err,
+                          AccessLists(nft))
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_keepalived_conf_lists_are_applied_and_a_change_sends_only_the_difference(
+        ns, tmp_path):
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(KA_CONF)
+    nft = RecordingNft(ns)
+    assert apply_keepalived(nft, conf)[0] == 0
+    first = AccessLists(Nft(netns=ns)).read()
+    deny = first[(Kind.DENY, VIP)].entries
+    assert sorted(str(n) for n in deny) == ["198.51.100.7/32", "203.0.113.0/24"]
+    assert deny[parse_network("198.51.100.7")].timeout == 3600
+    allow = make_target("10.0.0.100", "tcp", 443)
+    assert [str(n) for n in first[(Kind.ALLOW, allow)].entries] == ["192.0.2.0/24"]
+    # the same file again: nothing to send
+    status, out, _ = apply_keepalived(nft, conf)
+    assert status == 0 and out == "nothing to change\n" and len(nft.sent) == 1
+    # one entry replaced: one delete and one add of elements, rules untouched
+    conf.write_text(KA_CONF.replace("203.0.113.0/24", "203.0.113.0/25"))
+    assert apply_keepalived(nft, conf)[0] == 0
+    verbs = [(next(iter(c)), next(iter(next(iter(c.values()))))) for c in nft.sent[-1]]
+    assert [v for v in verbs if v not in (("add", "table"), ("add", "chain"))] == \
+        [("delete", "element"), ("add", "element")]       # no flush, no rule, no set
+    dels = [c["delete"]["element"]["elem"] for c in nft.sent[-1] if "delete" in c]
+    adds = [c["add"]["element"]["elem"] for c in nft.sent[-1]
+            if "add" in c and "element" in c["add"]]
+    assert dels == [[{"prefix": {"addr": "203.0.113.0", "len": 24}}]]
+    assert adds == [[{"prefix": {"addr": "203.0.113.0", "len": 25}}]]
+    later = AccessLists(Nft(netns=ns)).read()[(Kind.DENY, VIP)].entries
+    kept = later[parse_network("198.51.100.7")]
+    assert kept.timeout == 3600           # the temporary entry kept its clock
+
+
+def test_a_bad_keepalived_conf_changes_nothing(ns, tmp_path):
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(KA_CONF)
+    nft = RecordingNft(ns)
+    assert apply_keepalived(nft, conf)[0] == 0
+    before = re.sub(r" expires \S+", "", ruleset(ns))     # the clock runs
+    conf.write_text(KA_CONF.replace("192.0.2.0/24", "192.0.2.1/24").replace(
+        "203.0.113.0/24", "203.0.113.0/23"))
+    status, _, err = apply_keepalived(nft, conf)
+    assert status == 2 and len(nft.sent) == 1
+    assert "allow_group partners: 192.0.2.1/24 has host bits set" in err
+    assert re.sub(r" expires \S+", "", ruleset(ns)) == before
+
+
+# ---------------------------------------------------------------- exporter
+def test_exporter_shows_what_each_list_dropped(ns, tmp_path):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from ipvsadm_py.exporter import collect
+
+    def acl_series(nft: Nft) -> dict:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(collect.BalancerCollector(loaded=lambda: False,
+                                                    lists=AccessLists(nft)))
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(generate_latest(registry).decode())
+                for s in fam.samples if "_acl_" in s.name}
+
+    assert acl_series(Nft(netns=ns)) == {}            # no table: no series, no error
+    sh(ns, "ip", "link", "set", "lo", "up")
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("deny_group me { 127.0.0.1 }\nvirtual_server 127.0.0.1 80 {\n"
+                    "    protocol TCP\n    deny_group me\n"
+                    "    real_server 127.0.0.2 80 { weight 1 }\n}\n")
+    assert apply_keepalived(Nft(netns=ns), conf)[0] == 0
+    # a SYN to the listed VIP from the listed client: dropped (and retried)
+    sh(ns, "python3", "-c", "import socket\ns = socket.socket()\ns.settimeout(1.5)\n"
+       "try:\n    s.connect(('127.0.0.1', 80))\nexcept OSError:\n    pass\n")
+    got = acl_series(Nft(netns=ns))
+    labels = (("list", "deny"), ("port", "80"), ("proto", "tcp"), ("vip", "127.0.0.1"))
+    counter = json.loads(sh(ns, "nft", "-j", "list", "counters"))["nftables"]
+    packets = next(o["counter"]["packets"] for o in counter if "counter" in o)
+    assert got[("lvs_acl_dropped_packets_total", labels)] == packets >= 1
+    assert got[("lvs_acl_dropped_bytes_total", labels)] >= 40 * packets

@@ -4,16 +4,20 @@ YAML -> Desired -> keepalived text -> Desired."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from netaddr import IPAddress
 
 from ipvsadm_py import config, model
+from ipvsadm_py.acl import AccessList, Entry, Kind, make_target, net_text, parse_network
+from ipvsadm_py.cli import acl as acl_cli
 from ipvsadm_py.config import cli as config_cli
-from ipvsadm_py.config.keepalived_conf import laddr_entry, parse_blocks, validate
+from ipvsadm_py.config.keepalived_conf import laddr_entry, looks_like, parse_blocks, validate
 from ipvsadm_py.config.keepalived_export import export_text, laddr_entries
 from ipvsadm_py.config.plan import LiveState
+from ipvsadm_py.nft import AccessLists
 from ipvsadm_py.model import (Dest, Forward, LocalAddress, Protocol, SchedFlag, Service,
                               Timeouts, TunnelCsum, TunnelType)
 
@@ -433,3 +437,139 @@ def test_laddr_entries_are_ranges_keepalived_reads():
     assert laddr_entries(runs[0]) == ["10.0.0.1-3"]
     assert laddr_entries(runs[2]) == ["2001:db8::8-21"]
     assert len(laddr_entries(runs[3])) == 2                     # at most 1024 per entry
+
+
+# ---------------------------------------------------------------- client lists
+LISTS_CONF = """
+deny_group abusers {
+    203.0.113.0/24
+    198.51.100.7 timeout 1h
+    2001:db8:bad::/48
+}
+deny_group more { 192.0.2.99 }
+allow_group partners { 192.0.2.0/25 10.9.0.0/16 }
+virtual_server 10.0.0.100 80 {
+    lb_kind NAT
+    protocol TCP
+    deny_group abusers
+    deny_group more
+    allow_group partners
+    real_server 10.0.2.11 80 { weight 1 }
+}
+virtual_server 2001:db8::100 443 {
+    protocol TCP
+    deny_group abusers
+    real_server 2001:db8:2::11 443 { weight 1 }
+}
+virtual_server 10.0.0.101 53 {
+    protocol UDP
+    real_server 10.0.2.11 53 { weight 1 }
+}
+"""
+
+
+def lists_of(desired):
+    return {(lst.kind.value, lst.target.describe()):
+            sorted((net_text(e.network), e.timeout) for e in lst.entries.values())
+            for lst in desired.access_lists}
+
+
+def test_groups_become_the_lists_of_their_services():
+    desired = validate(LISTS_CONF)
+    assert desired.owns_lists
+    assert lists_of(desired) == {
+        ("deny", "tcp 10.0.0.100:80"): [("192.0.2.99", None), ("198.51.100.7", 3600),
+                                        ("203.0.113.0/24", None)],
+        ("allow", "tcp 10.0.0.100:80"): [("10.9.0.0/16", None), ("192.0.2.0/25", None)],
+        ("deny", "tcp [2001:db8::100]:443"): [("2001:db8:bad::/48", None)],
+    }
+
+
+def test_a_file_without_groups_leaves_the_lists_alone():
+    plain = "virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.2.1 80 {\n }\n}\n"
+    desired = validate(plain)
+    assert not desired.owns_lists and not desired.access_lists
+
+
+def test_group_blocks_mark_a_keepalived_file():
+    assert looks_like("deny_group g { 192.0.2.1 }\n")
+
+
+@pytest.mark.parametrize("text,message", [
+    ("deny_group g { 203.0.113.5/24 }", "2: deny_group g: 203.0.113.5/24 has host bits set"),
+    ("deny_group g { nonsense }", "deny_group g: not an address or prefix: 'nonsense'"),
+    ("deny_group g { 192.0.2.1 timeout soon }", "192.0.2.1: not a duration: 'soon'"),
+    ("deny_group g { 192.0.2.1 timeout }", "192.0.2.1: timeout needs a duration"),
+    ("deny_group g { 192.0.2.1 192.0.2.1 }", "deny_group g: 192.0.2.1 is listed twice"),
+    ("deny_group g { 192.0.2.0/24 192.0.2.7 }", "deny list: 192.0.2.7 overlaps 192.0.2.0/24"),
+    ("deny_group g { 192.0.2.1 }\ndeny_group g { 192.0.2.2 }",
+     "deny_group g is defined twice (also at line 2)"),
+    ("deny_group h { 192.0.2.1 }", "deny_group g is not defined"),
+    ("allow_group g { 2001:db8::/32 }", "allow_group g has no IPv4 entries"),
+    ("deny_group", "deny_group needs a name and a block"),
+])
+def test_list_errors_name_their_line(text, message):
+    conf = (f"\n{text}\nvirtual_server 10.0.0.100 80 {{\n    protocol TCP\n"
+            f"    {'allow' if 'allow_group g' in text else 'deny'}_group g\n"
+            "    real_server 10.0.2.11 80 { weight 1 }\n}\n")
+    with pytest.raises(config.ConfigError) as info:
+        validate(conf, "ka.conf")
+    assert any(message in p for p in info.value.problems), info.value.problems
+    assert all(p.startswith("ka.conf:") for p in info.value.problems)
+
+
+def test_groups_on_a_fwmark_service_are_an_error():
+    conf = ("deny_group g { 192.0.2.1 }\nvirtual_server fwmark 7 {\n    deny_group g\n"
+            "    real_server 10.0.2.11 80 { weight 1 }\n}\n")
+    with pytest.raises(config.ConfigError, match="3: virtual server FWM 7: deny_group needs "
+                       "a service with an address and a port"):
+        validate(conf)
+
+
+def test_a_group_of_servers_gives_each_service_the_lists():
+    conf = ("deny_group g { 192.0.2.1 }\nvirtual_server_group web { 10.0.0.1-2 80 }\n"
+            "virtual_server group web {\n    protocol TCP\n    deny_group g\n"
+            "    real_server 10.0.2.11 80 { weight 1 }\n}\n")
+    assert set(lists_of(validate(conf))) == {("deny", "tcp 10.0.0.1:80"),
+                                             ("deny", "tcp 10.0.0.2:80")}
+
+
+def test_lists_round_trip_through_export():
+    desired = validate(LISTS_CONF)
+    vip_wide = AccessList(Kind.DENY, make_target("10.0.0.100"),
+                          {parse_network("192.0.2.7"): Entry(parse_network("192.0.2.7"))})
+    lists = [*desired.access_lists, vip_wide]
+    text = export_text(live_of(desired), lists)
+    assert "deny_group deny_tcp_10.0.0.100_80 {" in text
+    assert "    deny_group deny_tcp_10.0.0.100_80" in text
+    assert "# left out: the deny list of 10.0.0.100 (all ports)" in text
+    again = validate(text)
+    assert again.owns_lists and lists_of(again) == lists_of(desired)
+
+
+def test_export_writes_what_is_left_of_a_timeout():
+    desired = validate(LISTS_CONF)
+    lst = next(x for x in desired.access_lists if x.kind == Kind.DENY and x.target.port == 80)
+    net = parse_network("198.51.100.7")
+    lst.entries[net] = Entry(net, 3600, 1234)
+    assert "    198.51.100.7 timeout 1234" in export_text(live_of(desired),
+                                                       desired.access_lists)
+
+
+def test_apply_keepalived_sends_the_lists_in_one_transaction(tmp_path):
+    from tests.unit.test_nft import FakeNft
+
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(LISTS_CONF)
+    fake = FakeNft()
+    out, err = io.StringIO(), io.StringIO()
+    assert acl_cli.main(["acl", "apply-keepalived", "-f", str(conf)], out, err,
+                        AccessLists(fake)) == 0
+    assert len(fake.sent) == 1 and "+ deny tcp 10.0.0.100:80 203.0.113.0/24" in out.getvalue()
+    conf.write_text(LISTS_CONF.replace("203.0.113.0/24", "203.0.113.1/24"))
+    out, err = io.StringIO(), io.StringIO()
+    assert acl_cli.main(["acl", "apply-keepalived", "-f", str(conf)], out, err,
+                        AccessLists(fake)) == 2
+    assert "deny_group abusers: 203.0.113.1/24 has host bits set" in err.getvalue()
+    assert "nothing was changed" in err.getvalue()
+    assert len(fake.sent) == 1                  # nothing sent for a bad file

@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check_acl.h"
 #include "check_fnat.h"
 #include "check_fnat_nl.h"
 #include "check_data.h"
@@ -337,14 +338,32 @@ free_group(fnat_laddr_group_t *g)
 	FREE(g);
 }
 
+/* The words of "KEYWORD NAME { ..." without NAME, for alloc_value_block()
+ * and read_value_block(), which expect the block after the first word (the
+ * words are the caller's: free the result with vector_free()). */
+vector_t *
+fnat_block_after_name(const vector_t *strvec)
+{
+	vector_t *block_vec = vector_alloc();
+	ptr_hack_t word;
+	size_t i;
+
+	vector_alloc_slot(block_vec);
+	vector_set_slot(block_vec, NULL);
+	for (i = 2; i < vector_size(strvec); i++) {
+		vector_alloc_slot(block_vec);
+		word.cp = strvec_slot(strvec, i);
+		vector_set_slot(block_vec, word.p);
+	}
+	return block_vec;
+}
+
 /* local_address_group NAME { IP IP-range ... } */
 static void
 laddr_group_handler(const vector_t *strvec)
 {
 	fnat_laddr_group_t *g;
 	vector_t *block_vec;
-	ptr_hack_t word;
-	size_t i;
 
 	if (!strvec)
 		return;
@@ -360,15 +379,7 @@ laddr_group_handler(const vector_t *strvec)
 	g->gname = STRDUP(strvec_slot(strvec, 1));
 	pos_here(&g->pos);
 
-	/* alloc_value_block() expects the block after the first word: leave the name out */
-	block_vec = vector_alloc();
-	vector_alloc_slot(block_vec);
-	vector_set_slot(block_vec, NULL);
-	for (i = 2; i < vector_size(strvec); i++) {
-		vector_alloc_slot(block_vec);
-		word.cp = strvec_slot(strvec, i);
-		vector_set_slot(block_vec, word.p);
-	}
+	block_vec = fnat_block_after_name(strvec);
 	read_laddr_block(block_vec, &g->laddrs, &g->invalid, "local_address_group");
 	vector_free(block_vec);
 
@@ -485,6 +496,7 @@ void
 fnat_install_root_keywords(bool active)
 {
 	install_keyword_root("local_address_group", &laddr_group_handler, active);
+	acl_install_root_keywords(active);
 }
 
 void
@@ -493,6 +505,7 @@ fnat_install_vs_keywords(void)
 	install_keyword("local_address", &local_address_handler);
 	install_keyword("laddr_group_name", &laddr_group_name_handler);
 	install_keyword("syn_proxy", &syn_proxy_handler);
+	acl_install_vs_keywords();
 }
 
 /* ------------------------------------------------------------ data */
@@ -501,6 +514,7 @@ void
 fnat_init_check_data(check_data_t *data)
 {
 	INIT_LIST_HEAD(&data->fnat_laddr_groups);
+	acl_reset();
 }
 
 void
@@ -728,6 +742,8 @@ fnat_validate_config(void)
 {
 	virtual_server_t *vs, *tmp;
 
+	/* the client lists first: their checks name virtual servers left out below */
+	acl_validate_config();
 	list_for_each_entry_safe(vs, tmp, &check_data->vs, e_list) {
 		if (validate_vs(vs))
 			continue;
@@ -735,6 +751,8 @@ fnat_validate_config(void)
 			  " errors (above); nothing of it is configured", FMT_VS(vs));
 		free_vs(vs);
 	}
+	/* before any service is made or changed: guarded from its first packet */
+	acl_apply_config();
 }
 
 /* ------------------------------------------------------------ kernel */

@@ -97,6 +97,7 @@ struct _check_data;
 extern void fnat_install_root_keywords(bool active);
 extern void fnat_install_vs_keywords(void);
 extern bool fnat_forwarding_keyword(const char *word, unsigned *method);
+extern vector_t *fnat_block_after_name(const vector_t *strvec);
 
 /* data hooks */
 extern void fnat_init_check_data(struct _check_data *data);
