@@ -394,7 +394,8 @@ acl_validate_config(void)
 	for (r = refs; r; r = r->next) {
 		g = find_group(r->kind, r->name);
 		what = kind_word[r->kind];
-		if (r->vs->vfwmark || !inet_sockaddrport(&r->vs->addr))
+		/* a virtual_server_group: ipvsadm-py checks each of its services */
+		if (!r->vs->vsgname && (r->vs->vfwmark || !inet_sockaddrport(&r->vs->addr)))
 			report_config_error(CONFIG_GENERAL_ERROR, "(Line %zu) virtual server %s: "
 					    "%s needs a service with an address and a port (not a "
 					    "fwmark or port 0)", r->line, FMT_VS(r->vs), what);
@@ -406,7 +407,8 @@ acl_validate_config(void)
 			report_config_error(CONFIG_GENERAL_ERROR, "(Line %zu) virtual server %s: "
 					    "%s %s has errors (reported at its lines)", r->line,
 					    FMT_VS(r->vs), what, r->name);
-		else if (r->kind == ACL_ALLOW && !g->has_family[r->vs->af == AF_INET6])
+		else if (r->kind == ACL_ALLOW && (r->vs->af == AF_INET || r->vs->af == AF_INET6) &&
+			 !g->has_family[r->vs->af == AF_INET6])
 			report_config_error(CONFIG_GENERAL_ERROR, "(Line %zu) virtual server %s: "
 					    "allow_group %s has no IPv%d entries (it would admit "
 					    "nobody)", r->line, FMT_VS(r->vs), r->name,
