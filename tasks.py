@@ -186,13 +186,32 @@ def vm(c, kver=None, load="all", memory="2G", cpus=2, append=None, strict_log=Fa
         raise Exit(code=rc)
 
 
+@task(help={"kver": "kernel release of another Debian release (repeatable), e.g. "
+                    "6.12.117+deb13-amd64, 7.3.4+deb13-amd64, 5.10.0-46-amd64"},
+      iterable=["kver"])
+def kernels(c, kver=None):
+    """Unpack Debian kernels of other releases for guests, without installing them.
+
+    The image package (with its modules) is downloaded in that release's
+    build root and unpacked into /lib/modules/KVER, the image next to the
+    modules: dpkg and the boot loader never see it (tools/buildroot.py)."""
+    from tools import buildroot
+    if not kver:
+        raise Exit("name the kernel(s): --kver KVER (for instance 6.12.117+deb13-amd64)")
+    try:
+        for k in kver:
+            print(f"{k}: {buildroot.fetch_image(k)}")
+    except kbuild.BuildError as exc:
+        raise _fail(exc)
+
+
 @task(help={"kver": "kernel(s) for kernel tests (repeatable; default: all installed); "
                     "debug: the debug kernel (./inv debug-kernel)",
             "unit": "host tests only: no build, no guest",
             "k": "pytest -k expression", "x": "stop at the first failure",
             "no_build": "do not rebuild the modules (nor the debug kernel) first",
-            "tier": "only the kernel tests of a tier (tests/tiers.py): sanitizer, the set "
-                    "for the debug kernel"},
+            "tier": "only the kernel tests of a tier (tests/tiers.py): core, the set of a "
+                    "secondary kernel line; sanitizer, the set for the debug kernel"},
       iterable=["kver"])
 def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None):
     """The whole test suite: host tests, then kernel tests in one guest per kernel."""

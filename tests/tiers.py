@@ -36,7 +36,26 @@ SANITIZER = (
     "test_zz_kernel_log.py",
 )
 
-TIERS: dict[str, tuple[str, ...]] = {"sanitizer": SANITIZER}
+#: What every secondary kernel line runs (README, Kernel lines): the build
+#: is the guest's start, then load and unload, upstream's own IPVS
+#: selftest, FULLNAT over IPv4 and IPv6 with TCP and UDP and TOA, SYNPROXY
+#: beside a small spoofed SYN flood, toa.ko naming the client, the kernel log.
+CORE = (
+    "test_base.py::test_loaded_modules_are_our_build",
+    "test_base.py::test_load_message_says_fnat_capable",
+    "test_base.py::test_stock_ipvsadm_forwarding",
+    "test_selftest.py",
+    "test_fnat.py::test_tcp_and_udp_through_fullnat",
+    "test_fnat.py::test_toa_reaches_the_real_server",
+    "test_fnat.py::test_real_server_application_sees_the_client_through_toa",
+    "test_synproxy.py::test_requests_through_synproxy",
+    "test_synproxy.py::test_spoofed_syn_flood_while_clients_work",
+    "test_toa.py::test_toa_on_the_handshake_ack_names_the_client",
+    "test_unload.py",
+    "test_zz_kernel_log.py",
+)
+
+TIERS: dict[str, tuple[str, ...]] = {"sanitizer": SANITIZER, "core": CORE}
 KERNEL_TESTS = "tests/kernel/"
 
 #: The tier of this pytest run (set by tests/guest_plugin.py from --tier).

@@ -56,6 +56,8 @@ TOOLS = (
     # building modules
     "build-essential", "bc", "bison", "flex", "libelf-dev", "libssl-dev", "kmod",
     "dkms", "xz-utils", "patch",
+    # build roots of other Debian releases for their kernels (tools/buildroot.py)
+    "mmdebstrap",
     # booting guests and what runs inside them
     "qemu-system-x86", "busybox-static", "ipvsadm", "keepalived", "socat",
     "iproute2", "ethtool", "tcpdump", "netcat-openbsd", "iputils-ping", "procps",

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from tools import kbuild
+from tools import buildroot, kbuild
 from tools.kbuild import ROOT, BuildError
 
 MODROOT_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
@@ -64,6 +64,9 @@ class GuestConfig:
     @property
     def vmlinuz(self) -> Path:
         image = self.local.image() if self.local else None
+        if image is None and buildroot.release_for(self.kver) is not None:
+            # another release's kernel, unpacked next to its modules
+            image = buildroot.image_path(self.kver)
         return image or Path("/boot") / f"vmlinuz-{self.kver}"
 
     @property
@@ -80,6 +83,8 @@ def check_host(cfg: GuestConfig) -> None:
     """Fail early, naming the package, when something the guest needs is absent."""
     if not cfg.vmlinuz.exists():
         hint = (f"./inv {cfg.local.name}-kernel" if cfg.local
+                else f"./inv kernels --kver {cfg.kver}"
+                if buildroot.release_for(cfg.kver) is not None
                 else f"apt-get install linux-image-{cfg.kver}")
         raise GuestError(f"{cfg.vmlinuz} is missing: {hint}")
     for tool, package in (("qemu-system-x86_64", "qemu-system-x86"),

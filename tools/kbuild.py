@@ -339,29 +339,32 @@ def _line_dirs(patch_root: Path) -> list[str]:
     return sorted(lines, key=_line_key)
 
 
-def resolve_patches(patch_dir: Path, line: str) -> list[Path]:
+def resolve_patches(patch_dir: Path, line: str) -> list[tuple[Path, ...]]:
     """The patch files to apply for kernel ``line``, in series order.
 
-    Each series name stands for up to two files: ``patches/NAME`` holds the
-    hunks every kernel line takes, and ``patches/X.Y/NAME`` the hunks whose
-    form changed in kernel X.Y.  A line takes the part of the newest X.Y
-    that is not after it (7.3 takes 6.12's, 6.6 takes 6.1's); a line older
-    than every X.Y that has one for NAME is refused, since its form of
-    those hunks was never written.
+    Each series name stands for a common part and forms: ``patches/NAME``
+    holds the hunks every kernel line takes, and ``patches/X.Y/NAME`` the
+    hunks whose upstream context took another form in kernel X.Y.  Each
+    entry of the result is one step: the common part alone, or the forms a
+    line may take, best first: the newest X.Y not after the line, then the
+    older ones (a stable update can bring an older line's form to a newer
+    line, as the ICMP rework of 6.1.y and 6.12.y did); ``apply_patches``
+    takes the first that applies exactly.  A line older than every X.Y
+    that has a form of NAME is refused, since its form was never written.
     """
     series = patch_dir / "series"
     if not series.exists():
         return []
     patch_root = patch_dir / "patches"
     dirs = _line_dirs(patch_root)
-    paths = []
+    steps: list[tuple[Path, ...]] = []
     for name in read_series(series):
         common = patch_root / name
         forms = [d for d in dirs if (patch_root / d / name).exists()]
         if not common.exists() and not forms:
             raise BuildError(f"{series} names {name}, which is not in {patch_root}")
         if common.exists():
-            paths.append(common)
+            steps.append((common,))
         if forms:
             usable = [d for d in forms if _line_key(d) <= _line_key(line)]
             if not usable:
@@ -369,19 +372,34 @@ def resolve_patches(patch_dir: Path, line: str) -> list[Path]:
                     f"{name} has hunks of their own for kernel lines "
                     f"{', '.join(forms)} but none for {line}: write its form "
                     f"as {patch_root / line / name}")
-            paths.append(patch_root / usable[-1] / name)
-    return paths
+            steps.append(tuple(patch_root / d / name for d in reversed(usable)))
+    return steps
 
 
-def apply_patches(tree: Path, patches: Iterable[Path], what: str) -> None:
-    """Apply each patch with -p1, exactly (no fuzz); stop at the first failure."""
-    for patch in patches:
-        res = _run(["patch", "-p1", "--batch", "--forward", "--fuzz=0",
-                    "--no-backup-if-mismatch", "-d", str(tree), "-i", str(patch)])
+def _patch(tree: Path, patch: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return _run(["patch", "-p1", "--batch", "--forward", "--fuzz=0",
+                 "--no-backup-if-mismatch", *extra, "-d", str(tree), "-i", str(patch)])
+
+
+def apply_patches(tree: Path, steps: Iterable[tuple[Path, ...]], what: str) -> None:
+    """Apply each step with -p1, exactly (no fuzz); stop at the first failure.
+
+    A step of several forms applies the first whose every hunk fits (tried
+    with --dry-run first, so a form that fits in part leaves nothing behind).
+    """
+    for forms in steps:
+        patch = forms[0]
+        if len(forms) > 1:
+            patch = next((f for f in forms
+                          if _patch(tree, f, "--dry-run").returncode == 0), patch)
+        res = _patch(tree, patch)
         if res.returncode != 0:
+            tried = " or ".join(f"{f.parent.name}/{f.name}" for f in forms)
             raise BuildError(
-                f"patch {patch.name} does not apply to {what}:\n"
-                f"{(res.stdout + res.stderr).strip()}\n"
+                f"patch {patch.name} does not apply to {what}"
+                + (f" in any of its forms ({tried}; the output is the first's)"
+                   if len(forms) > 1 else "")
+                + f":\n{(res.stdout + res.stderr).strip()}\n"
                 f"refresh it; hunks whose form differs on this kernel line go "
                 f"to patches/<X.Y>/{patch.name} (see kernel/ip_vs/series)")
 
@@ -521,6 +539,9 @@ def build(kver: str, out: Path, sets: Sequence[str] = tuple(MODULE_SETS),
     if unknown:
         raise BuildError(f"unknown module set(s) {sorted(unknown)}; "
                          f"known: {sorted(MODULE_SETS)}")
+    from tools import buildroot   # it builds on this module
+    if buildroot.release_for(kver) is not None:
+        return buildroot.build(kver, out, sets, jobs, verbose)
     target = discover(kver, need_source="ipvs" in sets, root=root)
     tree = stage(target, out, sets, root)
     make(target, tree, sets, jobs, verbose)

@@ -170,12 +170,13 @@ def test_a_line_takes_the_common_hunks_and_its_own_form(tmp_path):
     ipvs = root / "kernel/ip_vs"
 
     def read(line):
-        return [p.read_text() for p in kbuild.resolve_patches(ipvs, line)]
+        return [[p.read_text() for p in step] for step in kbuild.resolve_patches(ipvs, line)]
 
-    assert read("6.1") == ["common", "6.1 form", "y"]
-    assert read("6.6") == ["common", "6.1 form", "y"]      # newest form not after it
-    assert read("6.12") == ["common", "6.12 form", "y"]
-    assert read("7.3") == ["common", "6.12 form", "y"]
+    assert read("6.1") == [["common"], ["6.1 form"], ["y"]]
+    assert read("6.6") == [["common"], ["6.1 form"], ["y"]]   # no form after it
+    # the newest form not after the line first, then the older ones
+    assert read("6.12") == [["common"], ["6.12 form", "6.1 form"], ["y"]]
+    assert read("7.3") == [["common"], ["6.12 form", "6.1 form"], ["y"]]
     with pytest.raises(kbuild.BuildError, match=r"none for 5\.10.*patches/5\.10/0001-x.patch"):
         kbuild.resolve_patches(ipvs, "5.10")
 
@@ -184,8 +185,10 @@ def test_lines_compare_as_numbers_and_a_patch_may_be_line_only(tmp_path):
     root = write_project(tmp_path, {"6.9/0001-x.patch": "6.9", "6.10/0001-x.patch": "6.10"},
                          "0001-x.patch\n")
     ipvs = root / "kernel/ip_vs"
-    assert [p.read_text() for p in kbuild.resolve_patches(ipvs, "6.12")] == ["6.10"]
-    assert [p.read_text() for p in kbuild.resolve_patches(ipvs, "6.9")] == ["6.9"]
+    assert [[p.read_text() for p in step] for step in kbuild.resolve_patches(ipvs, "6.12")] \
+        == [["6.10", "6.9"]]
+    assert [[p.read_text() for p in step] for step in kbuild.resolve_patches(ipvs, "6.9")] \
+        == [["6.9"]]
 
 
 def test_series_naming_a_missing_patch_fails(tmp_path):
@@ -227,6 +230,26 @@ def test_a_patch_that_does_not_apply_stops_with_its_name(fake_system, tmp_path):
         kbuild.stage(discover(fake_system), tmp_path / "out", root=root)
     assert "0002-bad.patch does not apply" in str(err.value)
     assert "6.1.99-1" in str(err.value)
+
+
+def test_a_step_of_forms_applies_the_first_that_fits(tmp_path):
+    """A stable update can bring an older line's form: the newest form that
+    does not fit is passed over, and a step where none fits names them all."""
+    tree = tmp_path / "tree"
+    (tree / "net/netfilter/ipvs").mkdir(parents=True)
+    core = tree / "net/netfilter/ipvs/ip_vs_core.c"
+    core.write_text('static int __init ip_vs_init(void)\n{\n\tpr_info("ipvs loaded.\\n");\n'
+                    '\treturn 0;\n}\n')
+    for form, text in (("6.12", BAD_PATCH), ("6.1", GOOD_PATCH)):
+        (tmp_path / form).mkdir()
+        (tmp_path / form / "0001-x.patch").write_text(text)
+    newest, older = tmp_path / "6.12/0001-x.patch", tmp_path / "6.1/0001-x.patch"
+    kbuild.apply_patches(tree, [(newest, older)], "the test tree")
+    assert "FNAT-capable" in core.read_text()
+    assert not list(tree.rglob("*.rej"))
+    with pytest.raises(kbuild.BuildError, match=r"any of its forms \(6\.12/0001-x.patch or "
+                                               r"6\.1/0001-x.patch"):
+        kbuild.apply_patches(tree, [(newest, older)], "the patched tree")
 
 
 def test_toa_only_stage_needs_no_source(fake_system, tmp_path):

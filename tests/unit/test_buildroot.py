@@ -1,0 +1,57 @@
+"""Build roots of other Debian releases: which kernels they build, their sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from tools import buildroot, kbuild
+
+
+@pytest.mark.parametrize("kver, release", [
+    ("6.12.117+deb13-amd64", "trixie"),      # Debian 13's own 6.12
+    ("7.3.4+deb13-amd64", "trixie"),         # trixie-backports' newest line
+    ("5.10.0-46-amd64", "bullseye"),         # Debian 11
+    ("6.1.0-57-amd64", None),                # this host's release builds these
+    ("6.12.95+deb12-amd64", None),
+    ("6.12.117+deb13-cloud-amd64", None),    # not a flavour we build for
+])
+def test_each_kernel_is_built_by_its_own_release(kver, release, monkeypatch):
+    monkeypatch.delenv(buildroot.INSIDE, raising=False)
+    found = buildroot.release_for(kver)
+    assert (found.name if found else None) == release
+
+
+def test_inside_a_root_the_kernel_is_built_there(monkeypatch):
+    monkeypatch.setenv(buildroot.INSIDE, "1")
+    assert buildroot.release_for("6.12.117+deb13-amd64") is None
+
+
+def test_a_root_has_its_release_updates_and_security():
+    trixie = next(r for r in buildroot.RELEASES if r.name == "trixie")
+    lines = trixie.sources().splitlines()
+    assert f"deb {buildroot.MIRROR} trixie main" in lines
+    assert f"deb {buildroot.MIRROR} trixie-backports main" in lines
+    assert f"deb {buildroot.SECURITY} trixie-security main" in lines
+
+
+def test_the_stamp_changes_with_what_a_root_is_made_of(monkeypatch):
+    trixie = next(r for r in buildroot.RELEASES if r.name == "trixie")
+    before = buildroot._stamp(trixie)
+    monkeypatch.setattr(buildroot, "ROOT_PACKAGES", buildroot.ROOT_PACKAGES + ("dwarves",))
+    assert buildroot._stamp(trixie) != before
+
+
+def test_a_foreign_build_needs_root_and_mmdebstrap(monkeypatch):
+    monkeypatch.setattr(buildroot.os, "geteuid", lambda: 1000)
+    with pytest.raises(kbuild.BuildError, match="run as root"):
+        buildroot._require_root("6.12.117+deb13-amd64")
+    monkeypatch.setattr(buildroot.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(buildroot.shutil, "which", lambda name: None)
+    with pytest.raises(kbuild.BuildError, match="apt-get install mmdebstrap"):
+        buildroot._require_root("6.12.117+deb13-amd64")
+
+
+def test_images_of_this_release_are_installed_with_apt(monkeypatch):
+    monkeypatch.delenv(buildroot.INSIDE, raising=False)
+    with pytest.raises(kbuild.BuildError, match="apt-get install linux-image-6.1.0-57-amd64"):
+        buildroot.fetch_image("6.1.0-57-amd64")
