@@ -237,8 +237,10 @@ def demo(c, kver=None):
             "json": "where to write the JSON (default build/bench/KVER/bench.json); "
                     "the chart goes next to it as .png",
             "memory": "guest memory (default 3G: a million sessions and their packets)",
-            "no_build": "do not rebuild the modules first"})
-def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
+            "no_build": "do not rebuild the modules first",
+            "only": "run only the steps whose name contains this word (e.g. exporter); "
+                    "the other figures are null"})
+def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, only=None):
     """Benchmarks in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
 
     Prints a table of ratios against baselines measured in the same run,
@@ -251,7 +253,7 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
         build(c, kver=chosen)
         _keepalived("build", warn_only=True)   # the keepalived figures need it
     try:
-        bench_mod.run(chosen, quick=quick, json_path=json,
+        bench_mod.run(chosen, quick=quick, only=only, json_path=json,
                       memory=memory or bench_mod.BENCH_MEMORY)
     except kbuild.BuildError as exc:
         raise _fail(exc)
