@@ -262,8 +262,9 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, onl
 @task(help={"listen": "ADDR:PORT to serve /metrics on (default 0.0.0.0:9291)",
             "netns": "read the IPVS table of this named network namespace",
             "role": "lb (IPVS, default) or rs (toa.ko on a real server)",
+            "keepalived_conf": "keepalived's configuration: the health of its real servers",
             "once": "print one scrape and exit"})
-def exporter(c, listen=None, netns=None, role="lb", once=False):
+def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=None):
     """Run lvs-exporter here (Prometheus metrics; docs/monitoring/README.md).
 
     Needs CAP_NET_ADMIN for the IPVS table; the service unit is
@@ -276,6 +277,8 @@ def exporter(c, listen=None, netns=None, role="lb", once=False):
         argv += ["--listen", listen]
     if netns:
         argv += ["--netns", netns]
+    if keepalived_conf:
+        argv += ["--keepalived-conf", keepalived_conf]
     if once:
         argv.append("--once")
     rc = exporter_main(argv)
