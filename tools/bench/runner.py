@@ -858,6 +858,16 @@ class Bench:
                         f"{scraped[-1]['exporter_cpu_seconds']} s on CPUs "
                         f"{scraped[-1]['exporter_cpus']}")
                 runs[name] = {"idle": idle, "scraped": scraped}
+            # Control: a process that only burns CPU (no netlink, no /proc) on
+            # the softirq CPU, as the exporter there: if forwarding falls as
+            # far, the loss is the CPU being busy, not what a scrape does.
+            idle, scraped = [], []
+            for _ in range(min(3, self.p.repeats)):
+                idle.append(window(None, self.p.seconds))
+                scraped.append(window(lambda: busy_loop(lab.rps_cpu), self.p.seconds))
+                log(f"  busy loop on the softirq CPU: {idle[-1]['pps']:.0f} pps idle, "
+                    f"{scraped[-1]['pps']:.0f} pps beside it")
+            runs["busy_loop"] = {"idle": idle, "scraped": scraped}
             # The figures: the exporter beside the balancer's softirq only (the
             # generator keeps its CPU; on the generator's CPU it halves the
             # offered load, "generator_cpu" in the context).
@@ -1124,6 +1134,19 @@ class Scraper:
 
 
 INTERVAL = 15.0            # Prometheus' usual scrape interval (its default is 1 min)
+
+
+@contextlib.contextmanager
+def busy_loop(cpu: int | None):
+    """A process spinning on ``cpu`` (None: any) for the block; yields [0]
+    (no scrapes: the shape of Scraper.continuously)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(proc.pid, {cpu})
+        yield [0]
+    finally:
+        netlab.stop_process(proc)
 
 
 def scrape_parts() -> dict[str, float]:
