@@ -256,8 +256,10 @@ def demo(c, kver=None):
             "json": "where to write the JSON (default build/bench/KVER/bench.json); "
                     "the chart goes next to it as .png",
             "memory": "guest memory (default 3G: a million sessions and their packets)",
-            "no_build": "do not rebuild the modules first"})
-def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
+            "no_build": "do not rebuild the modules first",
+            "only": "run only the steps whose name contains this word (e.g. exporter); "
+                    "the other figures are null"})
+def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, only=None):
     """Benchmarks in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
 
     Prints a table of ratios against baselines measured in the same run,
@@ -270,7 +272,7 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
         build(c, kver=chosen)
         _keepalived("build", warn_only=True)   # the keepalived figures need it
     try:
-        bench_mod.run(chosen, quick=quick, json_path=json,
+        bench_mod.run(chosen, quick=quick, only=only, json_path=json,
                       memory=memory or bench_mod.BENCH_MEMORY)
     except kbuild.BuildError as exc:
         raise _fail(exc)
@@ -279,8 +281,9 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False):
 @task(help={"listen": "ADDR:PORT to serve /metrics on (default 0.0.0.0:9291)",
             "netns": "read the IPVS table of this named network namespace",
             "role": "lb (IPVS, default) or rs (toa.ko on a real server)",
+            "keepalived_conf": "keepalived's configuration: the health of its real servers",
             "once": "print one scrape and exit"})
-def exporter(c, listen=None, netns=None, role="lb", once=False):
+def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=None):
     """Run lvs-exporter here (Prometheus metrics; docs/monitoring/README.md).
 
     Needs CAP_NET_ADMIN for the IPVS table; the service unit is
@@ -293,6 +296,8 @@ def exporter(c, listen=None, netns=None, role="lb", once=False):
         argv += ["--listen", listen]
     if netns:
         argv += ["--netns", netns]
+    if keepalived_conf:
+        argv += ["--keepalived-conf", keepalived_conf]
     if once:
         argv.append("--once")
     rc = exporter_main(argv)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import gzip
 import logging
 import os
 import sys
@@ -18,12 +19,14 @@ from collections.abc import Sequence
 from typing import TextIO
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, generate_latest, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from ipvsadm_py import procfs
 from ipvsadm_py.api import IPVS
 from ipvsadm_py.errors import IPVSError, NotLoaded
+from ipvsadm_py.config.desired import ConfigError
+from ipvsadm_py.exporter import text
+from ipvsadm_py.exporter.health import KeepalivedConf
 from ipvsadm_py.exporter.collect import BalancerCollector, ToaCollector
 
 DEFAULT_LISTEN = "0.0.0.0:9291"
@@ -53,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
                         f"({NETNS_DIR}/NAME, as made by ip netns add)")
     p.add_argument("--role", choices=("lb", "rs"), default="lb",
                    help="lb: IPVS on a balancer (default); rs: toa.ko on a real server")
+    p.add_argument("--keepalived-conf", metavar="PATH",
+                   help="where keepalived runs: its configuration file; each real server "
+                        "of it gets lvs_real_server_healthy (1 if in the table with a "
+                        "weight, 0 if keepalived took it out)")
     p.add_argument("--once", action="store_true",
                    help="write one scrape to standard output and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -104,10 +111,53 @@ def check_ipvs() -> None:
         raise StartError(str(exc)) from None
 
 
-def registry_for(role: str) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ToaCollector() if role == "rs" else BalancerCollector())
-    return registry
+def collector_for(args: argparse.Namespace) -> BalancerCollector | ToaCollector:
+    """The role's collector (UsageError: a keepalived configuration that
+    cannot be read, or given for the real-server role)."""
+    if args.role == "rs":
+        if args.keepalived_conf:
+            raise UsageError("--keepalived-conf is for the balancer (--role lb)")
+        return ToaCollector()
+    conf = None
+    if args.keepalived_conf:
+        conf = KeepalivedConf(args.keepalived_conf)
+        try:
+            conf.check()
+        except OSError as exc:
+            raise UsageError(f"--keepalived-conf {args.keepalived_conf}: "
+                             f"{exc.strerror}") from None
+        except ConfigError as exc:
+            raise UsageError(f"--keepalived-conf {args.keepalived_conf}: {exc}") from None
+    return BalancerCollector(keepalived=conf)
+
+
+def scrape_text(collector: BalancerCollector | ToaCollector) -> str:
+    """One scrape in the text format (read now)."""
+    return "".join(collector.families().lines())
+
+
+def metrics_app(collector: BalancerCollector | ToaCollector):
+    """The WSGI application: every GET path (but /favicon.ico) is a scrape
+    in the text format 0.0.4, gzip-compressed (fastest level) when the
+    client accepts it, as Prometheus does.  The text is written by
+    :mod:`.text`, not by the client library's exposition (see there why)."""
+
+    def app(environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD")])
+            return [f"# HTTP 405: {method}; use GET\n".encode()]
+        if environ.get("PATH_INFO") == "/favicon.ico":
+            start_response("200 OK", [])
+            return [b""]
+        body = scrape_text(collector).encode()
+        headers = [("Content-Type", text.CONTENT_TYPE)]
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", headers)
+        return [body if method == "GET" else b""]
+    return app
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -127,9 +177,9 @@ def serve(args: argparse.Namespace, err: TextIO) -> None:
         class V6Server(ThreadingWSGIServer):
             address_family = socket.AF_INET6
         server_class = V6Server
-    registry = registry_for(args.role)
+    collector = collector_for(args)
     try:
-        httpd = make_server(host, port, make_wsgi_app(registry), server_class,
+        httpd = make_server(host, port, metrics_app(collector), server_class,
                             handler_class=_QuietHandler)
     except OSError as exc:
         raise StartError(f"--listen {args.listen}: {exc.strerror}") from None
@@ -144,11 +194,12 @@ def serve(args: argparse.Namespace, err: TextIO) -> None:
 
 
 def once(args: argparse.Namespace, out: TextIO) -> None:
+    collector = collector_for(args)
     if args.netns:
         enter_netns(open_netns(args.netns), args.netns)
     if args.role == "lb":
         check_ipvs()
-    out.write(generate_latest(registry_for(args.role)).decode())
+    out.write(scrape_text(collector))
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,

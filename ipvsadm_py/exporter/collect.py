@@ -25,9 +25,10 @@ from ipvsadm_py import procfs
 from ipvsadm_py.acl import Kind, Target
 from ipvsadm_py.api import IPVS
 from ipvsadm_py.errors import NotLoaded
-from ipvsadm_py.exporter import names
+from ipvsadm_py.config.desired import ServiceSpec
+from ipvsadm_py.exporter import health, names, text
 from ipvsadm_py.exporter.names import Metric
-from ipvsadm_py.model import (AF_INET6, Daemon, Dest, Info, LocalAddress, Service,
+from ipvsadm_py.model import (AF_INET6, Daemon, Dest, Forward, Info, LocalAddress, Service,
                               Stats, addr_text, hostport, packed, protocol_name)
 from ipvsadm_py.nft import AccessLists
 
@@ -74,8 +75,11 @@ def read_balancer(ipvs: IPVS,
     table = _table(ipvs)
     fullnat = ipvs.fullnat_supported()
     laddrs: dict[tuple, list[LocalAddress]] = {}
-    if fullnat and table:
-        laddrs = {svc.key: las for svc, las in ipvs.laddr_table([s for s, _ in table])}
+    # Local addresses serve FULLNAT real servers only: a service without one
+    # costs no dump (half the dumps of a NAT or DR table).
+    using = [s for s, dests in table if any(d.forward == Forward.FULLNAT for d in dests)]
+    if fullnat and using:
+        laddrs = {svc.key: las for svc, las in ipvs.laddr_table(using)}
     try:
         ext: dict[str, int] | None = ipvs.ext_stats(ext_stats_path)
     except OSError:
@@ -106,21 +110,36 @@ def dest_label(dest: Dest) -> str:
 
 # ---------------------------------------------------------------- families
 class Families:
-    """The families of one scrape, made on first use from the name table."""
+    """The families of one scrape, made on first use from the name table.
+    Samples are kept as (label values, value) and become the client
+    library's families on iteration (the registry's path), or text at once
+    (:meth:`text`, the path of ``/metrics``: see :mod:`.text`)."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, Family] = {}
+        self._by_name: dict[str, tuple[Metric, list[tuple[tuple[str, ...], float]]]] = {}
 
     def add(self, metric: Metric, value: float, labels: Sequence[str] = ()) -> None:
-        fam = self._by_name.get(metric.name)
-        if fam is None:
-            cls = CounterMetricFamily if metric.kind == names.COUNTER else GaugeMetricFamily
-            fam = cls(metric.name, metric.help, labels=list(metric.labels))
-            self._by_name[metric.name] = fam
-        fam.add_metric(list(labels), value)
+        entry = self._by_name.get(metric.name)
+        if entry is None:
+            entry = self._by_name[metric.name] = (metric, [])
+        entry[1].append((tuple(labels), value))
 
     def __iter__(self) -> Iterator[Family]:
-        return iter(self._by_name.values())
+        for metric, samples in self._by_name.values():
+            cls = CounterMetricFamily if metric.kind == names.COUNTER else GaugeMetricFamily
+            fam = cls(metric.name, metric.help, labels=list(metric.labels))
+            for labels, value in samples:
+                fam.add_metric(list(labels), value)
+            yield fam
+
+    def lines(self) -> list[str]:
+        """The exposition text of these families, line by line."""
+        out: list[str] = []
+        cache: dict = {}
+        for metric, samples in self._by_name.values():
+            out += text.family_lines(metric.name, metric.kind, metric.help, metric.labels,
+                                     samples, cache)
+        return out
 
 
 _BY_NAME = {m.name: m for m in names.BALANCER}
@@ -190,8 +209,10 @@ def _unique(table: list[tuple[Service, list[Dest]]]) -> list[tuple[Service, list
     return out
 
 
-def balancer_families(reading: Reading) -> Families:
-    """Every family of a successful reading (lvs_up 1)."""
+def balancer_families(reading: Reading,
+                      configured: list[ServiceSpec] | None = None) -> Families:
+    """Every family of a successful reading (lvs_up 1); with the services
+    of a keepalived configuration, the health of their real servers."""
     out = Families()
     g = _BY_NAME
     out.add(g["lvs_up"], 1)
@@ -209,6 +230,10 @@ def balancer_families(reading: Reading) -> Families:
         _service(out, svc, dests, reading.laddrs.get(svc.key), reading.lport_range)
     if reading.ext_stats is not None:
         _ext_stats(out, reading.ext_stats)
+    if configured is not None:
+        for svc, dest, up in health.health(configured, reading.table):
+            out.add(g["lvs_real_server_healthy"], 1 if up else 0,
+                    [*service_labels(svc), dest_label(dest)])
     return out
 
 
@@ -234,11 +259,13 @@ class BalancerCollector(Collector):
     def __init__(self, open_ipvs: Callable[[], IPVS] = IPVS,
                  ext_stats_path: str | os.PathLike = procfs.EXT_STATS_PROC,
                  loaded: Callable[[], bool] = lambda: procfs.module_loaded("ip_vs"),
-                 lists: AccessLists | None = None) -> None:
+                 lists: AccessLists | None = None,
+                 keepalived: health.KeepalivedConf | None = None) -> None:
         self.open_ipvs = open_ipvs
         self.ext_stats_path = ext_stats_path
         self.loaded = loaded
         self.lists = lists or AccessLists()
+        self.keepalived = keepalived
         self._last_error: str | None = None
         self._last_acl_error: str | None = None
 
@@ -252,9 +279,12 @@ class BalancerCollector(Collector):
         if not self.loaded():
             raise NotLoaded("ip_vs is not loaded")
         with self.open_ipvs() as ipvs:
-            return balancer_families(read_balancer(ipvs, self.ext_stats_path))
+            reading = read_balancer(ipvs, self.ext_stats_path)
+        return balancer_families(
+            reading, self.keepalived.services() if self.keepalived else None)
 
-    def collect(self) -> Iterator[Family]:
+    def families(self) -> Families:
+        """One scrape's families (read now)."""
         start = time.monotonic()
         try:
             out = self.read()
@@ -265,7 +295,10 @@ class BalancerCollector(Collector):
             out.add(_BY_NAME["lvs_up"], 0)
         self._acl(out)
         out.add(_BY_NAME["lvs_scrape_duration_seconds"], time.monotonic() - start)
-        yield from out
+        return out
+
+    def collect(self) -> Iterator[Family]:
+        yield from self.families()
 
     def _acl(self, out: Families) -> None:
         """The lists' counters, whether or not ip_vs is loaded (nftables
@@ -315,7 +348,7 @@ class ToaCollector(Collector):
     def describe(self) -> list[Family]:
         return []
 
-    def collect(self) -> Iterator[Family]:
+    def families(self) -> Families:
         start = time.monotonic()
         loaded = procfs.toa_loaded(self.module_dir)
         try:
@@ -324,4 +357,7 @@ class ToaCollector(Collector):
             counters = None
         out = toa_families(loaded, counters)
         out.add(_TOA_BY_NAME["lvs_scrape_duration_seconds"], time.monotonic() - start)
-        yield from out
+        return out
+
+    def collect(self) -> Iterator[Family]:
+        yield from self.families()

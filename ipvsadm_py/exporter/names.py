@@ -86,6 +86,11 @@ BALANCER = [
        "1 if the real server takes new connections (weight above 0), 0 if not: "
        "keepalived sets weight 0 on a failed server with inhibit_on_failure, "
        "otherwise it removes the server", REAL_SERVER),
+    _m("lvs_real_server_healthy", GAUGE,
+       "Only with --keepalived-conf, for each real server of that configuration: 1 "
+       "if it is in the kernel's table with a weight (keepalived's checks pass), 0 if "
+       "keepalived took it out (absent, or weight 0 with inhibit_on_failure)",
+       REAL_SERVER),
     _m("lvs_real_server_active_connections", GAUGE,
        "Active (established) connections to the real server", REAL_SERVER),
     _m("lvs_real_server_inactive_connections", GAUGE,

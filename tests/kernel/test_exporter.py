@@ -66,12 +66,12 @@ def samples(text: str) -> dict[str, float]:
 class Exporter:
     """lvs-exporter as its own process, listening on the guest's loopback."""
 
-    def __init__(self, tmp: Path, role: str, netns: str) -> None:
+    def __init__(self, tmp: Path, role: str, netns: str, *options: str) -> None:
         self.port = free_port()
         self.log_path = tmp / f"exporter-{role}-{netns}.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ipvsadm_py.exporter", "--role", role, "--netns", netns,
-             "--listen", f"127.0.0.1:{self.port}"],
+             "--listen", f"127.0.0.1:{self.port}", *options],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=self.log_path.open("w"))
         netlab.wait_for(self._ready, timeout=60)
 

@@ -5,6 +5,7 @@ scrape."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -19,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ipvsadm_py import procfs
 from ipvsadm_py.errors import KernelRefused, NotLoaded
-from ipvsadm_py.exporter import cli, collect, names
+from ipvsadm_py.exporter import cli, collect, health, names
 from ipvsadm_py.model import (AF_INET6, Daemon, DaemonState, Dest, Forward, Info,
                               LocalAddress, Service, Stats)
 from ipvsadm_py.nft import AccessLists, NftError
@@ -36,6 +37,7 @@ PINNED_LB = {
     "lvs_service_incoming_packets_total", "lvs_service_outgoing_packets_total",
     "lvs_service_incoming_bytes_total", "lvs_service_outgoing_bytes_total",
     "lvs_real_server_info", "lvs_real_server_weight", "lvs_real_server_up",
+    "lvs_real_server_healthy",
     "lvs_real_server_active_connections", "lvs_real_server_inactive_connections",
     "lvs_real_server_persistent_connections", "lvs_real_server_connections_total",
     "lvs_real_server_incoming_packets_total", "lvs_real_server_outgoing_packets_total",
@@ -155,6 +157,7 @@ class FakeIPVS:
         return True
 
     def laddr_table(self, services):
+        self.laddrs_asked = [s.key for s in services]
         return [(s, self._laddrs.get(s.key, [])) for s in services]
 
     def ext_stats(self, path):
@@ -337,7 +340,7 @@ def test_promtool_accepts_a_scrape_of_each_role(monkeypatch, tmp_path):
         registry = CollectorRegistry(auto_describe=False)
         registry.register(collector)
         done = subprocess.run(["promtool", "check", "metrics"],
-                              input=generate_latest(registry).decode(), text=True,
+                              input=cli.scrape_text(collector), text=True,
                               capture_output=True)
         assert done.returncode == 0, done.stdout + done.stderr
 
@@ -383,8 +386,8 @@ def test_once_writes_a_scrape(monkeypatch):
     monkeypatch.setattr(cli, "IPVS", lambda: FakeIPVS(table, laddrs, {}))
     monkeypatch.setattr(collect, "IPVS", lambda: FakeIPVS(table, laddrs, {}))
     monkeypatch.setattr(cli, "BalancerCollector",
-                        lambda: collect.BalancerCollector(
-                            lambda: FakeIPVS(table, laddrs, {})))
+                        lambda **kw: collect.BalancerCollector(
+                            lambda: FakeIPVS(table, laddrs, {}), **kw))
     status, out, _ = run_cli("--once")
     assert status == 0 and "lvs_up 1.0" in out
 
@@ -469,3 +472,128 @@ def test_a_failing_nft_is_no_series_and_the_scrape_goes_on(monkeypatch):
     got = scrape(collect.BalancerCollector(lambda: FakeIPVS(table, laddrs, {}),
                                            lists=AccessLists(Broken("{}"))))
     assert got[("lvs_up", ())] == 1 and not acl_samples(got)
+
+
+# ---------------------------------------------------------------- the text written
+def test_the_text_is_what_the_client_library_writes(monkeypatch):
+    """/metrics is written by exporter.text, not generate_latest (speed):
+    byte for byte the same, including label values that need escaping."""
+    collector = lb_collector(monkeypatch)
+    fams = collector.families()
+    fams.add(names.EXT_OTHER, 7, ['odd "name" \\ with\nnewline'])
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(type("Once", (), {"collect": lambda self: iter(fams)})())
+    assert "".join(fams.lines()) == generate_latest(registry).decode()
+    assert 'counter="odd \\"name\\" \\\\ with\\nnewline"' in "".join(fams.lines())
+
+
+def wsgi(app, method="GET", path="/metrics", encoding=""):
+    got = {}
+
+    def start_response(status, headers):
+        got["status"], got["headers"] = status, dict(headers)
+    body = b"".join(app({"REQUEST_METHOD": method, "PATH_INFO": path,
+                         "HTTP_ACCEPT_ENCODING": encoding}, start_response))
+    return got["status"], got["headers"], body
+
+
+def test_metrics_are_served_as_text_and_gzip_when_accepted(monkeypatch):
+    import gzip
+
+    app = cli.metrics_app(lb_collector(monkeypatch))
+    status, headers, body = wsgi(app)
+    assert status == "200 OK" and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"\nlvs_up 1.0\n" in body and "Content-Encoding" not in headers
+    status, headers, body = wsgi(app, encoding="gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip" and b"\nlvs_up 1.0\n" in gzip.decompress(body)
+    assert wsgi(app, method="POST")[0].startswith("405")
+
+
+# ---------------------------------------------------------------- keepalived health
+KA_CONF = """
+virtual_server 10.0.0.100 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 10.0.2.11 8080 {
+        weight 1
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.2.12 8080 {
+        weight 3
+        inhibit_on_failure
+        TCP_CHECK { connect_timeout 1 }
+    }
+    real_server 10.0.2.13 8080 {
+        TCP_CHECK { connect_timeout 1 }
+    }
+}
+virtual_server 10.0.0.200 80 {
+    protocol TCP
+    real_server 10.0.2.21 80 {
+    }
+}
+"""
+
+
+def test_keepalived_health_compares_the_configuration_with_the_table(monkeypatch, tmp_path):
+    """In the table with a weight: 1; weight 0 (inhibit_on_failure) or
+    absent: 0; a service missing from the table: its servers 0."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(KA_CONF)
+    table, laddrs = lab_table()     # 10.0.2.11 weight 1, 10.0.2.12 weight 0
+    monkeypatch.setattr(collect, "lport_range", lambda: 60536)
+    ka = health.KeepalivedConf(conf)
+    ka.check()
+    got = scrape(collect.BalancerCollector(lambda: FakeIPVS(table, laddrs, {}), keepalived=ka))
+    healthy = {dict(lab)["rs"]: v for (name, lab), v in got.items()
+               if name == "lvs_real_server_healthy"}
+    assert healthy == {"10.0.2.11:8080": 1, "10.0.2.12:8080": 0, "10.0.2.13:8080": 0,
+                       "10.0.2.21:80": 0}
+
+
+def test_keepalived_health_follows_the_file_and_keeps_a_good_reading(monkeypatch, tmp_path):
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(KA_CONF)
+    ka = health.KeepalivedConf(conf)
+    ka.check()
+    assert len(ka.services()) == 2
+    conf.write_text(KA_CONF.split("virtual_server 10.0.0.200")[0])
+    assert len(ka.services()) == 1
+    conf.write_text("virtual_server 10.0.0.100 80 {\n    lb_algo nosuch_sched\n")
+    assert len(ka.services()) == 1          # broken: the last good reading stays
+
+
+def test_no_keepalived_conf_means_no_health_metric(monkeypatch):
+    assert not any(name == "lvs_real_server_healthy" for name, _ in scrape(lb_collector(monkeypatch)))
+
+
+@pytest.mark.parametrize("text,words", [(None, "No such file"),
+                                         ("virtual_server 10.0.0.1 80 {\n", "keepalived")])
+def test_a_bad_keepalived_conf_is_a_clear_error_at_start(tmp_path, text, words):
+    path = tmp_path / "keepalived.conf"
+    if text is not None:
+        path.write_text(text)
+    status, out, err = run_cli("--keepalived-conf", str(path), "--once")
+    assert status == 2 and out == "" and f"--keepalived-conf {path}" in err, err
+    assert words in err, err
+
+
+def test_keepalived_conf_is_for_the_balancer(tmp_path):
+    path = tmp_path / "keepalived.conf"
+    path.write_text(KA_CONF)
+    status, _, err = run_cli("--role", "rs", "--keepalived-conf", str(path), "--once")
+    assert status == 2 and "--keepalived-conf is for the balancer" in err
+
+
+def test_local_addresses_are_read_only_for_services_with_fullnat_servers():
+    """One dump fewer per NAT/DR/TUN service (a scrape of 1,000 NAT services
+    made 1,000 dumps for nothing)."""
+    table, laddrs = lab_table()
+    nat = svc("10.0.0.101", 80)
+    table.append((nat, [dataclasses.replace(dest("10.0.2.31", 80), forward=Forward.MASQ)]))
+    fake = FakeIPVS(table, laddrs, {})
+    reading = collect.read_balancer(fake)
+    web, v6 = table[0][0], table[1][0]
+    assert fake.laddrs_asked == [web.key, v6.key]
+    assert reading.laddrs[web.key] == laddrs[web.key]

@@ -9,6 +9,7 @@ See docs/benchmarks.md for the method.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,16 +29,18 @@ BENCH_APPEND = ("ip_vs.conn_tab_bits=20", "slub_nomerge")
 BENCH_MEMORY = "3G"
 
 
-def run(kver: str, *, quick: bool = False, json_path: Path | None = None,
+def run(kver: str, *, quick: bool = False, only: str | None = None,
+        json_path: Path | None = None,
         memory: str = BENCH_MEMORY, cpus: int = 2, timeout: float = 5400) -> dict[str, Any]:
     """Measure in a guest of ``kver``; returns the result (also written out)."""
     out_dir = OUT / kver
     out_dir.mkdir(parents=True, exist_ok=True)
-    result_file = out_dir / ("result-quick.json" if quick else "result.json")
+    stem = ("bench-quick" if quick else "bench") + (f"-only-{only}" if only else "")
+    result_file = out_dir / f"result-{stem}.json"
     result_file.unlink(missing_ok=True)
     build_gen()
     cmd = (f"{sys.executable} -m tools.bench.runner --out {result_file}"
-           + (" --quick" if quick else ""))
+           + (" --quick" if quick else "") + (f" --only {shlex.quote(only)}" if only else ""))
     cfg = guest.GuestConfig(kver, cpus=cpus, memory=memory, append=BENCH_APPEND,
                             rwdirs=[out_dir], timeout=timeout)
     rc = guest.run(cfg, cmd, console=out_dir / "console.log")
@@ -47,8 +50,7 @@ def run(kver: str, *, quick: bool = False, json_path: Path | None = None,
     result = json.loads(result_file.read_text())
     result["guest_memory"] = memory
     result["guest_append"] = list(BENCH_APPEND)
-    target = Path(json_path) if json_path else out_dir / ("bench-quick.json" if quick
-                                                          else "bench.json")
+    target = Path(json_path) if json_path else out_dir / f"{stem}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(result, indent=2) + "\n")
     print(report.table(result))

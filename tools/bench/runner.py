@@ -81,6 +81,7 @@ TARGETS = {
     "udp_drop_50k_vs_10_ratio": (">=", 0.9),
     "lport_full_vs_empty_cps_ratio": (">=", 0.5),
     "scrape_vs_idle_pps_ratio": (">=", 0.95),
+    "scrape_every_15s_vs_idle_pps_ratio": (">=", 0.95),
     "acl_100k_vs_none_pps_ratio": (">=", 0.95),
     "acl_drop_vs_synproxy_ratio": (">=", 1.5),
 }
@@ -92,6 +93,7 @@ KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie
         "list_py_vs_c_ratio", "udp_drop_50k_vs_10_ratio", "lport_full_vs_empty_cps_ratio",
         # lvs-exporter: one scrape of the big table (seconds), forwarding while scraped
         "exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
+        "scrape_every_15s_vs_idle_pps_ratio",
         "acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio",
         # keepalived (tools/bench/keepalived.py)
         "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
@@ -506,9 +508,10 @@ def synproxy_support(lab: Lab) -> str | None:
 # ---------------------------------------------------------------- measurements
 
 class Bench:
-    def __init__(self, p: Params, quick: bool) -> None:
+    def __init__(self, p: Params, quick: bool, only: str | None = None) -> None:
         self.p = p
         self.quick = quick
+        self.only = only
         self.result: dict[str, Any] = {k: None for k in KEYS}
         self.reasons: dict[str, str] = {}
         self.samples: dict[str, list] = {}
@@ -519,7 +522,13 @@ class Bench:
         self.reasons[key] = reason
 
     def step(self, name: str, fn: Callable[[], None], keys: tuple[str, ...]) -> None:
-        """Run one measurement; an error nulls its keys with the reason."""
+        """Run one measurement; an error nulls its keys with the reason.
+        With ``only``, a step whose name does not contain it is skipped
+        (its keys say so)."""
+        if self.only and self.only.lower() not in name.lower():
+            for key in keys:
+                self.null(key, f"not measured: only the steps named *{self.only}* ran")
+            return
         log(f"{name} ...")
         started = time.monotonic()
         try:
@@ -791,8 +800,10 @@ class Bench:
         """lvs-exporter reading the balancer's namespace, with
         ``scraped_services`` more services of ``scraped_dests`` real servers
         each in the table: the time of one scrape (HTTP GET of /metrics, the
-        kernel read and the text), and the FULLNAT forwarding rate while it is
-        scraped back to back, over the same without scrapes (paired runs)."""
+        kernel read and the text) and of its parts, and the FULLNAT forwarding
+        rate while it is scraped, over the same without scrapes (paired
+        runs), with the exporter on each CPU and every 15 s as Prometheus
+        does.  Where the CPU time went is in the context (docs/benchmarks.md)."""
         n, k = self.p.scraped_services, self.p.scraped_dests
         first = self.p.many_services            # addresses no other step uses
         rules = filler_rules(first, first + n)
@@ -800,34 +811,93 @@ class Bench:
                   for i in range(first, first + n) for d in range(k)]
         lab.restore(rules)
         scraper = Scraper(lab.topo.lb)
+        port = UDP_FNAT if lab.fullnat else UDP_NAT
+        base = BASE["pps_fnat" if lab.fullnat else "pps_nat"]
+        ctx: dict[str, Any] = {"method": "fullnat" if lab.fullnat else "nat",
+                               "dests_per_service": k, "generator_cpu": 0,
+                               "balancer_softirq_cpu": lab.rps_cpu}
         try:
             times = [scraper.scrape_seconds() for _ in range(max(5, self.p.repeats))]
-            services = scraper.services()
+            ctx["services"] = services = scraper.services()
             if services < n:
                 raise RuntimeError(f"the scrape shows {services} services, not {n}+")
-            idle, scraped, counts = [], [], []
-            for _ in range(self.p.repeats):
-                r = lab.forward_rate(UDP_FNAT if lab.fullnat else UDP_NAT, self.p.flows,
-                                     BASE["pps_fnat" if lab.fullnat else "pps_nat"],
-                                     self.p.seconds)
-                idle.append(r["pps"])
-                with scraper.continuously() as done:
-                    r = lab.forward_rate(UDP_FNAT if lab.fullnat else UDP_NAT, self.p.flows,
-                                         BASE["pps_fnat" if lab.fullnat else "pps_nat"],
-                                         self.p.seconds)
-                scraped.append(r["pps"])
-                counts.append(done[0])
-                log(f"  {idle[-1]:.0f} pps idle, {scraped[-1]:.0f} pps with {done[0]} "
-                    f"scrapes")
+            with lab.topo.inside(lab.topo.lb):
+                ctx["scrape_parts_seconds"] = scrape_parts()
+            log(f"  one scrape: {median(times):.2f} s over HTTP; parts "
+                f"{ctx['scrape_parts_seconds']}")
+
+            def window(scraping: Callable[[], Any] | None, seconds: float) -> dict:
+                cpu0, exp0 = cpu_times(), scraper.cpu_seconds()
+                if scraping is None:
+                    r = lab.forward_rate(port, self.p.flows, base, seconds)
+                    done = [0]
+                else:
+                    with scraping() as done:
+                        r = lab.forward_rate(port, self.p.flows, base, seconds)
+                shares = cpu_shares(cpu0, cpu_times())
+                return {"pps": r["pps"], "offered_pps": r["offered_pps"],
+                        "scrapes": done[0], "cpu": shares,
+                        "exporter_cpu_seconds": round(scraper.cpu_seconds() - exp0, 2),
+                        "exporter_cpus": scraper.cpus()}
+
+            # where the exporter may run: anywhere (as installed), on the
+            # balancer's softirq CPU, on the generator's CPU
+            placements = {"any": None, "softirq_cpu": lab.rps_cpu, "generator_cpu": 0}
+            runs: dict[str, dict[str, list]] = {}
+            for name, cpu in placements.items():
+                scraper.pin(cpu)
+                idle, scraped = [], []
+                for _ in range(self.p.repeats):
+                    idle.append(window(None, self.p.seconds))
+                    scraped.append(window(scraper.continuously, self.p.seconds))
+                    log(f"  exporter on {name}: {idle[-1]['pps']:.0f} pps idle (offered "
+                        f"{idle[-1]['offered_pps']:.0f}), {scraped[-1]['pps']:.0f} pps with "
+                        f"{scraped[-1]['scrapes']} scrapes (offered "
+                        f"{scraped[-1]['offered_pps']:.0f}); CPU idle {idle[-1]['cpu']}; "
+                        f"CPU while scraped {scraped[-1]['cpu']}, exporter "
+                        f"{scraped[-1]['exporter_cpu_seconds']} s on CPUs "
+                        f"{scraped[-1]['exporter_cpus']}")
+                runs[name] = {"idle": idle, "scraped": scraped}
+            # Control: a process that only burns CPU (no netlink, no /proc) on
+            # the softirq CPU, as the exporter there: if forwarding falls as
+            # far, the loss is the CPU being busy, not what a scrape does.
+            idle, scraped = [], []
+            for _ in range(min(3, self.p.repeats)):
+                idle.append(window(None, self.p.seconds))
+                scraped.append(window(lambda: busy_loop(lab.rps_cpu), self.p.seconds))
+                log(f"  busy loop on the softirq CPU: {idle[-1]['pps']:.0f} pps idle, "
+                    f"{scraped[-1]['pps']:.0f} pps beside it")
+            runs["busy_loop"] = {"idle": idle, "scraped": scraped}
+            # The figures: the exporter beside the balancer's softirq only (the
+            # generator keeps its CPU; on the generator's CPU it halves the
+            # offered load, "generator_cpu" in the context).
+            scraper.pin(lab.rps_cpu)
+            # Prometheus' usual interval: one scrape every 15 s, windows of 30 s
+            long = 2 * INTERVAL
+            idle, scraped = [], []
+            for _ in range(0 if self.quick else min(3, self.p.repeats)):
+                idle.append(window(None, long))
+                scraped.append(window(lambda: scraper.continuously(INTERVAL), long))
+                log(f"  every {INTERVAL:.0f} s: {idle[-1]['pps']:.0f} pps idle, "
+                    f"{scraped[-1]['pps']:.0f} pps with {scraped[-1]['scrapes']} scrapes")
+            runs["interval"] = {"idle": idle, "scraped": scraped}
         finally:
             scraper.stop()
             lab.restore(filler_rules(first, first + n, verb="-D"))
-        self.samples["exporter"] = {"scrape_seconds": times, "idle_pps": idle,
-                                    "scraped_pps": scraped, "scrapes": counts}
-        self.context["exporter"] = {"services": services, "dests_per_service": k,
-                                    "method": "fullnat" if lab.fullnat else "nat"}
+        self.samples["exporter"] = {"scrape_seconds": times, "runs": runs}
+        self.context["exporter"] = ctx
+
+        def pair(name: str) -> float | None:
+            return paired_ratio([w["pps"] for w in runs[name]["scraped"]],
+                                [w["pps"] for w in runs[name]["idle"]])
+        ctx["ratios"] = {name: pair(name) for name in runs}
         self.result["exporter_scrape_seconds"] = median(times)
-        self.result["scrape_vs_idle_pps_ratio"] = paired_ratio(scraped, idle)
+        self.result["scrape_vs_idle_pps_ratio"] = pair("softirq_cpu")
+        if self.quick:
+            self.null("scrape_every_15s_vs_idle_pps_ratio",
+                      "quick mode: its windows take 30 s each")
+        else:
+            self.result["scrape_every_15s_vs_idle_pps_ratio"] = pair("interval")
 
     # -------------------------------------------------------- memory
     def memory(self, lab: Lab) -> None:
@@ -935,7 +1005,8 @@ class Bench:
                       ("udp_drop_50k_vs_10_ratio",))
             self.step("lvs-exporter: scrape time, forwarding while scraped",
                       lambda: self.exporter(lab),
-                      ("exporter_scrape_seconds", "scrape_vs_idle_pps_ratio"))
+                      ("exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
+                       "scrape_every_15s_vs_idle_pps_ratio"))
             # last: its UDP sessions stay until the lab goes
             self.step("local port pool 99 % used vs empty", lambda: self.lport_pool(lab),
                       ("lport_full_vs_empty_cps_ratio",))
@@ -1013,19 +1084,43 @@ class Scraper:
         match = re.search(r"^lvs_services (\S+)$", self.get(), re.M)
         return int(float(match.group(1))) if match else 0
 
+    def pin(self, cpu: int | None) -> None:
+        """Run the exporter on one CPU (None: on any), all its threads."""
+        cpus = set(range(os.cpu_count() or 1)) if cpu is None else {cpu}
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            os.sched_setaffinity(int(tid), cpus)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the exporter so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpus(self) -> list[int]:
+        """The CPUs the exporter's threads last ran on (ps -o psr)."""
+        out = []
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{self.proc.pid}/task/{tid}/stat").read_text()
+                out.append(int(stat.rsplit(")", 1)[1].split()[36]))
+        return sorted(set(out))
+
     @contextlib.contextmanager
-    def continuously(self):
-        """Scrapes back to back in a thread; yields [number done]."""
+    def continuously(self, every: float = 0.0):
+        """Scrapes in a thread, back to back or one each ``every`` seconds
+        (the first at once); yields [number done]."""
         done = [0]
         stop = threading.Event()
 
         def loop() -> None:
             while not stop.is_set():
+                started = time.monotonic()
                 try:
                     self.get()
                 except OSError:
                     return          # the exporter is gone: the count says so
                 done[0] += 1
+                if every:
+                    stop.wait(max(0.0, every - (time.monotonic() - started)))
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
         try:
@@ -1036,6 +1131,85 @@ class Scraper:
 
     def stop(self) -> None:
         netlab.stop_process(self.proc)
+
+
+INTERVAL = 15.0            # Prometheus' usual scrape interval (its default is 1 min)
+
+
+@contextlib.contextmanager
+def busy_loop(cpu: int | None):
+    """A process spinning on ``cpu`` (None: any) for the block; yields [0]
+    (no scrapes: the shape of Scraper.continuously)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        if cpu is not None:
+            os.sched_setaffinity(proc.pid, {cpu})
+        yield [0]
+    finally:
+        netlab.stop_process(proc)
+
+
+def scrape_parts() -> dict[str, float]:
+    """Seconds of each part of one scrape, read in this process (the
+    caller's namespace): the netlink dumps and /proc reads, the samples, the
+    text as the exporter writes it, and the client library's exposition of
+    the same samples (what the exporter wrote before)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ipvsadm_py.api import IPVS
+    from ipvsadm_py.exporter import collect
+
+    out = {}
+    t0 = time.monotonic()
+    with IPVS() as ipvs:
+        reading = collect.read_balancer(ipvs)
+    t1 = time.monotonic()
+    families = collect.balancer_families(reading)
+    t2 = time.monotonic()
+    "".join(families.lines())
+    t3 = time.monotonic()
+
+    class Once:
+        def collect(self):
+            return iter(families)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Once())
+    generate_latest(registry)
+    t4 = time.monotonic()
+    out = {"read_kernel": t1 - t0, "samples": t2 - t1, "text": t3 - t2,
+           "library_text": t4 - t3}
+    return {k: round(v, 3) for k, v in out.items()}
+
+
+def cpu_times() -> dict[str, list[int]]:
+    """Per CPU: the /proc/stat jiffies (user nice system idle iowait irq
+    softirq steal), and NET_RX softirqs (/proc/softirqs)."""
+    out: dict[str, list[int]] = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("cpu") and line[3:4].isdigit():
+            name, *vals = line.split()
+            out[name] = [int(v) for v in vals[:8]]
+    for line in Path("/proc/softirqs").read_text().splitlines():
+        if line.strip().startswith("NET_RX:"):
+            for i, v in enumerate(line.split()[1:]):
+                out.setdefault(f"cpu{i}", [0] * 8).append(int(v))
+    return out
+
+
+def cpu_shares(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict:
+    """Per CPU, the share of user, system, softirq and idle time between two
+    readings of :func:`cpu_times` (%), and the NET_RX softirqs run."""
+    out = {}
+    for cpu, new in after.items():
+        old = before.get(cpu, [0] * len(new))
+        d = [a - b for a, b in zip(new, old)]
+        total = sum(d[:8]) or 1
+        out[cpu] = {"user": round(100 * (d[0] + d[1]) / total),
+                    "system": round(100 * d[2] / total),
+                    "softirq": round(100 * d[6] / total),
+                    "idle": round(100 * (d[3] + d[4]) / total),
+                    "net_rx": d[8] if len(d) > 8 else None}
+    return out
 
 
 def _ns_ext_stats(ns: str) -> dict[str, int]:
@@ -1054,16 +1228,18 @@ def softnet_drops() -> list[int]:
             for line in Path("/proc/net/softnet_stat").read_text().splitlines()]
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    return Bench(QUICK if quick else FULL, quick).run()
+def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
+    return Bench(QUICK if quick else FULL, quick, only).run()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", metavar="WORD",
+                    help="run only the steps whose name contains WORD (e.g. exporter)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
-    result = run(args.quick)
+    result = run(args.quick, args.only)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     log(f"wrote {args.out}")
     return 0
