@@ -91,6 +91,7 @@
 
 #define IP_VS_SP_TAB_BITS	10
 #define IP_VS_SP_LOCKS		64
+#define IP_VS_SP_FLOW_LOCKS	256	/* new sessions, by client tuple */
 #define IP_VS_SP_NO_WS		15
 #define IP_VS_SP_MSS_SHIFT	22	/* MSS index: bits 22-23 of the low part */
 #define IP_VS_SP_OLD_WIN	(1U << 20)
@@ -141,6 +142,13 @@ struct ip_vs_sp_hs {
 
 static struct hlist_head ip_vs_sp_tab[1 << IP_VS_SP_TAB_BITS];
 static spinlock_t ip_vs_sp_locks[IP_VS_SP_LOCKS];
+/* "No session for this client tuple: prove the cookie, create one" is one
+ * step per tuple (ip_vs_sp_ack()): the cookie ACK and the first data
+ * segment of a flow, or an ACK and its retransmission, may meet on two
+ * CPUs, both without a session; the second waits for this lock and then
+ * finds the session the first created.  Chosen by the keyed hash H0.
+ */
+static spinlock_t ip_vs_sp_flow_locks[IP_VS_SP_FLOW_LOCKS];
 /* handshake objects alive, checked at unload */
 static atomic_t ip_vs_sp_hs_alive = ATOMIC_INIT(0);
 
@@ -681,15 +689,28 @@ static bool ip_vs_sp_keep(struct sk_buff *skb)
 	return true;
 }
 
-/* Start the RS's handshake of @cp from the client's cookie ACK @skb. */
+/* @cp is a SYNPROXY session from now on.  It is hashed: its flags change
+ * under its lock, as upstream's state transitions change them.
+ */
+static void ip_vs_sp_mark(struct ip_vs_conn *cp)
+{
+	spin_lock_bh(&cp->lock);
+	cp->flags |= IP_VS_CONN_F_SYNPROXY;
+	spin_unlock_bh(&cp->lock);
+}
+
+/* Start the RS's handshake of @cp from the client's cookie ACK @skb
+ * (under the flow lock): the connection is marked and holds @skb; *@syn
+ * is the first SYN to the RS, for the caller to send (NULL when there is
+ * none to send now: the timer retries).
+ */
 static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 			  struct ip_vs_iphdr *iph, const struct tcphdr *th,
 			  const struct ip_vs_sp_offer *of,
-			  const struct ip_vs_sp_opts *ao)
+			  const struct ip_vs_sp_opts *ao, struct sk_buff **syn)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
 	struct ip_vs_sp_hs *hs;
-	struct sk_buff *syn;
 
 	/* NAT applications (ip_vs_ftp) use the storage we need; the SYN's
 	 * route is copied from the ACK's, which must be a counted one
@@ -712,30 +733,32 @@ static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 	hs->c_isn = ntohl(th->seq) - 1;
 	hs->c_ws = of->c_ws;
 	hs->ws = of->ws;
+	/* copied before hs is seen: a client's RST may free hs->syn */
+	*syn = skb_copy(hs->syn, GFP_ATOMIC);
 	/* a new connection: ip_vs_conn_new() zeroed cp->fnat */
 	ip_vs_sp_set_flags(cp, IP_VS_SP_HS, IP_VS_SP_EST | IP_VS_SP_DEAD);
 	__skb_queue_tail(&hs->held, skb);
 	ip_vs_sp_hs_link(hs);
-	/* the connection is hashed: its flags change under its lock, as
-	 * upstream's state transitions change them
-	 */
-	spin_lock_bh(&cp->lock);
-	cp->flags |= IP_VS_CONN_F_SYNPROXY;
-	spin_unlock_bh(&cp->lock);
-
-	syn = skb_copy(hs->syn, GFP_ATOMIC);
-	if (syn) {
-		ip_vs_conn_account(cp, IP_VS_DIR_INPUT, syn,
-				   skb_transport_offset(syn));
-		ip_vs_sp_xmit(cp, syn);
-	}
+	ip_vs_sp_mark(cp);
 	cp->timeout = IP_VS_SP_RETRY_IVAL;
 	return NF_STOLEN;
 
 fail:
 	IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_HS_FAIL);
+	/* what found it meanwhile (ip_vs_sp_settled()) is dropped */
+	ip_vs_sp_set_flags(cp, IP_VS_SP_DEAD, 0);
+	ip_vs_sp_mark(cp);
 	cp->timeout = 0;
 	return NF_DROP;
+}
+
+/* Send the first SYN of a handshake ip_vs_sp_start() began. */
+static void ip_vs_sp_first_syn(struct ip_vs_conn *cp, struct sk_buff *syn)
+{
+	ip_vs_conn_account(cp, IP_VS_DIR_INPUT, syn, skb_transport_offset(syn));
+	/* the state's timeout, just set, gives way to the retry timer */
+	cp->timeout = IP_VS_SP_RETRY_IVAL;
+	ip_vs_sp_xmit(cp, syn);
 }
 
 static unsigned int ip_vs_sp_payload(const struct sk_buff *skb,
@@ -745,19 +768,71 @@ static unsigned int ip_vs_sp_payload(const struct sk_buff *skb,
 	return skb->len - thoff - th->doff * 4;
 }
 
-/* A client ACK to @svc without a session: does it prove a cookie? */
+static int ip_vs_sp_conn_in(struct ip_vs_conn *cp, struct sk_buff *skb,
+			    struct ip_vs_iphdr *iph, struct ip_vs_proto_data *pd,
+			    const struct tcphdr *th);
+
+static spinlock_t *ip_vs_sp_flow_lock(u32 h0)
+{
+	return &ip_vs_sp_flow_locks[h0 % IP_VS_SP_FLOW_LOCKS];
+}
+
+/* The session of @skb's client tuple now (a reference), or NULL. */
+static struct ip_vs_conn *ip_vs_sp_lookup(struct netns_ipvs *ipvs, int af,
+					  const struct ip_vs_iphdr *iph,
+					  const struct tcphdr *th)
+{
+	struct ip_vs_conn_param p;
+
+	ip_vs_conn_fill_param(ipvs, af, IPPROTO_TCP, &iph->saddr, th->source,
+			      &iph->daddr, th->dest, &p);
+	return ip_vs_conn_in_get(&p);
+}
+
+/* @skb found its session @cp (a reference, dropped here) only under the
+ * flow lock: what IPVS does with a packet whose session it found, the way
+ * out held segments take (ip_vs_sp_release()).  Returns a verdict; @skb
+ * is consumed unless it is NF_DROP.
+ */
+static int ip_vs_sp_found(struct ip_vs_conn *cp, struct sk_buff *skb,
+			  struct ip_vs_iphdr *iph, struct ip_vs_proto_data *pd,
+			  const struct tcphdr *th)
+{
+	int ret = IP_VS_EXT_PASS;
+
+	if (cp->flags & IP_VS_CONN_F_SYNPROXY)
+		ret = ip_vs_sp_conn_in(cp, skb, iph, pd, th);
+	if (ret != IP_VS_EXT_PASS) {
+		/* as ip_vs_in_hook() after a verdict of ours: no timer */
+		__ip_vs_conn_put(cp);
+		return ret;
+	}
+	ip_vs_conn_account(cp, IP_VS_DIR_INPUT, skb, iph->len);
+	ip_vs_sp_xmit(cp, skb);
+	ip_vs_conn_put(cp);
+	return NF_STOLEN;
+}
+
+/* A client ACK to @svc without a session (or with @old, a closing one it
+ * replaces, counted as @reused): does it prove a cookie?  Under the flow
+ * lock the session is looked up again: one that another CPU created
+ * meanwhile takes the packet; else one is created here.
+ */
 static int ip_vs_sp_ack(struct ip_vs_service *svc, struct sk_buff *skb,
 			struct ip_vs_iphdr *iph, struct ip_vs_proto_data *pd,
-			const struct tcphdr *th)
+			const struct tcphdr *th, struct ip_vs_conn *old,
+			enum ip_vs_ext_stat reused)
 {
 	struct netns_ipvs *ipvs = svc->ipvs;
 	struct ip_vs_ext_net *ext = ipvs->ext;
 	u32 mss_idx, h0, c_isn = ntohl(th->seq) - 1;
 	int af = ip_vs_sp_af(skb);
+	struct sk_buff *syn = NULL;
 	struct ip_vs_sp_offer of;
 	struct ip_vs_sp_opts ao;
 	struct ip_vs_sp_flow f;
 	struct ip_vs_conn *cp;
+	spinlock_t *lock;
 	int ignored, ret;
 
 	ip_vs_sp_flow_of(&f, iph, th);
@@ -775,17 +850,72 @@ static int ip_vs_sp_ack(struct ip_vs_service *svc, struct sk_buff *skb,
 		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_NULL_ACK);
 		return NF_DROP;
 	}
-	IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_OK_ACK);
 	ip_vs_sp_parse(th, &ao);
+	lock = ip_vs_sp_flow_lock(h0);
+	spin_lock_bh(lock);
+	cp = ip_vs_sp_lookup(ipvs, af, iph, th);
+	if (cp && cp == old) {
+		/* still hashed while it expires: not the new one (which
+		 * would be found first, the newest heads its bucket)
+		 */
+		__ip_vs_conn_put(cp);
+		cp = NULL;
+	}
+	if (cp) {
+		spin_unlock_bh(lock);
+		return ip_vs_sp_found(cp, skb, iph, pd, th);
+	}
+	if (old) {
+		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_CONN_REUSED);
+		IP_VS_EXT_INC(ipvs, reused);
+		ip_vs_conn_expire_now(old);
+	}
+	IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_OK_ACK);
 	ip_vs_sp_offer_load(ipvs, af, h0, c_isn, mss_idx, &ao, &of);
 	cp = ip_vs_schedule(svc, skb, pd, &ignored, iph);
 	if (!cp) {
+		spin_unlock_bh(lock);
 		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_NO_DEST);
 		return NF_DROP;
 	}
-	ret = ip_vs_sp_start(cp, skb, iph, th, &of, &ao);
+	ret = ip_vs_sp_start(cp, skb, iph, th, &of, &ao, &syn);
+	spin_unlock_bh(lock);
+	if (syn)
+		ip_vs_sp_first_syn(cp, syn);
 	ip_vs_conn_put(cp);
 	return ret;
+}
+
+/* @cp has no SYNPROXY mark, but it may be a session ip_vs_sp_ack() is
+ * creating on another CPU: ip_vs_schedule() hashes it before
+ * ip_vs_sp_start() marks it, both under the flow lock.  A packet that
+ * found it in between (only a new TCP session of a SYNPROXY service is
+ * looked at) waits for that lock; true if the session is marked then.
+ */
+static bool ip_vs_sp_settled(struct ip_vs_conn *cp, struct sk_buff *skb,
+			     struct ip_vs_iphdr *iph)
+{
+	struct ip_vs_dest *dest = cp->dest;
+	struct ip_vs_service *svc;
+	struct ip_vs_sp_flow f;
+	struct tcphdr _th, *th;
+	spinlock_t *lock;
+
+	if (likely(READ_ONCE(cp->state) != IP_VS_TCP_S_NONE) ||
+	    cp->protocol != IPPROTO_TCP || iph->protocol != IPPROTO_TCP ||
+	    !dest || iph->fragoffs)
+		return false;
+	svc = rcu_dereference(dest->svc);
+	if (!svc || !(READ_ONCE(svc->flags) & IP_VS_SVC_F_SYNPROXY))
+		return false;
+	th = skb_header_pointer(skb, iph->len, sizeof(_th), &_th);
+	if (!th)
+		return false;
+	ip_vs_sp_flow_of(&f, iph, th);
+	lock = ip_vs_sp_flow_lock(ip_vs_sp_h0(ip_vs_sp_af(skb), &f));
+	spin_lock_bh(lock);
+	spin_unlock_bh(lock);
+	return READ_ONCE(cp->flags) & IP_VS_CONN_F_SYNPROXY;
 }
 
 /* ---------------------------------------- packets of a SYNPROXY session */
@@ -973,12 +1103,9 @@ static int ip_vs_sp_conn_in(struct ip_vs_conn *cp, struct sk_buff *skb,
 			svc = ip_vs_service_find(ipvs, ip_vs_sp_af(skb), skb->mark,
 						 IPPROTO_TCP, &iph->daddr,
 						 th->dest);
-			if (svc && (svc->flags & IP_VS_SVC_F_SYNPROXY)) {
-				IP_VS_EXT_INC(ipvs, IP_VS_EXT_SP_CONN_REUSED);
-				IP_VS_EXT_INC(ipvs, item);
-				ip_vs_conn_expire_now(cp);
-				return ip_vs_sp_ack(svc, skb, iph, pd, th);
-			}
+			if (svc && (svc->flags & IP_VS_SVC_F_SYNPROXY))
+				return ip_vs_sp_ack(svc, skb, iph, pd, th, cp,
+						    item);
 		}
 	}
 	if (!(flags & IP_VS_SP_EST))
@@ -1068,7 +1195,8 @@ int ip_vs_synproxy_in(struct netns_ipvs *ipvs, struct sk_buff *skb,
 			return NF_DROP;
 		}
 	}
-	if (cp && likely(!(cp->flags & IP_VS_CONN_F_SYNPROXY)))
+	if (cp && likely(!(cp->flags & IP_VS_CONN_F_SYNPROXY)) &&
+	    likely(!ip_vs_sp_settled(cp, skb, iph)))
 		return IP_VS_EXT_PASS;
 	if (iph->fragoffs)
 		return IP_VS_EXT_PASS;
@@ -1090,7 +1218,8 @@ int ip_vs_synproxy_in(struct netns_ipvs *ipvs, struct sk_buff *skb,
 		if (th->syn && !th->ack && !th->rst && !th->fin)
 			return ip_vs_sp_syn(ipvs, skb, iph, th);
 		if (th->ack && !th->syn && !th->rst)
-			return ip_vs_sp_ack(svc, skb, iph, pd, th);
+			return ip_vs_sp_ack(svc, skb, iph, pd, th, NULL,
+					    IP_VS_EXT_SP_OK_ACK);
 	} else if (th->syn || sysctl_sloppy_tcp(ipvs)) {
 		return IP_VS_EXT_PASS;
 	}
@@ -1431,6 +1560,8 @@ int ip_vs_synproxy_init(void)
 		INIT_HLIST_HEAD(&ip_vs_sp_tab[i]);
 	for (i = 0; i < IP_VS_SP_LOCKS; i++)
 		spin_lock_init(&ip_vs_sp_locks[i]);
+	for (i = 0; i < IP_VS_SP_FLOW_LOCKS; i++)
+		spin_lock_init(&ip_vs_sp_flow_locks[i]);
 	return 0;
 }
 
