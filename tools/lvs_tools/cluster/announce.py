@@ -19,12 +19,16 @@ from typing import Callable, Iterable
 
 from netaddr import IPAddress
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from ipvsadm_py import IPVS
 from ipvsadm_py.config.desired import Balancer, Cluster
 from ipvsadm_py.model import Dest, Service
 
 STATE_DIR = Path("/run/lvs-cluster")
+# Another lvs-cluster (the watcher and a drain) may have done the same change
+# a moment before: the address already there, or already gone.
+DONE_BEFORE = {"add": 17, "del": 99}          # EEXIST, EADDRNOTAVAIL
 LOCAL_PROTO = 4          # RTPROT_STATIC: kept apart from the kernel's own local routes
 
 
@@ -113,11 +117,15 @@ class Announcer:
             have = {IPAddress(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(index=index)}
             for vip, on in want.items():
                 plen = 32 if vip.version == 4 else 128
-                if on and vip not in have:
-                    extra = {} if vip.version == 4 else {"flags": 0x02}   # IFA_F_NODAD
-                    ipr.addr("add", index=index, address=str(vip), prefixlen=plen, **extra)
-                elif not on and vip in have:
-                    ipr.addr("del", index=index, address=str(vip), prefixlen=plen)
+                if on == (vip in have):
+                    continue
+                verb = "add" if on else "del"
+                extra = {"flags": 0x02} if on and vip.version == 6 else {}   # IFA_F_NODAD
+                try:
+                    ipr.addr(verb, index=index, address=str(vip), prefixlen=plen, **extra)
+                except NetlinkError as exc:
+                    if exc.code != DONE_BEFORE[verb]:
+                        raise
         return want
 
     def wait_sessions(self, ipvs: IPVS, deadline: float,

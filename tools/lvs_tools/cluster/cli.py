@@ -24,7 +24,10 @@ import time
 from pathlib import Path
 from typing import Sequence, TextIO
 
+from pyroute2.netlink.exceptions import NetlinkError
+
 from ipvsadm_py import IPVS, config
+from ipvsadm_py.errors import IPVSError
 from ipvsadm_py.config.desired import Balancer, Cluster
 from lvs_tools.cluster.announce import STATE_DIR, Announcer, sessions
 from lvs_tools.cluster.bird import CONF_PATH, SOCKET_PATH, Bird, BirdError, render
@@ -128,9 +131,9 @@ def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     except (config.ConfigError, UsageError, BirdError) as exc:
         err.write(f"{exc}\nnothing was changed\n")
         return 2
-    except OSError as exc:
+    except (OSError, IPVSError, NetlinkError) as exc:
         err.write(f"{exc}\n")
-        return 2
+        return 1
 
 
 def _status(bird: Bird, ann: Announcer, out: TextIO) -> int:
