@@ -74,7 +74,12 @@ TOOLS = (
     "libipset-dev", "libjson-c-dev", "libnfnetlink-dev", "libnftnl-dev", "libmnl-dev",
     "libnl-3-dev", "libnl-genl-3-dev", "libnl-nf-3-dev", "libpcre2-dev", "libpopt-dev",
     "libsnmp-dev", "libsystemd-dev", "openssl",
+    # the cluster's routing daemon (lvs-cluster, tests/kernel/test_cluster.py)
+    "bird2",
 )
+# Services those packages enable that must not run on this machine: the
+# guests start their own daemons in their namespaces (docs/cluster.md).
+SILENT_UNITS = ("bird.service",)
 # dpkg-query patterns of every package the kernel plan looks at
 KERNEL_PATTERNS = ("linux-image-*", "linux-headers-*", "linux-source-*")
 
@@ -311,6 +316,28 @@ def apt_install(packages: Sequence[str]) -> None:
                 "--no-install-recommends", *packages]), capture=False)
 
 
+def silence_units(run: Run = run_capture,
+                  act: Callable[[list[str]], object] = lambda cmd: sh(as_root(cmd)),
+                  systemd_runs: bool | None = None) -> list[str]:
+    """Disable the units of SILENT_UNITS that a package enabled, and stop
+    them where systemd runs; the commands carried out."""
+    if shutil.which("systemctl") is None:
+        return []
+    if systemd_runs is None:
+        systemd_runs = Path("/run/systemd/system").is_dir()
+    done = []
+    for unit in SILENT_UNITS:
+        _, state = run(["systemctl", "is-enabled", unit])
+        if state.strip() in ("enabled", "enabled-runtime"):
+            done.append(["systemctl", "disable", unit])
+        if systemd_runs and run(["systemctl", "is-active", unit])[1].strip() == "active":
+            done.append(["systemctl", "stop", unit])
+    for cmd in done:
+        say(" ".join(cmd))
+        act(cmd)
+    return done
+
+
 def read_plan(apt: Apt) -> Plan:
     installed = apt.installed([*TOOLS, *KERNEL_PATTERNS])
     tools = [name for name in TOOLS if name not in installed]
@@ -332,6 +359,7 @@ def ensure_system(apt: Apt = Apt()) -> None:
     apt_install(plan.tools)
     for step in plan.kernels:
         apt_install(step)
+    silence_units()
 
 
 def ensure_venv() -> None:

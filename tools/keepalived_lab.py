@@ -311,10 +311,11 @@ def self_signed_tls(workdir: Path) -> ssl.SSLContext:
     return ctx
 
 
-def record(kver: str, name: str, values: dict[str, Any]) -> None:
+def record(kver: str, name: str, values: dict[str, Any],
+           file: str = "keepalived-measures.json") -> None:
     """Keep a measured figure of a guest test next to the guest's results
-    (build/guest/KVER/keepalived-measures.json, when writable)."""
-    path = ROOT / "build" / "guest" / kver / "keepalived-measures.json"
+    (build/guest/KVER/FILE, when writable)."""
+    path = ROOT / "build" / "guest" / kver / file
     try:
         data = json.loads(path.read_text()) if path.exists() else {}
         data[name] = values

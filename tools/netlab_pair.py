@@ -140,6 +140,10 @@ class PairTopology:
         targets = [(self.client, ROUTER_C)]
         targets += [(self.lb(i), ROUTER_F) for i in (1, 2)]
         targets += [(self.lb(i), rs_addr(r)) for i in (1, 2) for r in range(1, self.n_rs + 1)]
+        self.ping_until(targets, timeout)
+
+    def ping_until(self, targets: list[tuple[str, str]], timeout: float) -> None:
+        """Poll until every (namespace, address) answers a ping."""
         deadline = time.monotonic() + timeout
         for ns, addr in targets:
             while self.sh(ns, f"ping -c1 -W1 {addr}", check=False).returncode:

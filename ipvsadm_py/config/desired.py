@@ -39,6 +39,7 @@ class Desired:
     # does a keepalived.conf with deny_group/allow_group blocks; one
     # without any leaves the lists alone.
     owns_lists: bool = False
+    cluster: "Cluster | None" = None     # read by lvs-cluster; ipvsadm-py apply leaves it
 
     @property
     def access_lists(self) -> list[acl.AccessList]:
@@ -52,3 +53,40 @@ class ConfigError(InvalidInput):
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = list(problems)
+
+
+@dataclasses.dataclass
+class Peer:
+    """A router a balancer speaks BGP with."""
+
+    address: IPAddress
+    asn: int
+
+
+@dataclasses.dataclass
+class Balancer:
+    """One balancer of the cluster: its BGP identity, peers, what it announces."""
+
+    name: str
+    router_id: IPAddress
+    asn: int
+    peers: list[Peer]
+    local_prefixes: list[str]          # "10.1.1.0/24": announced always (the replies' way back)
+    vips: list[IPAddress]              # announced while a service of theirs can be served
+    line: int = 0
+
+
+@dataclasses.dataclass
+class Cluster:
+    """The ``cluster:`` section: balancers side by side behind ECMP routers."""
+
+    balancers: list[Balancer]
+    interface: str = "lvs-vips"        # dummy interface: a VIP on it is announced
+    hold_time: int = 9                 # BGP hold time, seconds (keepalive: a third)
+    bfd: bool = False
+
+    def balancer(self, name: str) -> Balancer:
+        for bal in self.balancers:
+            if bal.name == name:
+                return bal
+        raise KeyError(name)

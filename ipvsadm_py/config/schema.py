@@ -7,6 +7,7 @@ state of model objects, or raises
 sysctls and daemons; :mod:`.services` the services and local address
 groups; :mod:`.nodes` the YAML nodes.  The rules shared with the command
 line come from :mod:`ipvsadm_py.rules`; these modules word their faults.
+The ``cluster:`` section (for lvs-cluster) is read by :mod:`.cluster`.
 The schema is described in docs/ipvsadm-py.md.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import yaml
 
 from ipvsadm_py import rules
+from ipvsadm_py.config.cluster import read_cluster
 from ipvsadm_py.config.desired import ConfigError, Desired, ServiceSpec
 from ipvsadm_py.config.lists import read_vips, unique_lists
 from ipvsadm_py.config.nodes import Checker, enum_names, expand_addresses
@@ -28,7 +30,7 @@ __all__ = ["SCHEMA_VERSION", "ConfigError", "Desired", "ServiceSpec", "expand_ad
 SCHEMA_VERSION = 1
 
 TOP_KEYS = ("version", "services", "timeouts", "sysctls", "daemons", "local_address_groups",
-            "vips")
+            "vips", "cluster")
 DAEMON_KEYS = ("state", "mcast_interface", "syncid", "sync_maxlen", "mcast_group",
                "mcast_port", "mcast_ttl")
 
@@ -106,6 +108,10 @@ def validate(text: str, source: str = "<config>") -> Desired:
                 desired.daemons.append(daemon)
         if len({d.state for d in desired.daemons}) != len(desired.daemons):
             c.fail(top["daemons"], "daemons", "at most one master and one backup")
+    if "cluster" in top:
+        vips = list(dict.fromkeys(spec.service.addr for spec in desired.services
+                                  if spec.service.addr is not None))
+        desired.cluster = read_cluster(c, top["cluster"], vips)
     unique_lists(c, root, desired)
     if c.problems:
         raise ConfigError(c.problems)

@@ -59,6 +59,7 @@ ONE_WAY = {
     "ipvsadm_py.config.services": {"ipvsadm_py.config.desired", "ipvsadm_py.config.lists",
                                    "ipvsadm_py.config.nodes", "ipvsadm_py.model",
                                    "ipvsadm_py.rules"},
+    "ipvsadm_py.config.cluster": {"ipvsadm_py.config.desired", "ipvsadm_py.config.nodes"},
     "ipvsadm_py.config.keepalived_blocks": set(),
     "ipvsadm_py.config.keepalived_values": {"ipvsadm_py.config.keepalived_blocks",
                                             "ipvsadm_py.model", "ipvsadm_py.rules"},

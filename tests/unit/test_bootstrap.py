@@ -146,3 +146,34 @@ def test_ensure_system_on_a_fresh_machine_updates_then_installs(monkeypatch):
     installs = [cmd for cmd in ran[2:] if "install" in cmd]
     assert len(installs) == 2
     assert all("-t" not in cmd for cmd in installs)
+
+
+class Units:
+    """systemctl's answers for the unit states; the actions are collected."""
+
+    def __init__(self, enabled: str, active: str):
+        self.states = {"is-enabled": enabled, "is-active": active}
+        self.acted: list[list[str]] = []
+
+    def run(self, cmd):
+        return 0, self.states[cmd[1]] + "\n"
+
+    def act(self, cmd):
+        self.acted.append(cmd)
+
+
+@pytest.mark.parametrize("enabled,active,systemd,expected", [
+    ("enabled", "active", True, [["systemctl", "disable", "bird.service"],
+                                 ["systemctl", "stop", "bird.service"]]),
+    ("enabled", "inactive", False, [["systemctl", "disable", "bird.service"]]),
+    ("disabled", "inactive", True, []),
+    ("disabled", "active", True, [["systemctl", "stop", "bird.service"]]),
+])
+def test_the_package_daemons_are_silenced_on_the_host(enabled, active, systemd, expected):
+    units = Units(enabled, active)
+    assert bootstrap.silence_units(units.run, units.act, systemd) == expected
+    assert units.acted == expected
+
+
+def test_bird_is_among_the_tools():
+    assert "bird2" in bootstrap.TOOLS and "bird.service" in bootstrap.SILENT_UNITS

@@ -65,7 +65,7 @@ def test_the_wheel_holds_the_operators_packages_only(wheel):
                    "lvs_tools/__init__.py", "lvs_tools/tuning/cli.py",
                    "lvs_tools/tuning/profiles/default.yaml",
                    "lvs_tools/toa_installer.py", "lvs_tools/toa_selftest.py",
-                   "lvs_tools/toa_craft.py"):
+                   "lvs_tools/toa_craft.py", "lvs_tools/cluster/cli.py"):
         assert module in names
     # lvs_tools is tools/lvs_tools and nothing else of tools/ (the harness)
     ours = {f"lvs_tools/{p.relative_to(ROOT / 'tools' / 'lvs_tools')}"
@@ -79,10 +79,12 @@ def test_the_wheel_names_both_commands(wheel):
         text = whl.read(entry).decode()
     assert "ipvsadm-py = ipvsadm_py.cli:main" in text
     assert "lvs-tune = lvs_tools.tuning.cli:run" in text
+    assert "lvs-cluster = lvs_tools.cluster.cli:run" in text
 
 
 @pytest.mark.parametrize("command,words", [
-    ("ipvsadm-py", "ipvsadm"), ("lvs-tune", "lvs-tune: plan, apply, revert and audit")])
+    ("ipvsadm-py", "ipvsadm"), ("lvs-tune", "lvs-tune: plan, apply, revert and audit"),
+    ("lvs-cluster", "behind ECMP routers, announced by BIRD")])
 def test_the_installed_commands_run(venv, tmp_path, command, words):
     res = _run([str(venv / "bin" / command), "--help"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
