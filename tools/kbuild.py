@@ -532,6 +532,17 @@ def collect(tree: Path, dest: Path, sets: Sequence[str]) -> list[Path]:
     return found
 
 
+def _buildroot():
+    """tools/buildroot.py, which builds on this module; None in a DKMS tree
+    (``python3 tools/kbuild.py`` in /usr/src/PACKAGE-VERSION), which has no
+    build roots: DKMS builds for the host's own kernels, on the host."""
+    try:
+        from tools import buildroot
+    except ImportError:
+        return None
+    return buildroot
+
+
 def build(kver: str, out: Path, sets: Sequence[str] = tuple(MODULE_SETS),
           jobs: int = 0, verbose: bool = False, root: Path = ROOT) -> list[Path]:
     """The whole pipeline for one kernel; returns the built module paths."""
@@ -539,8 +550,8 @@ def build(kver: str, out: Path, sets: Sequence[str] = tuple(MODULE_SETS),
     if unknown:
         raise BuildError(f"unknown module set(s) {sorted(unknown)}; "
                          f"known: {sorted(MODULE_SETS)}")
-    from tools import buildroot   # it builds on this module
-    if buildroot.release_for(kver) is not None:
+    buildroot = _buildroot()
+    if buildroot is not None and buildroot.release_for(kver) is not None:
         return buildroot.build(kver, out, sets, jobs, verbose)
     target = discover(kver, need_source="ipvs" in sets, root=root)
     tree = stage(target, out, sets, root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -279,6 +280,20 @@ def test_series_of_the_project_applies_to_both_kernel_lines(tmp_path):
         patches = kbuild.resolve_patches(kbuild.ROOT / "kernel/ip_vs", target.line)
         assert patches, "the series is empty"
         kbuild.apply_patches(copy, patches, kver)
+
+
+def test_a_dkms_tree_builds_on_its_host_with_the_system_python(tmp_path):
+    """DKMS runs ``python3 tools/kbuild.py`` in /usr/src/PACKAGE-VERSION, where
+    the checkout's build roots are absent: the tree builds for the host's own
+    kernels and says what is missing, without a traceback."""
+    from tools import install
+    tree = install.dkms_source_tree("toa", tmp_path)
+    res = subprocess.run([shutil.which("python3") or "python3", "tools/kbuild.py",
+                          "--kver", "6.1.0-999-amd64", "--out", "_out", "--set", "toa"],
+                         cwd=tree, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr, res.stderr
+    assert "kernel headers for 6.1.0-999-amd64 are missing" in res.stderr
 
 
 # ---------------------------------------------------------------- local kernels
