@@ -2,10 +2,12 @@
 /*
  * FULLNAT local address pools, one per virtual service.
  *
- * The list is changed under __ip_vs_mutex and read under RCU by the packet
- * path, which picks addresses round robin.  The list and every connection
- * using an address hold a reference on it: deleting an address only takes
- * it off the list, and its live connections drain with it.
+ * The list is changed under the service mutex (__ip_vs_mutex, since 7.3
+ * the namespace's service_mutex: lvs_service_mutex()) and read under RCU
+ * by the packet path, which picks addresses round robin.  The list and
+ * every connection using an address hold a reference on it: deleting an
+ * address only takes it off the list, and its live connections drain
+ * with it.
  *
  * Generic netlink (abi.md): IPVS_CMD_NEW_LADDR / DEL_LADDR with
  * IPVS_CMD_ATTR_SERVICE and IPVS_CMD_ATTR_LADDR { ADDR }, and the dump

@@ -10,7 +10,8 @@
  * entry in a per-namespace hash table keyed by (family, address), with
  * the number of its TCP, UDP and SCTP services and of its SYNPROXY TCP
  * services.  Entries change where upstream hashes and unhashes services
- * (under __ip_vs_mutex) and are read under RCU; a lookup costs the same
+ * (under the service mutex: __ip_vs_mutex, since 7.3 the namespace's
+ * service_mutex) and are read under RCU; a lookup costs the same
  * with 10 services as with 50,000.  Firewall-mark services have no
  * address and are not counted.
  */

@@ -281,6 +281,23 @@ def test_series_of_the_project_applies_to_both_kernel_lines(tmp_path):
         kbuild.apply_patches(copy, patches, kver)
 
 
+def test_series_of_the_project_applies_to_the_build_roots_kernels(tmp_path, monkeypatch):
+    """The real series against the sources of every kernel of another
+    release that was built here (build/KVER/upstream, staged in its build
+    root): trixie's 6.12 and trixie-backports' 7.x."""
+    from tools import buildroot
+    monkeypatch.delenv(buildroot.INSIDE, raising=False)
+    staged = sorted(d.parent.name for d in (kbuild.ROOT / "build").glob("*/upstream")
+                    if (d / ".stamp").exists() and buildroot.release_for(d.parent.name))
+    if not staged:
+        pytest.skip("no kernel of another release built here (./inv build --kver K)")
+    for kver in staged:
+        copy = tmp_path / kver
+        shutil.copytree(kbuild.ROOT / "build" / kver / "upstream", copy)
+        kbuild.apply_patches(copy, kbuild.resolve_patches(kbuild.ROOT / "kernel/ip_vs",
+                                                          kbuild.kernel_line(kver)), kver)
+
+
 # ---------------------------------------------------------------- local kernels
 
 def fake_local(root: Path, fake_system, release: str = "6.1.99-lvs-debug") -> kbuild.LocalKernel:
