@@ -71,4 +71,13 @@ static inline void lvs_flowi4_set_tos(struct flowi4 *fl4,
 #endif
 }
 
+/*
+ * kzalloc_obj() of newer kernels (7.x): one zeroed object of the type of
+ * @obj; the classic form before it.
+ */
+#ifndef LVS_HAVE_KZALLOC_OBJ
+#include <linux/slab.h>
+#define kzalloc_obj(obj, gfp)	kzalloc(sizeof(obj), gfp)
+#endif
+
 #endif /* LVS_COMPAT_H */

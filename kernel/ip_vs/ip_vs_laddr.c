@@ -146,7 +146,7 @@ static int ip_vs_laddr_add(struct ip_vs_service *svc,
 	/* charged to the caller's memory cgroup: a container's own
 	 * namespace may add addresses, 8 KiB of port map each
 	 */
-	laddr = kzalloc(sizeof(*laddr), GFP_KERNEL_ACCOUNT);
+	laddr = kzalloc_obj(*laddr, GFP_KERNEL_ACCOUNT);
 	if (!laddr)
 		return -ENOMEM;
 	laddr->ports = bitmap_zalloc(IP_VS_LADDR_PORTS, GFP_KERNEL_ACCOUNT);

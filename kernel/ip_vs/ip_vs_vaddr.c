@@ -107,7 +107,7 @@ int ip_vs_vaddr_add(struct ip_vs_service *svc)
 		return 0;
 	va = ip_vs_vaddr_of(svc);
 	if (!va) {
-		va = kzalloc(sizeof(*va), GFP_KERNEL);
+		va = kzalloc_obj(*va, GFP_KERNEL);
 		if (!va)
 			return -ENOMEM;
 		ip_vs_vaddr_key(&va->key, svc->af, &svc->addr);
