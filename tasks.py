@@ -306,7 +306,7 @@ def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=
 
 
 ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo, bench,
-                debug_kernel, exporter)
+                debug_kernel, exporter, kernels)
 ns.add_collection(tune)
 
 # --- toa: the real-server installer (tools/toa_tasks.py) -------------------

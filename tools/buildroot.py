@@ -205,6 +205,26 @@ def image_packages(root: Path, kver: str) -> list[str]:
     return names
 
 
+def unpacked_kernel(unpacked: Path, kver: str,
+                    packages: Sequence[str] = ()) -> tuple[Path, Path]:
+    """The modules folder and the image of ``kver`` in unpacked packages.
+
+    Up to 6.x the image is ``/boot/vmlinuz-KVER`` and the modules are in
+    ``/lib/modules/KVER``; since 7.x (``linux-binary``, ``linux-modules``)
+    both are under ``/usr/lib/modules/KVER``, the image as ``vmlinuz``.
+    """
+    for mods in (unpacked / "lib/modules" / kver, unpacked / "usr/lib/modules" / kver):
+        if (mods / "kernel").is_dir():
+            break
+    for vmlinuz in (unpacked / "boot" / f"vmlinuz-{kver}", mods / "vmlinuz"):
+        if vmlinuz.is_file():
+            break
+    if not (mods / "kernel").is_dir() or not vmlinuz.is_file():
+        raise BuildError(f"{', '.join(packages) or unpacked} hold no image or "
+                         f"modules of {kver}")
+    return mods, vmlinuz
+
+
 def fetch_image(kver: str, modules_root: Path = Path("/lib/modules")) -> Path:
     """Unpack the Debian image of ``kver`` for booting guests; returns the image.
 
@@ -231,12 +251,7 @@ def fetch_image(kver: str, modules_root: Path = Path("/lib/modules")) -> Path:
         unpacked = Path(tmp) / "unpacked"
         for deb in sorted(Path(tmp).glob("*.deb")):
             _run(["dpkg-deb", "-x", str(deb), str(unpacked)], f"unpacking {deb.name}")
-        mods = unpacked / "lib/modules" / kver
-        if not (mods / "kernel").is_dir():
-            mods = unpacked / "usr/lib/modules" / kver
-        vmlinuz = unpacked / "boot" / f"vmlinuz-{kver}"
-        if not (mods / "kernel").is_dir() or not vmlinuz.exists():
-            raise BuildError(f"{', '.join(packages)} hold no image or modules of {kver}")
+        mods, vmlinuz = unpacked_kernel(unpacked, kver, packages)
         dest = modules_root / kver
         dest.mkdir(parents=True, exist_ok=True)
         for entry in mods.iterdir():

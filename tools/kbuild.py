@@ -426,6 +426,13 @@ COMPAT_PROBES: dict[str, tuple[str, str]] = {
     # Debian's 6.1 passes the transport offset to state transitions
     "LVS_HAVE_STATE_TRANSITION_IPH_LEN": (
         "net/ip_vs.h", r"\(\*state_transition\)\([^;]*unsigned int iph_len\)"),
+    # newer kernels (7.3) route IPv4 by DSCP: struct flowi4 lost flowi4_tos
+    "LVS_HAVE_FLOWI4_DSCP": ("net/flow.h", r"#define\s+flowi4_dscp\b"),
+    # newer kernels (7.x) allocate typed objects with kzalloc_obj()
+    "LVS_HAVE_KZALLOC_OBJ": ("linux/slab.h", r"#define\s+kzalloc_obj\("),
+    # 7.3 replaced the global __ip_vs_mutex by a mutex per namespace
+    "LVS_HAVE_IPVS_SERVICE_MUTEX": ("net/ip_vs.h",
+                                    r"struct mutex\s+service_mutex;"),
 }
 
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The one place where differences between the kernel lines we build for
- * (6.1 and 6.12) are bridged.  Features are detected by tools/kbuild.py
+ * (6.1, 6.12 and 7.3) are bridged.  Features are detected by tools/kbuild.py
  * probing the target's headers (compat_autoconf.h), never by comparing
  * version numbers, so a backported API is picked up on its own.
  */
@@ -23,13 +23,11 @@
 #ifndef LVS_HAVE_REGISTER_NET_SYSCTL_SZ
 #include <net/net_namespace.h>
 
-/* Before the sized variant, tables ended with an empty entry (ours do). */
-static inline struct ctl_table_header *
-register_net_sysctl_sz(struct net *net, const char *path,
-		       struct ctl_table *table, size_t size)
-{
-	return register_net_sysctl(net, path, table);
-}
+/* Before the sized variant, tables ended with an empty entry (ours do);
+ * a macro: newer kernels take the table const, older ones not.
+ */
+#define register_net_sysctl_sz(net, path, table, size) \
+	((void)(size), register_net_sysctl(net, path, table))
 #endif
 
 /*
@@ -43,6 +41,43 @@ register_net_sysctl_sz(struct net *net, const char *path,
 #else
 #define lvs_set_state(cp, dir, skb, pd, iph_len) \
 	((void)(iph_len), ip_vs_set_state(cp, dir, skb, pd))
+#endif
+
+/*
+ * The mutex that serialises the configuration of a namespace's services
+ * (their lists of local addresses among it): one for all namespaces
+ * before 7.3, one per namespace since.
+ */
+#ifdef LVS_HAVE_IPVS_SERVICE_MUTEX
+#define lvs_service_mutex(ipvs)	(&(ipvs)->service_mutex)
+#else
+#define lvs_service_mutex(ipvs)	((void)(ipvs), &__ip_vs_mutex)
+#endif
+
+/*
+ * The type of service of an IPv4 route lookup: the packet's DSCP where
+ * struct flowi4 has flowi4_dscp, its TOS bits before.
+ */
+#include <net/ip.h>
+#include <net/flow.h>
+
+static inline void lvs_flowi4_set_tos(struct flowi4 *fl4,
+				      const struct iphdr *iph)
+{
+#ifdef LVS_HAVE_FLOWI4_DSCP
+	fl4->flowi4_dscp = ip4h_dscp(iph);
+#else
+	fl4->flowi4_tos = iph->tos & IPTOS_TOS_MASK;
+#endif
+}
+
+/*
+ * kzalloc_obj() of newer kernels (7.x): one zeroed object of the type of
+ * @obj; the classic form before it.
+ */
+#ifndef LVS_HAVE_KZALLOC_OBJ
+#include <linux/slab.h>
+#define kzalloc_obj(obj, gfp)	kzalloc(sizeof(obj), gfp)
 #endif
 
 #endif /* LVS_COMPAT_H */

@@ -128,7 +128,7 @@ static struct ip_vs_ext_net ip_vs_ext_defaults = {
 /* The template of each namespace's table: .data points into the defaults
  * and is rebased onto the namespace's ip_vs_ext_net when copied.
  */
-static struct ctl_table ip_vs_ext_vars[] = {
+static const struct ctl_table ip_vs_ext_vars[] = {
 	IP_VS_EXT_BOOL("fullnat_timestamp_remove_entry", fnat_timestamp_remove),
 	IP_VS_EXT_BOOL("fullnat_mss_adjust_entry", fnat_mss_adjust),
 	IP_VS_EXT_BOOL("fullnat_conn_reused_entry", fnat_conn_reused),

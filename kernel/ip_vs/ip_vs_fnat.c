@@ -880,10 +880,11 @@ static int ip_vs_fnat_route_to_client(struct sk_buff *skb,
 			.saddr = cp->vaddr.ip,
 			.flowi4_mark = skb->mark,
 			.flowi4_proto = ip_hdr(skb)->protocol,
-			.flowi4_tos = ip_hdr(skb)->tos & IPTOS_TOS_MASK,
 		};
-		struct rtable *rt = ip_route_output_key(net, &fl4);
+		struct rtable *rt;
 
+		lvs_flowi4_set_tos(&fl4, ip_hdr(skb));
+		rt = ip_route_output_key(net, &fl4);
 		if (IS_ERR(rt))
 			return -1;
 		dst = &rt->dst;

@@ -2,10 +2,12 @@
 /*
  * FULLNAT local address pools, one per virtual service.
  *
- * The list is changed under __ip_vs_mutex and read under RCU by the packet
- * path, which picks addresses round robin.  The list and every connection
- * using an address hold a reference on it: deleting an address only takes
- * it off the list, and its live connections drain with it.
+ * The list is changed under the service mutex (__ip_vs_mutex, since 7.3
+ * the namespace's service_mutex: lvs_service_mutex()) and read under RCU
+ * by the packet path, which picks addresses round robin.  The list and
+ * every connection using an address hold a reference on it: deleting an
+ * address only takes it off the list, and its live connections drain
+ * with it.
  *
  * Generic netlink (abi.md): IPVS_CMD_NEW_LADDR / DEL_LADDR with
  * IPVS_CMD_ATTR_SERVICE and IPVS_CMD_ATTR_LADDR { ADDR }, and the dump
@@ -144,7 +146,7 @@ static int ip_vs_laddr_add(struct ip_vs_service *svc,
 	/* charged to the caller's memory cgroup: a container's own
 	 * namespace may add addresses, 8 KiB of port map each
 	 */
-	laddr = kzalloc(sizeof(*laddr), GFP_KERNEL_ACCOUNT);
+	laddr = kzalloc_obj(*laddr, GFP_KERNEL_ACCOUNT);
 	if (!laddr)
 		return -ENOMEM;
 	laddr->ports = bitmap_zalloc(IP_VS_LADDR_PORTS, GFP_KERNEL_ACCOUNT);

@@ -717,7 +717,7 @@ static int ip_vs_sp_start(struct ip_vs_conn *cp, struct sk_buff *skb,
 	 */
 	if (cp->app || !ip_vs_sp_keep(skb))
 		goto fail;
-	hs = kzalloc(sizeof(*hs), GFP_ATOMIC);
+	hs = kzalloc_obj(*hs, GFP_ATOMIC);
 	if (!hs)
 		goto fail;
 	hs->syn = ip_vs_sp_make_syn(skb, iph, th, of, ao);

@@ -10,7 +10,8 @@
  * entry in a per-namespace hash table keyed by (family, address), with
  * the number of its TCP, UDP and SCTP services and of its SYNPROXY TCP
  * services.  Entries change where upstream hashes and unhashes services
- * (under __ip_vs_mutex) and are read under RCU; a lookup costs the same
+ * (under the service mutex: __ip_vs_mutex, since 7.3 the namespace's
+ * service_mutex) and are read under RCU; a lookup costs the same
  * with 10 services as with 50,000.  Firewall-mark services have no
  * address and are not counted.
  */
@@ -106,7 +107,7 @@ int ip_vs_vaddr_add(struct ip_vs_service *svc)
 		return 0;
 	va = ip_vs_vaddr_of(svc);
 	if (!va) {
-		va = kzalloc(sizeof(*va), GFP_KERNEL);
+		va = kzalloc_obj(*va, GFP_KERNEL);
 		if (!va)
 			return -ENOMEM;
 		ip_vs_vaddr_key(&va->key, svc->af, &svc->addr);

@@ -55,3 +55,31 @@ def test_images_of_this_release_are_installed_with_apt(monkeypatch):
     monkeypatch.delenv(buildroot.INSIDE, raising=False)
     with pytest.raises(kbuild.BuildError, match="apt-get install linux-image-6.1.0-57-amd64"):
         buildroot.fetch_image("6.1.0-57-amd64")
+
+
+def _unpacked(tmp_path, image_rel, modules_rel):
+    (tmp_path / modules_rel / "kernel").mkdir(parents=True)
+    image = tmp_path / image_rel
+    image.parent.mkdir(parents=True, exist_ok=True)
+    image.write_bytes(b"MZ")
+    return image
+
+
+@pytest.mark.parametrize("kver, image_rel, modules_rel", [
+    # up to 6.x: the image in /boot, the modules in /lib/modules
+    ("6.12.117+deb13-amd64", "boot/vmlinuz-6.12.117+deb13-amd64",
+     "lib/modules/6.12.117+deb13-amd64"),
+    # 7.x (linux-binary-K, linux-modules-K): both under /usr/lib/modules/K
+    ("7.3.4+deb13-amd64", "usr/lib/modules/7.3.4+deb13-amd64/vmlinuz",
+     "usr/lib/modules/7.3.4+deb13-amd64"),
+])
+def test_the_image_and_modules_are_found_where_each_line_ships_them(
+        tmp_path, kver, image_rel, modules_rel):
+    image = _unpacked(tmp_path, image_rel, modules_rel)
+    assert buildroot.unpacked_kernel(tmp_path, kver) == (tmp_path / modules_rel, image)
+
+
+def test_packages_without_the_image_are_refused(tmp_path):
+    (tmp_path / "usr/lib/modules/7.3.4+deb13-amd64/kernel").mkdir(parents=True)
+    with pytest.raises(kbuild.BuildError, match="hold no image"):
+        buildroot.unpacked_kernel(tmp_path, "7.3.4+deb13-amd64", ["linux-modules-7.3.4"])

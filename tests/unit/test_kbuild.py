@@ -296,6 +296,23 @@ def test_a_dkms_tree_builds_on_its_host_with_the_system_python(tmp_path):
     assert "kernel headers for 6.1.0-999-amd64 are missing" in res.stderr
 
 
+def test_series_of_the_project_applies_to_the_build_roots_kernels(tmp_path, monkeypatch):
+    """The real series against the sources of every kernel of another
+    release that was built here (build/KVER/upstream, staged in its build
+    root): trixie's 6.12 and trixie-backports' 7.x."""
+    from tools import buildroot
+    monkeypatch.delenv(buildroot.INSIDE, raising=False)
+    staged = sorted(d.parent.name for d in (kbuild.ROOT / "build").glob("*/upstream")
+                    if (d / ".stamp").exists() and buildroot.release_for(d.parent.name))
+    if not staged:
+        pytest.skip("no kernel of another release built here (./inv build --kver K)")
+    for kver in staged:
+        copy = tmp_path / kver
+        shutil.copytree(kbuild.ROOT / "build" / kver / "upstream", copy)
+        kbuild.apply_patches(copy, kbuild.resolve_patches(kbuild.ROOT / "kernel/ip_vs",
+                                                          kbuild.kernel_line(kver)), kver)
+
+
 # ---------------------------------------------------------------- local kernels
 
 def fake_local(root: Path, fake_system, release: str = "6.1.99-lvs-debug") -> kbuild.LocalKernel:

@@ -212,7 +212,7 @@ struct ip_vs_ext_net {
 	/* addresses of the services (ip_vs_vaddr.c) */
 	struct rhashtable		vaddrs;
 	struct ctl_table_header		*sysctl_hdr;
-	struct ctl_table		*sysctl_tbl;
+	const struct ctl_table		*sysctl_tbl;
 	struct ip_vs_ext_stats __percpu	*stats;
 };
 
