@@ -305,8 +305,8 @@ def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=
         raise Exit(code=rc)
 
 
-ns = Collection(build, install, uninstall, dkms_install, dkms_remove, vm, test, demo, bench,
-                debug_kernel, exporter)
+ns = Collection(build, kernels, install, uninstall, dkms_install, dkms_remove, vm, test, demo,
+                bench, debug_kernel, exporter)
 ns.add_collection(tune)
 
 # --- toa: the real-server installer (tools/toa_tasks.py) -------------------
