@@ -411,7 +411,8 @@ def _copy_files(src: Path, dest: Path, suffixes: tuple[str, ...]) -> None:
             shutil.copy2(path, dest / path.name)
 
 
-# Probes of the target tree: macro -> (header relative to include/, regex).
+# Probes of the target tree: macro -> (header relative to include/, or
+# Module.symvers for what the kernel exports to modules, regex).
 # Each becomes "#define MACRO 1" in lvs/compat_autoconf.h when it matches,
 # so compat.h can test features instead of version numbers.
 COMPAT_PROBES: dict[str, tuple[str, str]] = {
@@ -423,6 +424,16 @@ COMPAT_PROBES: dict[str, tuple[str, str]] = {
     # macro over ARRAY_SIZE, unusable with a per-namespace copy)
     "LVS_HAVE_REGISTER_NET_SYSCTL_SZ": ("net/net_namespace.h",
                                         r"\bregister_net_sysctl_sz\s*\("),
+    # 6.2 added get_random_u32_below() (prandom_u32_max() before it)
+    "LVS_HAVE_GET_RANDOM_U32_BELOW": ("linux/random.h", r"\bget_random_u32_below\s*\("),
+    # 5.18 added skb_clear_tstamp() (with the mono delivery time bit)
+    "LVS_HAVE_SKB_CLEAR_TSTAMP": ("linux/skbuff.h", r"\bskb_clear_tstamp\s*\("),
+    # 5.11 passed ftrace callbacks a struct ftrace_regs (pt_regs before)
+    "LVS_HAVE_FTRACE_REGS": ("linux/ftrace.h", r"\bftrace_get_regs\s*\("),
+    # 5.11 added get_kretprobe() (ri->rp before)
+    "LVS_HAVE_GET_KRETPROBE": ("linux/kprobes.h", r"\bget_kretprobe\s*\("),
+    # ftrace_free_filter() is exported to modules since 6.2 (declared before)
+    "LVS_HAVE_FTRACE_FREE_FILTER": ("Module.symvers", r"\tftrace_free_filter\t"),
     # Debian's 6.1 passes the transport offset to state transitions
     "LVS_HAVE_STATE_TRANSITION_IPH_LEN": (
         "net/ip_vs.h", r"\(\*state_transition\)\([^;]*unsigned int iph_len\)"),
@@ -437,9 +448,10 @@ COMPAT_PROBES: dict[str, tuple[str, str]] = {
 
 
 def _header_text(target: Target, rel: str) -> str:
+    """A header of the target (relative to include/), or its Module.symvers."""
     for base in (target.headers, target.headers / "source",
                  target.headers.parent / "source"):
-        path = base / "include" / rel
+        path = base / rel if rel == "Module.symvers" else base / "include" / rel
         if path.exists():
             return path.read_text(errors="replace")
     return ""

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The one place where differences between the kernel lines we build for
- * (6.1, 6.12 and 7.3) are bridged.  Features are detected by tools/kbuild.py
- * probing the target's headers (compat_autoconf.h), never by comparing
- * version numbers, so a backported API is picked up on its own.
+ * (5.10, 6.1, 6.12 and 7.3) are bridged.  Features are detected by
+ * tools/kbuild.py probing the target's headers (compat_autoconf.h), never
+ * by comparing version numbers, so a backported API is picked up on its own.
  */
 #ifndef LVS_COMPAT_H
 #define LVS_COMPAT_H
@@ -78,6 +78,62 @@ static inline void lvs_flowi4_set_tos(struct flowi4 *fl4,
 #ifndef LVS_HAVE_KZALLOC_OBJ
 #include <linux/slab.h>
 #define kzalloc_obj(obj, gfp)	kzalloc(sizeof(obj), gfp)
+#endif
+
+#ifndef LVS_HAVE_GET_RANDOM_U32_BELOW
+#include <linux/random.h>
+
+/* Before 6.2: a uniform enough number in [0, ceil), from the CRNG. */
+static inline u32 get_random_u32_below(u32 ceil)
+{
+	return (u32)(((u64)get_random_u32() * ceil) >> 32);
+}
+#endif
+
+#ifndef LVS_HAVE_SKB_CLEAR_TSTAMP
+#include <linux/skbuff.h>
+
+/* Before 5.18 the timestamp was all there was to clear. */
+static inline void skb_clear_tstamp(struct sk_buff *skb)
+{
+	skb->tstamp = 0;
+}
+#endif
+
+#ifndef LVS_HAVE_FTRACE_REGS
+#include <linux/ftrace.h>
+
+/*
+ * Before 5.11 an ftrace callback got the saved registers themselves
+ * (all of them with FTRACE_OPS_FL_SAVE_REGS); no header of those kernels
+ * names ftrace_regs.
+ */
+#define ftrace_regs pt_regs
+
+static inline struct pt_regs *ftrace_get_regs(struct pt_regs *regs)
+{
+	return regs;
+}
+#endif
+
+#ifndef LVS_HAVE_FTRACE_FREE_FILTER
+#include <linux/ftrace.h>
+
+/*
+ * Not exported before 6.2.  A reset to no filter frees the ops' filter
+ * hash the same way (an empty hash is the shared EMPTY_HASH).
+ */
+#define ftrace_free_filter(ops) ftrace_set_filter((ops), NULL, 0, 1)
+#endif
+
+#ifndef LVS_HAVE_GET_KRETPROBE
+#include <linux/kprobes.h>
+
+/* Before 5.11 the instance pointed at its kretprobe directly. */
+static inline struct kretprobe *get_kretprobe(struct kretprobe_instance *ri)
+{
+	return ri->rp;
+}
 #endif
 
 #endif /* LVS_COMPAT_H */

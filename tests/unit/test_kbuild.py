@@ -214,6 +214,21 @@ def test_stage_applies_series_and_adds_our_files(fake_system, tmp_path):
     assert "LVS_HAVE_REGISTER_NET_SYSCTL_SZ" not in autoconf
 
 
+def test_an_export_is_probed_in_module_symvers(fake_system, tmp_path):
+    """What a kernel exports to modules is read from its Module.symvers (a
+    declaration in a header does not say a module may link against it)."""
+    target = discover(fake_system)
+    (target.headers / "include/linux/ftrace.h").write_text(
+        "void ftrace_free_filter(struct ftrace_ops *ops);\n")
+    out = tmp_path / "autoconf.h"
+    kbuild.write_compat_autoconf(target, out)
+    assert "LVS_HAVE_FTRACE_FREE_FILTER" not in out.read_text()
+    (target.headers / "Module.symvers").write_text(
+        "0x8b5340fc\tftrace_free_filter\tvmlinux\tEXPORT_SYMBOL_GPL\t\n")
+    kbuild.write_compat_autoconf(target, out)
+    assert "#define LVS_HAVE_FTRACE_FREE_FILTER 1" in out.read_text()
+
+
 def test_stage_is_repeatable(fake_system, tmp_path):
     root = write_project(tmp_path / "proj", {"0001-good.patch": GOOD_PATCH},
                          "0001-good.patch\n")
