@@ -381,17 +381,27 @@ def _patch(tree: Path, patch: Path, *extra: str) -> subprocess.CompletedProcess[
                  "--no-backup-if-mismatch", *extra, "-d", str(tree), "-i", str(patch)])
 
 
+def _has_hunks(patch: Path) -> bool:
+    return any(line.startswith("@@ ") for line in patch.read_text().splitlines())
+
+
 def apply_patches(tree: Path, steps: Iterable[tuple[Path, ...]], what: str) -> None:
     """Apply each step with -p1, exactly (no fuzz); stop at the first failure.
 
     A step of several forms applies the first whose every hunk fits (tried
     with --dry-run first, so a form that fits in part leaves nothing behind).
+    A form without hunks (a description only) says that its lines need no
+    change there; it is taken only as the line's newest form, never in
+    place of a newer form that does not fit.
     """
     for forms in steps:
+        forms = forms[:1] + tuple(f for f in forms[1:] if _has_hunks(f))
         patch = forms[0]
         if len(forms) > 1:
             patch = next((f for f in forms
                           if _patch(tree, f, "--dry-run").returncode == 0), patch)
+        if not _has_hunks(patch):
+            continue
         res = _patch(tree, patch)
         if res.returncode != 0:
             tried = " or ".join(f"{f.parent.name}/{f.name}" for f in forms)

@@ -268,6 +268,31 @@ def test_a_step_of_forms_applies_the_first_that_fits(tmp_path):
         kbuild.apply_patches(tree, [(newest, older)], "the patched tree")
 
 
+def test_a_form_without_hunks_changes_nothing_and_never_stands_in(tmp_path):
+    """A form that is a description only (the line has nothing to change
+    there) is taken as a line's newest form, but not when a newer form
+    exists and does not fit."""
+    tree = tmp_path / "tree"
+    (tree / "net/netfilter/ipvs").mkdir(parents=True)
+    core = tree / "net/netfilter/ipvs/ip_vs_core.c"
+    text = 'static int __init ip_vs_init(void)\n{\n\tpr_info("ipvs loaded.\\n");\n' \
+           '\treturn 0;\n}\n'
+    core.write_text(text)
+    (tmp_path / "5.10").mkdir()
+    (tmp_path / "6.1").mkdir()
+    empty = tmp_path / "5.10/0001-x.patch"
+    empty.write_text("Subject: [PATCH] nothing to change before 6.1\n")
+    kbuild.apply_patches(tree, [(empty,)], "the 5.10 tree")
+    assert core.read_text() == text
+    newest = tmp_path / "6.1/0001-x.patch"
+    newest.write_text(BAD_PATCH)
+    with pytest.raises(kbuild.BuildError, match=r"0001-x.patch does not apply"):
+        kbuild.apply_patches(tree, [(newest, empty)], "the 6.1 tree")
+    newest.write_text(GOOD_PATCH)
+    kbuild.apply_patches(tree, [(newest, empty)], "the 6.1 tree")
+    assert "FNAT-capable" in core.read_text()
+
+
 def test_toa_only_stage_needs_no_source(fake_system, tmp_path):
     (fake_system["src_root"] / "linux-source-6.1.tar.xz").unlink()
     root = write_project(tmp_path / "proj", {}, None)
