@@ -211,22 +211,46 @@ def kernels(c, kver=None):
             "k": "pytest -k expression", "x": "stop at the first failure",
             "no_build": "do not rebuild the modules (nor the debug kernel) first",
             "tier": "only the kernel tests of a tier (tests/tiers.py): core, the set of a "
-                    "secondary kernel line; sanitizer, the set for the debug kernel"},
+                    "secondary kernel line; sanitizer, the set for the debug kernel",
+            "secondary": "without --kver: also the secondary kernel lines (default); "
+                         "--no-secondary: the host's kernels only"},
       iterable=["kver"])
-def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None):
-    """The whole test suite: host tests, then kernel tests in one guest per kernel."""
+def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None,
+         secondary=True):
+    """The whole test suite: host tests, then kernel tests in one guest per kernel.
+
+    Without --kver: the whole suite on the primary lines (Debian 12's 6.1,
+    Debian 13's newest 6.12) and the core tier on the secondary lines
+    (bookworm-backports' 6.12, trixie-backports' newest, bullseye's 5.10),
+    whose kernels are built in build roots and unpacked for the guests.
+    """
     args = [sys.executable, "-m", "pytest"]
     if not unit and not no_build and "debug" in (kver or []):
         debug_kernel(c)
     kvers = [release for one in kver or [] for release in _kernels(one)]
+    core: list[str] = []
+    if not unit and not kvers and secondary and not tier:
+        from tools import buildroot, lines
+        try:
+            kvers, core = lines.plan()
+            for one in kvers + core:
+                if buildroot.release_for(one) is not None:
+                    buildroot.fetch_image(one)
+        except kbuild.BuildError as exc:
+            raise Exit(f"error: {exc}\n(./inv test --no-secondary runs the host's "
+                       f"kernels only)", code=1)
+        print(f"[test] the whole suite on {', '.join(kvers)}; the core tier on "
+              f"{', '.join(core) or 'no other kernel'}")
     if unit:
         args.append("--no-kernel")
     elif not no_build:
-        for one in kvers or _kernels(None):
+        for one in kvers + core or _kernels(None):
             build(c, kver=one)
         _keepalived("build", warn_only=True)   # the keepalived tests run it from build/
     for one in kvers:
         args += ["--kver", one]
+    for one in core:
+        args += ["--core-kver", one]
     if k:
         args += ["-k", k]
     if tier:

@@ -53,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--guest-report", help=argparse.SUPPRESS)
     group.addoption("--tier", choices=sorted(tiers.TIERS),
                     help="only the kernel tests of this tier (tests/tiers.py)")
+    group.addoption("--core-kver", action="append", default=[],
+                    help="kernel release of a secondary line: only the core tier "
+                         "runs on it (repeatable; beside --kver's whole suite)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,7 +76,16 @@ def kernel_targets(config: pytest.Config) -> list[str]:
         chosen = [kbuild.resolve_kver(k) for k in config.getoption("kver")]
     except kbuild.BuildError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    return chosen or kbuild.installed_kernels()
+    core = [k for k in config.getoption("core_kver") if k not in chosen]
+    return (chosen or ([] if core else kbuild.installed_kernels())) + core
+
+
+def tier_of(config: pytest.Config, kver: str | None) -> str | None:
+    """The tier a kernel's tests are chosen by: ``core`` for a secondary
+    line (``--core-kver``), else ``--tier`` (None: every test)."""
+    if kver in config.getoption("core_kver") and kver not in config.getoption("kver"):
+        return "core"
+    return config.getoption("tier")
 
 
 #: How much longer than on a Debian kernel a guest of a kernel built here
@@ -103,8 +115,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
     tier = config.getoption("tier")
-    if tier:
-        kept = [i for i in items if tiers.in_tier(i.nodeid, tier)]
+    if tier or config.getoption("core_kver"):
+        def wanted(item: pytest.Item) -> bool:
+            chosen = tier_of(config, _kver_of(item)) if item.get_closest_marker("kernel") \
+                else tier
+            return chosen is None or tiers.in_tier(item.nodeid, chosen)
+        kept = [i for i in items if wanted(i)]
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
     # Host tests first; then kernel tests grouped by kernel, "last" ones last;
@@ -114,7 +130,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     def key(item: pytest.Item) -> tuple[int, int, int, int]:
         if not item.get_closest_marker("kernel"):
             return (0, 0, 0, 0)
-        in_tier = tiers.position(item.nodeid, tier) if tier else 0
+        chosen = tier_of(config, _kver_of(item))
+        in_tier = tiers.position(item.nodeid, chosen) if chosen else 0
         return (1, order.get(_kver_of(item) or "", 99), bool(item.get_closest_marker("last")),
                 in_tier or 0)
 
@@ -168,7 +185,7 @@ class HostRunner:
         ids = out / "nodeids.txt"
         ids.write_text("\n".join(i.nodeid for i in self.items[kver]) + "\n")
         scale = LOCAL_KERNEL_SLOWDOWN if kbuild.local_kernel(kver) else 1
-        tier = self.config.getoption("tier")
+        tier = tier_of(self.config, kver)
         cmd = (f"{sys.executable} -m pytest -q -p no:cacheprovider "
                f"--guest-report {report} --timeout {900 * scale} "
                f"{f'--tier {tier} ' if tier else ''}@{ids}")

@@ -265,3 +265,71 @@ def fetch_image(kver: str, modules_root: Path = Path("/lib/modules")) -> Path:
         shutil.copy2(vmlinuz, image)
     say(f"{kver}: image {image}, modules in {modules_root / kver} (not a boot entry)")
     return image
+
+
+# ---------------------------------------------------------------- the newest kernels
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """A kernel line of another Debian release: the image that
+    ``linux-image-amd64`` of ``suite`` depends on (``suite`` None: the
+    release's own candidate, its security updates included)."""
+
+    title: str
+    release: Release
+    suite: str | None = None
+    primary: bool = False        # the whole suite runs on it (else the core tier)
+
+
+TRIXIE, BULLSEYE = RELEASES
+LINES = (
+    Line("Debian 13 (trixie) 6.12", TRIXIE, primary=True),
+    Line("trixie-backports (the newest line)", TRIXIE, "trixie-backports"),
+    Line("Debian 11 (bullseye) 5.10", BULLSEYE),
+)
+
+
+def madison_version(madison: str, suite: str) -> str | None:
+    """The newest version that ``apt-cache madison`` lists for ``suite``."""
+    for row in madison.splitlines():
+        cells = [cell.strip() for cell in row.split("|")]
+        if len(cells) == 3 and cells[2].split()[1:2] and \
+                cells[2].split()[1].split("/")[0] == suite:
+            return cells[1]
+    return None
+
+
+def image_dependency(show: str) -> str | None:
+    """The kernel release that a ``linux-image-amd64`` stanza depends on."""
+    m = re.search(r"^Depends:.*?\blinux-image-(\d[^\s,(]*)", show, re.M)
+    return m.group(1) if m else None
+
+
+_UPDATED: set[str] = set()
+
+
+def newest_kernel(line: Line) -> str:
+    """The release of the newest image of ``line`` in Debian's archive today
+    (its root's package lists are refreshed once per process)."""
+    _require_root(line.title)
+    root = ensure_root(line.release)
+    if line.release.name not in _UPDATED:
+        in_root(root, ["apt-get", "update", "-q"],
+                f"apt-get update in the {line.release.name} root")
+        _UPDATED.add(line.release.name)
+    if line.suite:
+        madison = _run(["chroot", str(root), "apt-cache", "madison", "linux-image-amd64"],
+                       "apt-cache madison linux-image-amd64").stdout
+        version = madison_version(madison, line.suite)
+    else:
+        version = apt_version(root, "linux-image-amd64")
+    if version is None:
+        raise BuildError(f"{line.title}: no linux-image-amd64 in "
+                         f"{line.suite or ', '.join(line.release.suites)}")
+    show = _run(["chroot", str(root), "apt-cache", "show", f"linux-image-amd64={version}"],
+                f"apt-cache show linux-image-amd64={version}").stdout
+    kver = image_dependency(show)
+    if kver is None or release_for(kver) is not line.release:
+        raise BuildError(f"{line.title}: linux-image-amd64 {version} names no kernel "
+                         f"that the {line.release.name} root builds ({kver})")
+    return kver

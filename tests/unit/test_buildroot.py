@@ -83,3 +83,55 @@ def test_packages_without_the_image_are_refused(tmp_path):
     (tmp_path / "usr/lib/modules/7.3.4+deb13-amd64/kernel").mkdir(parents=True)
     with pytest.raises(kbuild.BuildError, match="hold no image"):
         buildroot.unpacked_kernel(tmp_path, "7.3.4+deb13-amd64", ["linux-modules-7.3.4"])
+
+
+# ---------------------------------------------------------------- the newest kernels
+
+MADISON = """\
+linux-image-amd64 | 7.3.4-1~bpo13+1 | http://deb.debian.org/debian trixie-backports/main amd64 Packages
+linux-image-amd64 | 6.12.118-1 | http://deb.debian.org/debian-security trixie-security/main amd64 Packages
+linux-image-amd64 | 6.12.117-1 | http://deb.debian.org/debian trixie/main amd64 Packages
+"""
+
+
+def test_the_newest_version_of_a_suite_is_read_from_madison():
+    assert buildroot.madison_version(MADISON, "trixie-backports") == "7.3.4-1~bpo13+1"
+    assert buildroot.madison_version(MADISON, "trixie") == "6.12.117-1"
+    assert buildroot.madison_version(MADISON, "trixie-security") == "6.12.118-1"
+    assert buildroot.madison_version(MADISON, "bookworm-backports") is None
+    assert buildroot.madison_version("", "trixie") is None
+
+
+@pytest.mark.parametrize("show, kver", [
+    ("Package: linux-image-amd64\nVersion: 6.12.118-1\n"
+     "Depends: linux-image-6.12.118+deb13-amd64 (= 6.12.118-1)\n", "6.12.118+deb13-amd64"),
+    ("Version: 7.3.4-1~bpo13+1\nDepends: linux-base-amd64 (= 7.3.4-1~bpo13+1), "
+     "linux-image-7.3.4+deb13-amd64 (= 7.3.4-1~bpo13+1), linux-modules-amd64\n",
+     "7.3.4+deb13-amd64"),
+    ("Version: 5.10.262-1\nDepends: linux-image-5.10.0-46-amd64 (= 5.10.262-1)\n",
+     "5.10.0-46-amd64"),
+    ("Version: 1\nDepends: linux-base\n", None),
+])
+def test_the_kernel_of_the_metapackage_is_its_dependency(show, kver):
+    assert buildroot.image_dependency(show) == kver
+
+
+def test_every_line_is_built_by_a_root_and_one_of_them_is_primary():
+    assert [line for line in buildroot.LINES if line.primary] == [buildroot.LINES[0]]
+    assert {line.release.name for line in buildroot.LINES} == {"trixie", "bullseye"}
+
+
+def test_the_plan_runs_the_whole_suite_on_the_primary_lines_and_core_elsewhere():
+    from tools import lines
+    trixie, backports, bullseye = buildroot.LINES
+    full, core = lines.split(["6.1.0-57-amd64", "6.12.95+deb12-amd64"],
+                             [(trixie, "6.12.118+deb13-amd64"),
+                              (backports, "7.3.4+deb13-amd64"),
+                              (bullseye, "5.10.0-46-amd64")])
+    assert full == ["6.1.0-57-amd64", "6.12.118+deb13-amd64"]
+    assert core == ["6.12.95+deb12-amd64", "7.3.4+deb13-amd64", "5.10.0-46-amd64"]
+    # a line whose newest kernel is another's (no backport newer than the
+    # release) runs once, on the bigger set
+    full, core = lines.split(["6.1.0-57-amd64"], [(trixie, "6.12.118+deb13-amd64"),
+                                                   (backports, "6.12.118+deb13-amd64")])
+    assert full == ["6.1.0-57-amd64", "6.12.118+deb13-amd64"] and core == []

@@ -54,3 +54,31 @@ def test_tests_of_a_tier_are_ordered_by_its_entries(monkeypatch):
 def test_the_sanitizer_tier_starts_with_the_fuzz_and_ends_with_the_log_check():
     assert tiers.SANITIZER[0] == "test_netlink_fuzz.py"
     assert tiers.SANITIZER[-1] == "test_zz_kernel_log.py"
+
+
+def test_a_secondary_kernel_runs_the_core_tier_beside_a_whole_suite():
+    """``--core-kver K`` beside ``--kver P``: P gets every kernel test, K only
+    the core tier's, in the tier's order (what ./inv test asks of pytest)."""
+    import subprocess
+    import sys
+
+    from tools import kbuild
+    installed = kbuild.installed_kernels()
+    if not installed:
+        pytest.skip("no 6.1/6.12 kernel with headers here")
+    full, secondary = installed[0], "9.9.9-secondary-amd64"
+    res = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "tests/kernel",
+                          "--kver", full, "--core-kver", secondary],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    ids = [line for line in res.stdout.splitlines() if line.startswith("tests/kernel/")]
+    on_full = [n for n in ids if full in n]
+    on_core = [n for n in ids if secondary in n]
+    assert len(on_full) + len(on_core) == len(ids)
+    assert on_core and all(tiers.in_tier(n, "core") for n in on_core)
+    assert any(not tiers.in_tier(n, "core") for n in on_full)
+    assert {n.replace(secondary, full) for n in on_core} == \
+        {n for n in on_full if tiers.in_tier(n, "core")}
+    positions = [tiers.position(n, "core") for n in on_core]
+    assert positions == sorted(positions)
