@@ -104,7 +104,9 @@ def rs_system(kver, tmp_path) -> Iterator[Path]:
 
 
 def test_check_names_the_missing_headers_package(rs_system, kver):
-    (rs_system / "build").unlink()
+    build = rs_system / "build"
+    if build.is_symlink() or build.exists():   # a kernel of another release has none
+        build.unlink()
     res = installer("check", "--kver", kver)
     assert res.returncode == 1
     hint = toa_installer.headers_package(kver, kbuild.dpkg_version(f"linux-image-{kver}"))
@@ -116,6 +118,10 @@ def test_check_names_the_missing_headers_package(rs_system, kver):
 # that alone was seen taking more than the default 900 s.
 @pytest.mark.timeout(2400)
 def test_install_status_selftest_uninstall(rs_system, kver, kmsg_mark):
+    if not (rs_system / "build" / "Makefile").exists():
+        pytest.skip(f"the guest has no headers of {kver}: a kernel of another Debian "
+                    f"release, whose modules are built in its build root with that "
+                    f"release's compiler (docs/kernels.md, DKMS)")
     version = project_version()
     res = installer("check", "--kver", kver)
     assert res.returncode == 0 and "ready to install" in res.stdout, res.stdout + res.stderr
