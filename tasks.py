@@ -282,8 +282,11 @@ def demo(c, kver=None):
             "memory": "guest memory (default 3G: a million sessions and their packets)",
             "no_build": "do not rebuild the modules first",
             "only": "run only the steps whose name contains this word (e.g. exporter); "
-                    "the other figures are null"})
-def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, only=None):
+                    "the other figures are null",
+            "mttcg": "run the guest with QEMU's multi-threaded TCG (one host thread per "
+                     "vCPU; the test guests stay single-threaded: README, Tests)"})
+def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, only=None,
+          mttcg=False):
     """Benchmarks in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
 
     Prints a table of ratios against baselines measured in the same run,
@@ -297,7 +300,8 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, onl
         _keepalived("build", warn_only=True)   # the keepalived figures need it
     try:
         bench_mod.run(chosen, quick=quick, only=only, json_path=json,
-                      memory=memory or bench_mod.BENCH_MEMORY)
+                      memory=memory or bench_mod.BENCH_MEMORY,
+                      tcg_thread="multi" if mttcg else "single")
     except kbuild.BuildError as exc:
         raise _fail(exc)
 

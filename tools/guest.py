@@ -37,6 +37,8 @@ from tools.kbuild import ROOT, BuildError
 
 MODROOT_FILES = ("modules.order", "modules.builtin", "modules.builtin.modinfo")
 UPDATES_SUBDIR = "updates/lvs-toolkit"
+#: QEMU's TCG threading modes (GuestConfig.tcg_thread)
+TCG_THREADS = ("single", "multi")
 
 
 class GuestError(BuildError):
@@ -55,6 +57,17 @@ class GuestConfig:
     # kernel messages of level warning and above on the console (and so in
     # the console log): an oops that takes the guest down is not lost
     kernel_messages: bool = True
+    # QEMU's TCG threading: "single" (both vCPUs take turns on one host
+    # thread; every guest by default, see vng_command) or "multi" (one host
+    # thread per vCPU).  "multi" only for guests that load our modules once
+    # and never reload toa.ko: the benchmark guest (./inv bench --mttcg);
+    # the test guests stay single-threaded.
+    tcg_thread: str = "single"
+
+    def __post_init__(self) -> None:
+        if self.tcg_thread not in TCG_THREADS:
+            raise ValueError(f"tcg_thread must be one of {', '.join(TCG_THREADS)}, "
+                             f"not {self.tcg_thread!r}")
 
     @property
     def local(self) -> kbuild.LocalKernel | None:
@@ -169,11 +182,11 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
         cmd += ["--verbose", "--append", "loglevel=5"]
     for word in cfg.append:
         cmd += ["--append", word]
-    # Single-threaded TCG: the vCPUs take turns on one host thread.  QEMU
-    # 7.2's multi-threaded TCG ran stale kernel text after ftrace patched it
-    # (toa.ko reloads): a lockup on an int3 already gone, and a jump to 0 in
-    # CI.  README, Tests, has the details.
-    cmd += ["--qemu-opt=-accel", "--qemu-opt=tcg,thread=single"]
+    # Single-threaded TCG unless the caller asks otherwise: the vCPUs take
+    # turns on one host thread.  QEMU 7.2's multi-threaded TCG ran stale
+    # kernel text after ftrace patched it (toa.ko reloads): a lockup on an
+    # int3 already gone, and a jump to 0 in CI.  README, Tests, has the details.
+    cmd += ["--qemu-opt=-accel", f"--qemu-opt=tcg,thread={cfg.tcg_thread}"]
     for opt in cfg.qemu_opts:
         # One argument each, attached with "=": vng's --qemu-opts swallows
         # everything after it (--exec too), and "-device" would look like an option.

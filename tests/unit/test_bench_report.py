@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
-from tools.bench import report, runner
+from tools.bench import host, report, runner
+from tools.kbuild import ROOT
 
 
 @pytest.mark.parametrize("n", [1, 100, 1000, 60001, 120_000, 1_000_000])
@@ -41,3 +43,24 @@ def test_chart_is_written(tmp_path):
     path = report.chart(_result(fnat_vs_nat_pps_ratio=0.9, restore_py_vs_c_ratio=12.0),
                         tmp_path / "c.png")
     assert path.stat().st_size > 1000
+
+
+def test_bench_guest_runs_single_threaded_tcg_unless_mttcg(tmp_path, monkeypatch):
+    """./inv bench --mttcg reaches the guest's QEMU as tcg,thread=multi; by
+    default the benchmark guest is single-threaded as every other guest."""
+    assert host.guest_config("6.12.0-test", tmp_path).tcg_thread == "single"
+    assert host.guest_config("6.12.0-test", tmp_path, tcg_thread="multi").tcg_thread == "multi"
+    sys.path.insert(0, str(ROOT))
+    import tasks
+
+    asked = []
+    monkeypatch.setattr(host, "run", lambda kver, **kw: asked.append(kw["tcg_thread"]))
+    monkeypatch.setattr(tasks, "_kernels", lambda kver: [kver])
+    tasks.bench.body(None, kver="6.12.0-test", no_build=True, mttcg=True)
+    tasks.bench.body(None, kver="6.12.0-test", no_build=True)
+    assert asked == ["multi", "single"]
+
+
+def test_table_names_the_tcg_mode():
+    assert "TCG thread=multi" in report.table(_result(guest_tcg_thread="multi"))
+    assert "TCG thread" not in report.table(_result())

@@ -43,6 +43,19 @@ def test_the_guest_boots_the_local_image_without_a_host_module_folder(local):
     assert "--overlay-rwdir" not in argv
 
 
+def test_tcg_is_single_threaded_unless_asked(local):
+    """Every guest runs TCG single-threaded (README, Tests); a caller may ask
+    for multi-threaded TCG (the benchmark's --mttcg), nothing else."""
+    def accel(cfg):
+        argv = guest.vng_command(cfg, "true")
+        return argv[argv.index("--qemu-opt=-accel") + 1]
+
+    assert accel(guest.GuestConfig(RELEASE)) == "--qemu-opt=tcg,thread=single"
+    assert accel(guest.GuestConfig(RELEASE, tcg_thread="multi")) == "--qemu-opt=tcg,thread=multi"
+    with pytest.raises(ValueError, match="tcg_thread must be one of single, multi"):
+        guest.GuestConfig(RELEASE, tcg_thread="mttcg")
+
+
 def test_a_debian_kernel_keeps_its_overlay():
     kver = next(iter(kbuild.installed_kernels()), None)
     if kver is None:

@@ -68,6 +68,7 @@ def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 def table(result: dict[str, Any]) -> str:
     head = (f"kernel {result.get('kernel')}, {result.get('guest_cpus')} CPUs, "
             f"repeats {result.get('repeats')} (medians)"
+            + (f", TCG thread={result['guest_tcg_thread']}" if result.get("guest_tcg_thread") else "")
             + (", QUICK (smoke only)" if result.get("quick") else ""))
     lines = [head, ""]
     width = max(len(r[0]) for r in rows(result))

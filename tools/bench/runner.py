@@ -828,6 +828,8 @@ class Bench:
 
             def window(scraping: Callable[[], Any] | None, seconds: float) -> dict:
                 cpu0, exp0 = cpu_times(), scraper.cpu_seconds()
+                scraper.last_run = {}     # filled by scraper.continuously only
+                began = time.monotonic()
                 if scraping is None:
                     r = lab.forward_rate(port, self.p.flows, base, seconds)
                     done = [0]
@@ -835,8 +837,12 @@ class Bench:
                     with scraping() as done:
                         r = lab.forward_rate(port, self.p.flows, base, seconds)
                 shares = cpu_shares(cpu0, cpu_times())
+                run = scraper.last_run
                 return {"pps": r["pps"], "offered_pps": r["offered_pps"],
                         "scrapes": done[0], "cpu": shares,
+                        "scrape_seconds": run.get("scrape_seconds"),
+                        "scrape_error": run.get("error"),
+                        "window_seconds": round(time.monotonic() - began, 1),
                         "exporter_cpu_seconds": round(scraper.cpu_seconds() - exp0, 2),
                         "exporter_cpus": scraper.cpus()}
 
@@ -856,7 +862,8 @@ class Bench:
                         f"{scraped[-1]['offered_pps']:.0f}); CPU idle {idle[-1]['cpu']}; "
                         f"CPU while scraped {scraped[-1]['cpu']}, exporter "
                         f"{scraped[-1]['exporter_cpu_seconds']} s on CPUs "
-                        f"{scraped[-1]['exporter_cpus']}")
+                        f"{scraped[-1]['exporter_cpus']}, scrapes of "
+                        f"{scraped[-1]['scrape_seconds']} s, error {scraped[-1]['scrape_error']}")
                 runs[name] = {"idle": idle, "scraped": scraped}
             # Control: a process that only burns CPU (no netlink, no /proc) on
             # the softirq CPU, as the exporter there: if forwarding falls as
@@ -879,7 +886,10 @@ class Bench:
                 idle.append(window(None, long))
                 scraped.append(window(lambda: scraper.continuously(INTERVAL), long))
                 log(f"  every {INTERVAL:.0f} s: {idle[-1]['pps']:.0f} pps idle, "
-                    f"{scraped[-1]['pps']:.0f} pps with {scraped[-1]['scrapes']} scrapes")
+                    f"{scraped[-1]['pps']:.0f} pps with {scraped[-1]['scrapes']} scrapes "
+                    f"(seconds {scraped[-1]['scrape_seconds']}, error "
+                    f"{scraped[-1]['scrape_error']}) in {scraped[-1]['window_seconds']} s; "
+                    f"CPU {scraped[-1]['cpu']}")
             runs["interval"] = {"idle": idle, "scraped": scraped}
         finally:
             scraper.stop()
@@ -1056,6 +1066,7 @@ class Scraper:
                 stdout=subprocess.DEVNULL, stderr=log_file)
         netlab.wait_for(self._ready, timeout=60)
         self._stop = threading.Event()
+        self.last_run: dict[str, Any] = {}
 
     def _ready(self) -> bool:
         if self.proc.poll() is not None:
@@ -1107,17 +1118,23 @@ class Scraper:
     @contextlib.contextmanager
     def continuously(self, every: float = 0.0):
         """Scrapes in a thread, back to back or one each ``every`` seconds
-        (the first at once); yields [number done]."""
+        (the first at once); yields [number done].  The seconds of each
+        scrape and the error that ended the loop, if any, are in
+        ``self.last_run`` afterwards."""
         done = [0]
         stop = threading.Event()
+        self.last_run = {"scrape_seconds": [], "error": None}
 
         def loop() -> None:
             while not stop.is_set():
                 started = time.monotonic()
                 try:
                     self.get()
-                except OSError:
-                    return          # the exporter is gone: the count says so
+                except OSError as exc:
+                    # the exporter is gone or did not answer: the count says so
+                    self.last_run["error"] = repr(exc)
+                    return
+                self.last_run["scrape_seconds"].append(round(time.monotonic() - started, 2))
                 done[0] += 1
                 if every:
                     stop.wait(max(0.0, every - (time.monotonic() - started)))
