@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +60,22 @@ def test_bench_guest_runs_single_threaded_tcg_unless_mttcg(tmp_path, monkeypatch
     tasks.bench.body(None, kver="6.12.0-test", no_build=True, mttcg=True)
     tasks.bench.body(None, kver="6.12.0-test", no_build=True)
     assert asked == ["multi", "single"]
+
+
+def test_a_step_name_with_spaces_reaches_the_guest_whole(tmp_path, monkeypatch):
+    """./inv bench --only "local port": one argument in the guest, and a
+    result file name without the space (it once split the command line)."""
+    import shlex
+    commands = []
+    monkeypatch.setattr(host, "OUT", tmp_path)
+    monkeypatch.setattr(host, "build_gen", lambda: None)
+    monkeypatch.setattr(host.guest, "run", lambda cfg, cmd, **kw: commands.append(cmd) or 2)
+    with pytest.raises(host.guest.GuestError):
+        host.run("6.12.0-test", only="local port")
+    argv = shlex.split(commands[0])
+    assert argv[argv.index("--only") + 1] == "local port"
+    out = Path(argv[argv.index("--out") + 1])
+    assert out.name == "result-bench-only-local-port.json"
 
 
 def test_table_names_the_tcg_mode():

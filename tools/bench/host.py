@@ -9,6 +9,7 @@ See docs/benchmarks.md for the method.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -47,12 +48,13 @@ def run(kver: str, *, quick: bool = False, only: str | None = None,
     guest: safe here because no step reloads toa.ko (README, Tests)."""
     out_dir = OUT / kver
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = (("bench-quick" if quick else "bench") + (f"-only-{only}" if only else "")
+    word = re.sub(r"[^A-Za-z0-9_.-]+", "-", only).strip("-") if only else ""
+    stem = (("bench-quick" if quick else "bench") + (f"-only-{word}" if word else "")
             + ("-mttcg" if tcg_thread == "multi" else ""))
     result_file = out_dir / f"result-{stem}.json"
     result_file.unlink(missing_ok=True)
     build_gen()
-    cmd = (f"{sys.executable} -m tools.bench.runner --out {result_file}"
+    cmd = (f"{sys.executable} -m tools.bench.runner --out {shlex.quote(str(result_file))}"
            + (" --quick" if quick else "") + (f" --only {shlex.quote(only)}" if only else ""))
     cfg = guest_config(kver, out_dir, memory=memory, cpus=cpus, timeout=timeout,
                        tcg_thread=tcg_thread)
