@@ -212,32 +212,35 @@ def kernels(c, kver=None):
             "no_build": "do not rebuild the modules (nor the debug kernel) first",
             "tier": "only the kernel tests of a tier (tests/tiers.py): core, the set of a "
                     "secondary kernel line; sanitizer, the set for the debug kernel",
-            "secondary": "without --kver: also the secondary kernel lines (default); "
-                         "--no-secondary: the host's kernels only"},
+            "secondary": "without --kver: also the core tier on the secondary kernel "
+                         "lines, after the primary lines (docs/kernels.md)",
+            "installed_only": "without --kver: the host's installed kernels only (6.1 and "
+                            "bookworm-backports' 6.12), each with the whole suite"},
       iterable=["kver"])
 def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None,
-         secondary=True):
+         secondary=False, installed_only=False):
     """The whole test suite: host tests, then kernel tests in one guest per kernel.
 
     Without --kver: the whole suite on the primary lines (Debian 12's 6.1,
-    Debian 13's newest 6.12) and the core tier on the secondary lines
+    Debian 13's newest 6.12, built in a trixie build root and unpacked for
+    the guest); --secondary adds the core tier on the secondary lines
     (bookworm-backports' 6.12, trixie-backports' newest, bullseye's 5.10),
-    whose kernels are built in build roots and unpacked for the guests.
+    whose guests boot once the primary lines' guests are done.
     """
     args = [sys.executable, "-m", "pytest"]
     if not unit and not no_build and "debug" in (kver or []):
         debug_kernel(c)
     kvers = [release for one in kver or [] for release in _kernels(one)]
     core: list[str] = []
-    if not unit and not kvers and secondary and not tier:
+    if not unit and not kvers and not installed_only and not tier:
         from tools import buildroot, lines
         try:
-            kvers, core = lines.plan()
+            kvers, core = lines.plan(secondary)
             for one in kvers + core:
                 if buildroot.release_for(one) is not None:
                     buildroot.fetch_image(one)
         except kbuild.BuildError as exc:
-            raise Exit(f"error: {exc}\n(./inv test --no-secondary runs the host's "
+            raise Exit(f"error: {exc}\n(./inv test --installed-only runs the host's "
                        f"kernels only)", code=1)
         print(f"[test] the whole suite on {', '.join(kvers)}; the core tier on "
               f"{', '.join(core) or 'no other kernel'}")

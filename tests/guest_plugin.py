@@ -240,16 +240,21 @@ class HostRunner:
         finally:
             self.results.setdefault(kver, {})
 
-    def _start_guests(self) -> None:
-        """Boot every kernel's guest at once, each in a thread of its own:
-        much of a kernel test's time is waiting (timers, retries, captures),
-        which the guests then do side by side."""
-        if self.threads:
-            return
-        for kver in self.items:
-            thread = threading.Thread(target=self._run_guest_safely, args=(kver,),
-                                      name=f"guest-{kver}", daemon=True)
-            self.threads[kver] = thread
+    def _start_guests(self, kver: str) -> None:
+        """Boot the guests of ``kver``'s group at once, each in a thread of its
+        own: much of a kernel test's time is waiting (timers, retries,
+        captures), which the guests then do side by side.  The kernels of the
+        whole suite are one group and the secondary lines (``--core-kver``)
+        another, booted when the first group's results have been replayed:
+        five emulated guests at once on two cores ran past their time."""
+        core = set(self.config.getoption("core_kver")) - set(self.config.getoption("kver"))
+        group = [k for k in self.items if (k in core) == (kver in core)]
+        for one in group:
+            if one in self.threads:
+                continue
+            thread = threading.Thread(target=self._run_guest_safely, args=(one,),
+                                      name=f"guest-{one}", daemon=True)
+            self.threads[one] = thread
             thread.start()
 
     @pytest.hookimpl(tryfirst=True)
@@ -258,7 +263,7 @@ class HostRunner:
             return None
         kver = _kver_of(item) or "?"
         if kver not in self.results:
-            self._start_guests()
+            self._start_guests(kver)
             self.threads[kver].join()
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         reports = self.results[kver].get(item.nodeid) or [self._missing_report(item, kver)]

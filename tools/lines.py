@@ -1,10 +1,11 @@
 """Which kernels ``./inv test`` runs, and how much of the suite on each.
 
-The primary lines run the whole suite: Debian 12's 6.1 (installed on the
-host) and Debian 13's 6.12 (the newest image of trixie, security updates
-included, built in the trixie root).  Every other supported line runs the
-core tier (tests/tiers.py): bookworm-backports' 6.12 (installed on the
-host), the newest line of trixie-backports and bullseye's 5.10.  The
+The primary lines run the whole suite, in every run and so in CI: Debian
+12's 6.1 (installed on the host) and Debian 13's 6.12 (the newest image of
+trixie, security updates included, built in the trixie root).  Every other
+supported line runs the core tier (tests/tiers.py) with ``./inv test
+--secondary``: bookworm-backports' 6.12 (installed on the host), the newest
+line of trixie-backports and bullseye's 5.10.  The
 kernels of other releases are resolved from Debian's archive at each run
 (buildroot.newest_kernel()), so a new upload is tested as soon as it is
 there.  docs/kernels.md lists the lines.
@@ -31,7 +32,10 @@ def split(host: Sequence[str], others: Sequence[tuple[buildroot.Line, str]]
     return list(dict.fromkeys(full)), [k for k in dict.fromkeys(core) if k not in full]
 
 
-def plan() -> tuple[list[str], list[str]]:
-    """The kernels of today's run: the host's and the newest of every other line."""
-    others = [(line, buildroot.newest_kernel(line)) for line in buildroot.LINES]
-    return split(kbuild.installed_kernels(), others)
+def plan(secondary: bool = True) -> tuple[list[str], list[str]]:
+    """The kernels of today's run: the host's and the newest of every other
+    line; without ``secondary``, the primary lines only (no core list)."""
+    lines = [line for line in buildroot.LINES if secondary or line.primary]
+    full, core = split(kbuild.installed_kernels(),
+                       [(line, buildroot.newest_kernel(line)) for line in lines])
+    return full, core if secondary else []
