@@ -80,12 +80,15 @@ def kernel_targets(config: pytest.Config) -> list[str]:
     return (chosen or ([] if core else kbuild.installed_kernels())) + core
 
 
+def is_secondary(config: pytest.Config, kver: str | None) -> bool:
+    """Whether ``kver`` is a secondary line's (``--core-kver``, not ``--kver``)."""
+    return kver in config.getoption("core_kver") and kver not in config.getoption("kver")
+
+
 def tier_of(config: pytest.Config, kver: str | None) -> str | None:
     """The tier a kernel's tests are chosen by: ``core`` for a secondary
-    line (``--core-kver``), else ``--tier`` (None: every test)."""
-    if kver in config.getoption("core_kver") and kver not in config.getoption("kver"):
-        return "core"
-    return config.getoption("tier")
+    line, else ``--tier`` (None: every test)."""
+    return "core" if is_secondary(config, kver) else config.getoption("tier")
 
 
 #: How much longer than on a Debian kernel a guest of a kernel built here
@@ -247,8 +250,8 @@ class HostRunner:
         whole suite are one group and the secondary lines (``--core-kver``)
         another, booted when the first group's results have been replayed:
         five emulated guests at once on two cores ran past their time."""
-        core = set(self.config.getoption("core_kver")) - set(self.config.getoption("kver"))
-        group = [k for k in self.items if (k in core) == (kver in core)]
+        secondary = is_secondary(self.config, kver)
+        group = [k for k in self.items if is_secondary(self.config, k) == secondary]
         for one in group:
             if one in self.threads:
                 continue

@@ -381,7 +381,8 @@ def _patch(tree: Path, patch: Path, *extra: str) -> subprocess.CompletedProcess[
                  "--no-backup-if-mismatch", *extra, "-d", str(tree), "-i", str(patch)])
 
 
-def _has_hunks(patch: Path) -> bool:
+def has_hunks(patch: Path) -> bool:
+    """Whether a patch file changes anything (a form may be a description only)."""
     return any(line.startswith("@@ ") for line in patch.read_text().splitlines())
 
 
@@ -395,12 +396,12 @@ def apply_patches(tree: Path, steps: Iterable[tuple[Path, ...]], what: str) -> N
     place of a newer form that does not fit.
     """
     for forms in steps:
-        forms = forms[:1] + tuple(f for f in forms[1:] if _has_hunks(f))
+        forms = forms[:1] + tuple(f for f in forms[1:] if has_hunks(f))
         patch = forms[0]
         if len(forms) > 1:
             patch = next((f for f in forms
                           if _patch(tree, f, "--dry-run").returncode == 0), patch)
-        if not _has_hunks(patch):
+        if not has_hunks(patch):
             continue
         res = _patch(tree, patch)
         if res.returncode != 0:
