@@ -3,21 +3,25 @@
 ::
 
                        10.0.1.0/24            10.0.4.0/24 (front, BGP)
+                       2001:db8:1::/64        2001:db8:4::/64
     +--------+              +---------------------------+
     | client |eth0 ---- eth0|          router           |---- f1 ---- eth0 lb1 .11
     +--------+ .2           | .1   br-front .1          |---- f2 ---- eth0 lb2 .12
                             |      br-back  .1          |---- f3 ---- eth0 lb3 .13
                             +---------------------------+
                                   | r1 r2 ...
-                            rs1 .11, rs2 .12 ... (10.0.2.0/24, default via .1)
+                            rs1 .11, rs2 .12 ... (10.0.2.0/24, default via .1;
+                                                  2001:db8:2::/64, ::11, ::12 ...)
 
 The balancers have one arm (eth0, default route via the router) and their
-local addresses 10.1.N.1-2 on ``lo``; each announces 10.1.N.0/24 and the
-VIP over BGP, so the router sends the client's flows to the balancers by
-ECMP (hashed on L4: ``fib_multipath_hash_policy=1``) and the real servers'
+local addresses 10.1.N.1-2 and 2001:db8:a:N::1-2 on ``lo``; each announces
+10.1.N.0/24, 2001:db8:a:N::/64 and the VIPs (10.0.0.100, 2001:db8::100)
+over BGP, a session per address family, so the router sends the client's flows to the balancers by
+ECMP (hashed on L4: ``fib_multipath_hash_policy=1`` for both families) and the real servers'
 replies (default route via the router) to the balancer owning the local
-address.  The router runs BIRD with ``merge paths on``; the lab only wires
-and writes the router's BIRD configuration.
+address.  The router runs BIRD with ``merge paths on`` and, with ``bfd``,
+BFD on every session; the lab only wires and writes the router's BIRD
+configuration.
 """
 
 from __future__ import annotations
@@ -31,36 +35,52 @@ CLIENT, ROUTER_C = "10.0.1.2", "10.0.1.1"
 ROUTER_F, ROUTER_B = "10.0.4.1", "10.0.2.1"
 ROUTER_ASN, LB_ASN = 65000, 65100
 VIP = "10.0.0.100"
+CLIENT6, ROUTER_C6 = "2001:db8:1::2", "2001:db8:1::1"
+ROUTER_F6, ROUTER_B6 = "2001:db8:4::1", "2001:db8:2::1"
+VIP6 = "2001:db8::100"
+#: the router's BFD: 200 ms both ways, down after 5 missed (1 s: the balancers'
+#: BIRD keeps its defaults, 100 ms, and so sends every 200 ms too)
+BFD_INTERVAL_MS, BFD_MULTIPLIER = 200, 5
 
 
-def lb_front(index: int) -> str:
-    return f"10.0.4.{10 + index}"
+def lb_front(index: int, family: int = 4) -> str:
+    return f"10.0.4.{10 + index}" if family == 4 else f"2001:db8:4::{10 + index}"
 
 
-def laddrs(index: int) -> list[str]:
+def laddrs(index: int, family: int = 4) -> list[str]:
+    if family == 6:
+        return [f"2001:db8:a:{index}::1", f"2001:db8:a:{index}::2"]
     return [f"10.1.{index}.1", f"10.1.{index}.2"]
 
 
-def laddr_prefix(index: int) -> str:
-    return f"10.1.{index}.0/24"
+def laddr_prefix(index: int, family: int = 4) -> str:
+    return f"10.1.{index}.0/24" if family == 4 else f"2001:db8:a:{index}::/64"
 
 
-def rs_addr(index: int) -> str:
-    return f"10.0.2.{10 + index}"
+def rs_addr(index: int, family: int = 4) -> str:
+    return f"10.0.2.{10 + index}" if family == 4 else f"2001:db8:2::{10 + index}"
 
 
-def router_bird_conf(n_lb: int, hold: int) -> str:
-    """The router's BIRD: BGP with every balancer, imported routes merged into
-    multipath kernel routes."""
-    out = [f"router id {ROUTER_F};", "protocol device { scan time 10; }",
-           "protocol kernel {", "    merge paths on;",
-           "    ipv4 { import none; export all; };", "}"]
+def router_bird_conf(n_lb: int, hold: int, bfd: bool = False) -> str:
+    """The router's BIRD: a BGP session per balancer and family (BFD on each
+    with ``bfd``), imported routes merged into multipath kernel routes."""
+    out = [f"router id {ROUTER_F};", "protocol device { scan time 10; }"]
+    for family in (4, 6):
+        out += [f"protocol kernel kernel{family} {{", "    merge paths on;",
+                f"    ipv{family} {{ import none; export all; }};", "}"]
+    if bfd:
+        out += ["protocol bfd {", '    interface "*" {',
+                f"        min rx interval {BFD_INTERVAL_MS} ms;",
+                f"        min tx interval {BFD_INTERVAL_MS} ms;",
+                f"        multiplier {BFD_MULTIPLIER};", "    };", "}"]
     for i in range(1, n_lb + 1):
-        out += [f"protocol bgp lb{i} {{", f"    local {ROUTER_F} as {ROUTER_ASN};",
-                f"    neighbor {lb_front(i)} as {LB_ASN};",
-                f"    hold time {hold};", f"    keepalive time {max(1, hold // 3)};",
-                "    connect retry time 2;", "    error wait time 1, 10;",
-                "    ipv4 { import all; export none; };", "}"]
+        for family, local in ((4, ROUTER_F), (6, ROUTER_F6)):
+            out += [f"protocol bgp lb{i}v{family} {{", f"    local {local} as {ROUTER_ASN};",
+                    f"    neighbor {lb_front(i, family)} as {LB_ASN};",
+                    f"    hold time {hold};", f"    keepalive time {max(1, hold // 3)};",
+                    "    connect retry time 2;", "    error wait time 1, 10;"]
+            out += ["    bfd on;"] if bfd else []
+            out += [f"    ipv{family} {{ import all; export none; }};", "}"]
     return "\n".join(out) + "\n"
 
 
@@ -76,28 +96,38 @@ class ClusterTopology(PairTopology):
             self._add_ns(name)
         self._veth(self.client, "eth0", self.router, "eth0")
         self.ip_batch(self.client, ["link set eth0 up", f"addr add {CLIENT}/24 dev eth0",
-                                    f"route add default via {ROUTER_C}"])
+                                    f"addr add {CLIENT6}/64 dev eth0 nodad",
+                                    f"route add default via {ROUTER_C}",
+                                    f"route add default via {ROUTER_C6}"])
         netlab.run(["ip", "netns", "exec", self.router, "sysctl", "-qw",
-                    "net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"])
+                    "net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1",
+                    "net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1"])
         self.ip_batch(self.router, [
             "link set eth0 up", f"addr add {ROUTER_C}/24 dev eth0",
+            f"addr add {ROUTER_C6}/64 dev eth0 nodad",
             "link add br-front type bridge", "link set br-front up",
-            f"addr add {ROUTER_F}/24 dev br-front",
+            f"addr add {ROUTER_F}/24 dev br-front", f"addr add {ROUTER_F6}/64 dev br-front nodad",
             "link add br-back type bridge", "link set br-back up",
-            f"addr add {ROUTER_B}/24 dev br-back"])
+            f"addr add {ROUTER_B}/24 dev br-back", f"addr add {ROUTER_B6}/64 dev br-back nodad"])
         for i in range(1, self.n_lb + 1):
             lb = self.lb(i)
             self._veth(self.router, f"f{i}", lb, "eth0")
             self.ip_batch(self.router, [f"link set f{i} master br-front", f"link set f{i} up"])
-            netlab.run(["ip", "netns", "exec", lb, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            netlab.run(["ip", "netns", "exec", lb, "sysctl", "-qw", "net.ipv4.ip_forward=1",
+                        "net.ipv6.conf.all.forwarding=1"])
             self.ip_batch(lb, ["link set eth0 up", f"addr add {lb_front(i)}/24 dev eth0",
-                               f"route add default via {ROUTER_F}"]
-                          + [f"addr add {a}/32 dev lo" for a in laddrs(i)])
+                               f"addr add {lb_front(i, 6)}/64 dev eth0 nodad",
+                               f"route add default via {ROUTER_F}",
+                               f"route add default via {ROUTER_F6}"]
+                          + [f"addr add {a}/32 dev lo" for a in laddrs(i)]
+                          + [f"addr add {a}/128 dev lo nodad" for a in laddrs(i, 6)])
         for i in range(1, self.n_rs + 1):
             self._veth(self.router, f"r{i}", self.rs(i), "eth0")
             self.ip_batch(self.router, [f"link set r{i} master br-back", f"link set r{i} up"])
             self.ip_batch(self.rs(i), ["link set eth0 up", f"addr add {rs_addr(i)}/24 dev eth0",
-                                       f"route add default via {ROUTER_B}"])
+                                       f"addr add {rs_addr(i, 6)}/64 dev eth0 nodad",
+                                       f"route add default via {ROUTER_B}",
+                                       f"route add default via {ROUTER_B6}"])
         self.wait_reachable()
         return self
 
@@ -106,12 +136,15 @@ class ClusterTopology(PairTopology):
         return [self.lb(i) for i in range(1, self.n_lb + 1)]
 
     def wait_reachable(self, timeout: float = 30) -> None:
-        targets = [(self.client, ROUTER_C)] + [(lb, ROUTER_F) for lb in self.balancers]
-        targets += [(lb, rs_addr(r)) for lb in self.balancers for r in range(1, self.n_rs + 1)]
+        targets = [(self.client, ROUTER_C), (self.client, ROUTER_C6)]
+        targets += [(lb, router) for lb in self.balancers for router in (ROUTER_F, ROUTER_F6)]
+        targets += [(lb, rs_addr(r, family)) for lb in self.balancers
+                    for r in range(1, self.n_rs + 1) for family in (4, 6)]
         self.ping_until(targets, timeout)
 
     def nexthops(self, dst: str = VIP) -> set[str]:
         """The gateways of the router's route to ``dst`` (empty: no route)."""
-        out = self.sh(self.router, f"ip -4 route show {dst}/32", check=False).stdout
+        family, plen = (6, 128) if ":" in dst else (4, 32)
+        out = self.sh(self.router, f"ip -{family} route show {dst}/{plen}", check=False).stdout
         return {words[words.index("via") + 1] for line in out.splitlines()
                 if "via" in (words := line.split())}

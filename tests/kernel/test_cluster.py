@@ -1,10 +1,11 @@
 """Three FULLNAT balancers side by side behind an ECMP router, each announcing
-the VIP and its local-address prefix with BIRD (``lvs-cluster``), the router
-running BIRD with ``merge paths on`` (tools/netlab_cluster.py has the drawing).
+an IPv4 and an IPv6 VIP and its local-address prefixes with BIRD
+(``lvs-cluster``, BFD on), the router running BIRD with ``merge paths on``
+(tools/netlab_cluster.py has the drawing).
 
-* 300 connections from varied source ports: all succeed, every balancer
-  gets a share (the split is recorded), the real servers see the client
-  (TOA);
+* 300 connections (IPv4) and 120 (IPv6) from varied source ports: all
+  succeed, every balancer gets a share (the split is recorded), the real
+  servers see the client (TOA);
 * one balancer's real servers all go to weight 0: its ``lvs-cluster sync``
   withdraws the VIP, the router keeps the other two, connections succeed;
 * a balancer is drained during a run of connections (one open at a time):
@@ -12,15 +13,25 @@ running BIRD with ``merge paths on`` (tools/netlab_cluster.py has the drawing).
   (whose next packets go to a balancer without its session), nothing new
   reaches the drained balancer, and ``undrain`` brings it back;
 * a configuration BIRD refuses changes nothing: the running BIRD keeps its
-  sessions and routes.
+  sessions and routes;
+* a balancer whose link silently loses every packet (no carrier change) is
+  taken out of the route by BFD, not by the BGP hold time; the connections
+  the other balancers held are probed across the change and what became of
+  them is recorded (Linux's hash-threshold multipath moves some of them);
+* a balancer whose BIRD is killed is taken out of the route (its BGP
+  sessions close), and comes back when BIRD starts again;
+* the watchers (``lvs-cluster sync --every``) outlive an unload of IPVS:
+  the VIPs stay withdrawn while it is gone, and are announced again once
+  the services are back.
 
-Times (withdraw, drain) and the split are recorded, not asserted.
+Times (withdraw, drain, detection) and the splits are recorded, not asserted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -34,10 +45,11 @@ import pytest
 from ipvsadm_py import IPVS
 from lvs_tools.cluster.bird import Bird, BirdError
 from tests.kernel.keepalived_support import toa_off, toa_on  # noqa: F401
-from tools import keepalived_lab, netlab, whoami
+from tools import kbuild, keepalived_lab, netlab, whoami
 from tools.keepalived_lab import RealServer
-from tools.netlab_cluster import (CLIENT, LB_ASN, ROUTER_ASN, ROUTER_F, VIP, ClusterTopology,
-                                  laddr_prefix, laddrs, lb_front, router_bird_conf, rs_addr)
+from tools.netlab_cluster import (CLIENT, CLIENT6, LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
+                                  VIP6, ClusterTopology, laddr_prefix, laddrs, lb_front,
+                                  router_bird_conf, rs_addr)
 
 pytestmark = pytest.mark.kernel
 
@@ -51,17 +63,23 @@ def record(kver: str, name: str, values: dict) -> None:
 
 
 def config_yaml(index: int) -> str:
-    """Balancer ``index``'s file: the service with its own local addresses,
-    and the cluster (every balancer)."""
-    dests = "".join(f"      - {{address: {rs_addr(r)}, forward: fullnat}}\n"
-                    for r in range(1, N_RS + 1))
+    """Balancer ``index``'s file: a service per family with its own local
+    addresses, and the cluster (every balancer, BFD on)."""
+    services = ""
+    for family, vip in ((4, VIP), (6, VIP6)):
+        dests = "".join(f"      - {{address: {rs_addr(r, family)}, forward: fullnat}}\n"
+                        for r in range(1, N_RS + 1))
+        services += (f"  - protocol: tcp\n    address: {vip}\n    port: {PORT}\n"
+                     f"    scheduler: rr\n    laddrs: [{', '.join(laddrs(index, family))}]\n"
+                     f"    dests:\n{dests}")
     bals = "".join(f"    - name: lb{i}\n      router_id: {lb_front(i)}\n      asn: {LB_ASN}\n"
-                   f"      local_addresses: [{laddr_prefix(i)}]\n      vips: [{VIP}]\n"
-                   f"      peers:\n        - {{address: {ROUTER_F}, asn: {ROUTER_ASN}}}\n"
+                   f"      local_addresses: [{laddr_prefix(i)}, {laddr_prefix(i, 6)}]\n"
+                   f"      vips: [{VIP}, {VIP6}]\n      peers:\n"
+                   f"        - {{address: {ROUTER_F}, asn: {ROUTER_ASN}}}\n"
+                   f"        - {{address: {ROUTER_F6}, asn: {ROUTER_ASN}}}\n"
                    for i in range(1, N_LB + 1))
-    return (f"services:\n  - protocol: tcp\n    address: {VIP}\n    port: {PORT}\n"
-            f"    scheduler: rr\n    laddrs: [{', '.join(laddrs(index))}]\n    dests:\n{dests}"
-            f"cluster:\n  hold_time: {HOLD}\n  balancers:\n{bals}")
+    return (f"services:\n{services}"
+            f"cluster:\n  hold_time: {HOLD}\n  bfd: true\n  balancers:\n{bals}")
 
 
 @dataclasses.dataclass
@@ -86,14 +104,21 @@ class Lab:
     def lvs_cluster(self, i: int, verb: str, *extra: str, check: bool = True):
         cmd = ["ip", "netns", "exec", self.topo.lb(i), sys.executable, "-m",
                "lvs_tools.cluster.cli", verb, *self.cluster_args(i), *extra]
-        return netlab.run(cmd, check=check)
+        # a Python program starting in an emulated guest that the prober and
+        # three watchers keep busy: minutes, at worst, not seconds
+        return netlab.run(cmd, check=check, timeout=600)
 
     def watch(self, i: int) -> None:
-        """``lvs-cluster sync --every 0.2`` in balancer ``i``: the health glue."""
+        """``lvs-cluster sync --every 0.5`` in balancer ``i``: the health glue."""
         cmd = ["ip", "netns", "exec", self.topo.lb(i), sys.executable, "-m",
-               "lvs_tools.cluster.cli", "sync", *self.cluster_args(i), "--every", "0.2"]
-        self.watchers[i] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                            stderr=subprocess.DEVNULL)
+               "lvs_tools.cluster.cli", "sync", *self.cluster_args(i), "--every", "0.5"]
+        with (self.tmp / f"lb{i}.watch.log").open("a") as log:
+            self.watchers[i] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+
+    def apply(self, i: int) -> None:
+        """``ipvsadm-py apply`` of balancer ``i``'s file in its namespace."""
+        netlab.run(["ip", "netns", "exec", self.topo.lb(i),
+                    str(Path(sys.executable).parent / "ipvsadm-py"), "apply", str(self.yaml(i))])
 
     def weights(self, i: int, weight: int) -> None:
         with self.topo.inside(self.topo.lb(i)):
@@ -123,7 +148,7 @@ class Lab:
         out = {i: 0 for i in range(1, N_LB + 1)}
         for server, seen in zip(self.servers, mark):
             for addr, _ in server.peers[seen:]:
-                out[next(i for i in out if addr in laddrs(i))] += 1
+                out[balancer_of(addr)] += 1
         return out
 
     def conns_after(self, before: dict[int, int], count: int) -> dict[int, int]:
@@ -133,13 +158,29 @@ class Lab:
                                sum(now.values()) - sum(before.values()) >= count and now,
                                timeout=30)
 
-    def nexthops(self) -> set[str]:
-        return self.topo.nexthops(VIP)
+    def nexthops(self, vip: str = VIP) -> set[str]:
+        return self.topo.nexthops(vip)
+
+    def all_routes_back(self, timeout: float = 90) -> None:
+        """Wait until the router spreads both VIPs over every balancer again."""
+        for family, vip in ((4, VIP), (6, VIP6)):
+            every = {lb_front(i, family) for i in range(1, N_LB + 1)}
+            netlab.wait_for(lambda: self.nexthops(vip) == every, timeout=timeout,
+                            interval=0.1)
+
+    def router_bird(self, command: str) -> str:
+        return netlab.run(["birdc", "-s", str(self.tmp / "router.ctl"), command]).stdout
 
 
-def one_connection(topo: ClusterTopology, timeout: float = 5) -> tuple[str, str]:
+def balancer_of(laddr: str) -> int:
+    """The balancer owning a local address (as a real server sees it, TOA off)."""
+    return next(i for i in range(1, N_LB + 1) if laddr in laddrs(i) + laddrs(i, 6))
+
+
+def one_connection(topo: ClusterTopology, timeout: float = 5,
+                   vip: str = VIP) -> tuple[str, str]:
     """A connection to the VIP from the client: (real server, client as it saw it)."""
-    with netlab.connect(topo, topo.client, VIP, PORT, timeout=timeout) as sock:
+    with netlab.connect(topo, topo.client, vip, PORT, timeout=timeout) as sock:
         name, peer, _ = whoami.whoami_tcp(sock)
     return name, peer
 
@@ -157,22 +198,21 @@ def lab(tmp_path_factory):
         pytest.fail("BIRD 2 (Debian bird2) is not installed on the host (./inv bootstraps it)")
     tmp = tmp_path_factory.mktemp("cluster")
     with ClusterTopology(n_lb=N_LB, n_rs=N_RS) as topo:
-        servers = [RealServer(topo, topo.rs(i), 4, PORT).start() for i in range(1, N_RS + 1)]
+        servers = [RealServer(topo, topo.rs(i), family, PORT).start()
+                   for family in (4, 6) for i in range(1, N_RS + 1)]
         lab = Lab(topo, tmp, servers)
         router_conf = tmp / "router.conf"
-        router_conf.write_text(router_bird_conf(N_LB, HOLD))
+        router_conf.write_text(router_bird_conf(N_LB, HOLD, bfd=True))
         try:
             netlab.run(["ip", "netns", "exec", topo.router, "bird", "-c", str(router_conf),
                         "-s", str(tmp / "router.ctl"), "-P", str(tmp / "router.pid")])
             for i in range(1, N_LB + 1):
                 lab.yaml(i).write_text(config_yaml(i))
-                netlab.run(["ip", "netns", "exec", topo.lb(i),
-                            str(Path(sys.executable).parent / "ipvsadm-py"), "apply",
-                            str(lab.yaml(i))])
+                lab.apply(i)
                 lab.lvs_cluster(i, "apply", "--start", "--pidfile", str(tmp / f"lb{i}.pid"))
                 lab.watch(i)
             t0 = time.monotonic()
-            netlab.wait_for(lambda: len(lab.nexthops()) == N_LB, timeout=90)
+            lab.all_routes_back()
             lab.converged = time.monotonic() - t0
             yield lab
         finally:
@@ -188,20 +228,22 @@ def lab(tmp_path_factory):
                 server.stop()
 
 
-def test_ecmp_spreads_connections_over_every_balancer(lab, toa_on, kver):
+@pytest.mark.parametrize("family,count", [(4, 300), (6, 120)])
+def test_ecmp_spreads_connections_over_every_balancer(lab, toa_on, kver, family, count):
+    vip, client = (VIP, CLIENT) if family == 4 else (VIP6, CLIENT6)
     before = lab.conns()
-    results = [one_connection(lab.topo) for _ in range(300)]
-    after = lab.conns_after(before, 300)
+    results = [one_connection(lab.topo, vip=vip) for _ in range(count)]
+    after = lab.conns_after(before, count)
     split = {i: after[i] - before[i] for i in after}
-    record(kver, "ecmp_split", {
+    record(kver, "ecmp_split" if family == 4 else "ecmp_split_ipv6", {
         "connections": len(results), "ecmp_route_after_s": round(lab.converged, 2),
         "balancers": {f"lb{i}": n for i, n in split.items()},
         "real_servers": {name: sum(1 for r in results if r[0] == name)
                          for name in sorted({r[0] for r in results})}})
-    assert len(results) == 300
-    assert sum(split.values()) == 300
+    assert len(results) == count
+    assert sum(split.values()) == count
     assert all(n > 0 for n in split.values()), split
-    assert {peer for _, peer in results} == {CLIENT}        # TOA: the client, not a LIP
+    assert {peer for _, peer in results} == {client}        # TOA: the client, not a LIP
 
 
 def test_a_balancer_without_servable_service_withdraws_the_vip(lab, kver, toa_off):
@@ -213,6 +255,8 @@ def test_a_balancer_without_servable_service_withdraws_the_vip(lab, kver, toa_of
         netlab.wait_for(lambda: lb1 not in lab.nexthops(), timeout=60, interval=0.05)
         withdrawn = time.monotonic() - t0
         assert lab.nexthops() == {lb_front(i) for i in range(2, N_LB + 1)}
+        netlab.wait_for(lambda: lab.nexthops(VIP6) == {lb_front(i, 6) for i in range(2, N_LB + 1)},
+                        timeout=60)
         # the local-address prefix stays announced: replies of old sessions
         assert lb1 in lab.topo.sh(lab.topo.router, f"ip route show {laddr_prefix(1)}").stdout
         mark = lab.mark()
@@ -224,6 +268,7 @@ def test_a_balancer_without_servable_service_withdraws_the_vip(lab, kver, toa_of
         lab.weights(1, 1)
     t1 = time.monotonic()
     netlab.wait_for(lambda: lb1 in lab.nexthops(), timeout=60, interval=0.05)
+    lab.all_routes_back()
     record(kver, "health_withdraw", {"withdrawn_at_router_s": round(withdrawn, 2),
                                      "announced_again_s": round(time.monotonic() - t1, 2),
                                      "connections_while_withdrawn": 60})
@@ -319,3 +364,151 @@ def test_a_configuration_bird_refuses_changes_nothing(lab):
     assert "broken" not in protocols
     assert protocols[f"peer_{ROUTER_F.replace('.', '_')}"].startswith("up Established")
     assert lb_front(3) in lab.nexthops()
+
+
+class HeldFlows:
+    """Connections to the VIP kept open, each knowing the balancer that holds
+    its session (TOA off: the real server names the local address)."""
+
+    def __init__(self, topo: ClusterTopology, count: int) -> None:
+        self.socks: list[tuple[int, object]] = []
+        for _ in range(count):
+            sock = netlab.connect(topo, topo.client, VIP, PORT, timeout=10)
+            _, laddr, _ = whoami.whoami_tcp(sock)
+            self.socks.append((balancer_of(laddr), sock))
+
+    def probe(self, timeout: float = 15) -> dict[int, dict[str, int]]:
+        """Send a line on every connection at once, wait for the echoes:
+        balancer -> {"held": answered, "broken": reset, closed or silent}."""
+        waiting = {}
+        out = {i: {"held": 0, "broken": 0} for i in range(1, N_LB + 1)}
+        for n, (bal, sock) in enumerate(self.socks):
+            line = f"probe {n}\n".encode()
+            try:
+                sock.sendall(line)
+                waiting[sock] = (bal, line, b"")
+            except OSError:
+                out[bal]["broken"] += 1
+        deadline = time.monotonic() + timeout
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select(list(waiting), [], [], left)
+            for sock in ready:
+                bal, line, got = waiting[sock]
+                try:
+                    chunk = sock.recv(4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    out[bal]["broken"] += 1
+                    del waiting[sock]
+                    continue
+                got += chunk
+                if len(got) >= len(line):
+                    out[bal]["held" if got == line else "broken"] += 1
+                    del waiting[sock]
+                else:
+                    waiting[sock] = (bal, line, got)
+        for bal, *_ in waiting.values():
+            out[bal]["broken"] += 1
+        return out
+
+    def close(self) -> None:
+        for _, sock in self.socks:
+            sock.close()
+
+
+def _silence(lab: Lab, i: int, on: bool) -> None:
+    """Drop every packet between the router and balancer ``i``, both ways,
+    carrier up (a failed switch port, a hung box): only BFD or the BGP hold
+    time can tell."""
+    verb = "add" if on else "del"
+    loss = " netem loss 100%" if on else ""
+    lab.topo.sh(lab.topo.router, f"tc qdisc {verb} dev f{i} root{loss}")
+    lab.topo.sh(lab.topo.lb(i), f"tc qdisc {verb} dev eth0 root{loss}")
+
+
+def test_silent_loss_is_found_by_bfd_and_the_others_flows_are_counted(lab, kver, toa_off):
+    """lb3's link loses every packet: BFD takes it out of the route (the
+    router's BIRD names BFD as the reason, before the hold time).  The flows
+    lb1 and lb2 held are probed across the change: those the router's hash
+    now sends to the other survivor break, the rest go on (recorded)."""
+    lab.all_routes_back()
+    flows = HeldFlows(lab.topo, 90)
+    try:
+        before = flows.probe()
+        assert all(v["broken"] == 0 for v in before.values()), before
+        assert all(v["held"] > 0 for v in before.values()), before
+        lb3 = lb_front(3)
+        _silence(lab, 3, True)
+        t0 = time.monotonic()            # the loss in place (tc takes seconds here)
+        try:
+            netlab.wait_for(lambda: lb3 not in lab.nexthops(), timeout=60, interval=0.05)
+            detected = time.monotonic() - t0
+            reason = lab.router_bird("show protocols all lb3v4")
+            after = flows.probe()
+        finally:
+            _silence(lab, 3, False)
+        lab.all_routes_back()
+        back = time.monotonic() - t0
+    finally:
+        flows.close()
+    survivors = {i: after[i] for i in (1, 2)}
+    moved = sum(v["broken"] for v in survivors.values())
+    held = sum(v["held"] for v in survivors.values())
+    record(kver, "silent_loss", {
+        "flows": len(flows.socks), "detected_at_router_s": round(detected, 2),
+        "bfd_detection_s": "1.0 (200 ms x 5)", "hold_time_s": HOLD,
+        "per_balancer_after": {f"lb{i}": v for i, v in after.items()},
+        "survivors_held": held, "survivors_broken": moved,
+        "survivors_broken_share": round(moved / max(1, held + moved), 3),
+        "all_routes_back_s": round(back, 2)})
+    assert "BFD session down" in reason, reason
+    assert after[3]["held"] == 0, after          # its balancer is gone from the route
+    assert held + moved == before[1]["held"] + before[2]["held"]
+    assert held > 0, after
+
+
+def test_a_killed_bird_is_withdrawn_and_comes_back(lab, kver):
+    """SIGKILL to lb2's BIRD: its BGP sessions close (the kernel closes its
+    sockets), the router drops lb2 from both VIPs' routes; started again,
+    it is back in them."""
+    lab.all_routes_back()
+    pidfile = lab.tmp / "lb2.pid"
+    pids = _pids(pidfile)
+    assert pids, "lb2's BIRD wrote no pid file"
+    t0 = time.monotonic()
+    os.kill(pids[0], signal.SIGKILL)
+    for family, vip in ((4, VIP), (6, VIP6)):
+        netlab.wait_for(lambda: lb_front(2, family) not in lab.nexthops(vip), timeout=60,
+                        interval=0.05)
+    withdrawn = time.monotonic() - t0
+    assert lab.nexthops() == {lb_front(1), lb_front(3)}
+    for _ in range(30):
+        one_connection(lab.topo)
+    t1 = time.monotonic()
+    lab.lvs_cluster(2, "apply", "--start", "--pidfile", str(pidfile))
+    lab.all_routes_back()
+    record(kver, "killed_daemon", {"withdrawn_at_router_s": round(withdrawn, 2),
+                                   "announced_again_s": round(time.monotonic() - t1, 2)})
+
+
+def test_the_watchers_outlive_an_unload_of_ipvs(lab, kver):
+    """Every table cleared (the VIPs withdrawn), IPVS unloaded and loaded
+    again, the services applied anew: the watchers that ran through it are
+    still running and announce the VIPs again."""
+    ours = [ko.stem for ko in (kbuild.ROOT / "build" / kver / "modules").glob("ip_vs*.ko")]
+    for i in range(1, N_LB + 1):
+        lab.topo.sh(lab.topo.lb(i), "ipvsadm -C")
+    netlab.wait_for(lambda: not lab.nexthops() and not lab.nexthops(VIP6), timeout=60)
+    loaded = {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
+    netlab.run(["modprobe", "-r", *[m for m in ours if m != "ip_vs" and m in loaded]])
+    netlab.run(["modprobe", "-r", "ip_vs"])
+    time.sleep(2)                       # several passes of every watcher without IPVS
+    assert not lab.nexthops() and not lab.nexthops(VIP6)
+    netlab.run(["modprobe", "ip_vs"])
+    for i in range(1, N_LB + 1):
+        lab.apply(i)
+    lab.all_routes_back()
+    dead = {i: proc.returncode for i, proc in lab.watchers.items() if proc.poll() is not None}
+    assert dead == {}, {i: (lab.tmp / f"lb{i}.watch.log").read_text() for i in dead}
+    assert one_connection(lab.topo)[0].startswith(lab.topo.prefix + "rs")

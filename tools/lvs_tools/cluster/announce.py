@@ -107,26 +107,35 @@ class Announcer:
                           type="local", table=255, proto=LOCAL_PROTO, family=family,
                           oif=ipr.link_lookup(ifname="lo")[0], scope=254)
 
-    def sync(self, ipvs: IPVS) -> dict[IPAddress, bool]:
+    def sync(self, ipvs: IPVS | None, ipr: IPRoute | None = None) -> dict[IPAddress, bool]:
         """Put the VIPs that may be announced on the interface, take the
-        others off; returns VIP -> announced."""
-        health = servable(ipvs.table(stats=False), self.balancer.vips)
+        others off; returns VIP -> announced.  ``ipvs`` None: IPVS is not
+        loaded, nothing can be served.  ``ipr``: a routing socket to reuse
+        (a watcher's), else one is opened for this call."""
+        health = servable(ipvs.table(stats=False) if ipvs is not None else [],
+                          self.balancer.vips)
         want = {vip: ok and not self.drained for vip, ok in health.items()}
-        with IPRoute() as ipr:
-            index = self._index(ipr)
-            have = {IPAddress(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(index=index)}
-            for vip, on in want.items():
-                plen = 32 if vip.version == 4 else 128
-                if on == (vip in have):
-                    continue
-                verb = "add" if on else "del"
-                extra = {"flags": 0x02} if on and vip.version == 6 else {}   # IFA_F_NODAD
-                try:
-                    ipr.addr(verb, index=index, address=str(vip), prefixlen=plen, **extra)
-                except NetlinkError as exc:
-                    if exc.code != DONE_BEFORE[verb]:
-                        raise
+        if ipr is None:
+            with IPRoute() as own:
+                self._put(own, want)
+        else:
+            self._put(ipr, want)
         return want
+
+    def _put(self, ipr: IPRoute, want: dict[IPAddress, bool]) -> None:
+        index = self._index(ipr)
+        have = {IPAddress(a.get_attr("IFA_ADDRESS")) for a in ipr.get_addr(index=index)}
+        for vip, on in want.items():
+            plen = 32 if vip.version == 4 else 128
+            if on == (vip in have):
+                continue
+            verb = "add" if on else "del"
+            extra = {"flags": 0x02} if on and vip.version == 6 else {}   # IFA_F_NODAD
+            try:
+                ipr.addr(verb, index=index, address=str(vip), prefixlen=plen, **extra)
+            except NetlinkError as exc:
+                if exc.code != DONE_BEFORE[verb]:
+                    raise
 
     def wait_sessions(self, ipvs: IPVS, deadline: float,
                       clock: Callable[[], float] = time.monotonic,

@@ -24,10 +24,11 @@ import time
 from pathlib import Path
 from typing import Sequence, TextIO
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ipvsadm_py import IPVS, config
-from ipvsadm_py.errors import IPVSError
+from ipvsadm_py.errors import IPVSError, NotLoaded
 from ipvsadm_py.config.desired import Balancer, Cluster
 from lvs_tools.cluster.announce import STATE_DIR, Announcer, sessions
 from lvs_tools.cluster.bird import CONF_PATH, SOCKET_PATH, Bird, BirdError, render
@@ -110,10 +111,8 @@ def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
             return 0
         if args.command == "sync":
             _announce(ann, out)
-            while args.every is not None:          # a watcher: quiet after the first pass
-                time.sleep(args.every)
-                with IPVS() as ipvs:
-                    ann.sync(ipvs)
+            if args.every is not None:
+                watch(ann, args.every, err)
             return 0
         if args.command == "status":
             return _status(bird, ann, out)
@@ -134,6 +133,42 @@ def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
     except (OSError, IPVSError, NetlinkError) as exc:
         err.write(f"{exc}\n")
         return 1
+
+
+def watch(ann: Announcer, every: float, err: TextIO,
+          rounds: int | None = None) -> None:
+    """``sync --every``: a pass every ``every`` seconds (``rounds`` of them,
+    or forever), quiet while nothing goes wrong.  Its IPVS and routing
+    sockets stay open between passes; after an error they are opened again
+    at the next pass, and the error is said once.  IPVS not loaded (the
+    module unloaded under it): nothing can be served, every VIP withdrawn."""
+    ipvs: IPVS | None = None
+    ipr: IPRoute | None = None
+    said = ""
+    while rounds is None or rounds > 0:
+        rounds = None if rounds is None else rounds - 1
+        time.sleep(every)
+        try:
+            if ipr is None:
+                ipr = IPRoute()
+            if ipvs is None:
+                try:
+                    ipvs = IPVS()
+                except NotLoaded:
+                    pass
+            ann.sync(ipvs, ipr)
+            said = ""
+        except (OSError, IPVSError, NetlinkError) as exc:
+            if repr(exc) != said:
+                err.write(f"lvs-cluster sync: {exc} (trying again every {every} s)\n")
+                said = repr(exc)
+            for sock in (ipvs, ipr):
+                if sock is not None:
+                    sock.close()
+            ipvs = ipr = None
+    for sock in (ipvs, ipr):
+        if sock is not None:
+            sock.close()
 
 
 def _status(bird: Bird, ann: Announcer, out: TextIO) -> int:
