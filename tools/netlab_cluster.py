@@ -4,24 +4,25 @@
 
                        10.0.1.0/24            10.0.4.0/24 (front, BGP)
                        2001:db8:1::/64        2001:db8:4::/64
-    +--------+              +---------------------------+
-    | client |eth0 ---- eth0|          router           |---- f1 ---- eth0 lb1 .11
-    +--------+ .2           | .1   br-front .1          |---- f2 ---- eth0 lb2 .12
-                            |      br-back  .1          |---- f3 ---- eth0 lb3 .13
-                            +---------------------------+
-                                  | r1 r2 ...
-                            rs1 .11, rs2 .12 ... (10.0.2.0/24, default via .1;
+    +---------+             +---------------------------+
+    | client  |eth0 -- eth0 |          router           |---- f1 ---- eth0 lb1 .11
+    +---------+ .2          | .1   br-front .1          |---- f2 ---- eth0 lb2 .12
+    +---------+             |      br-back  .1          |---- f3 ---- eth0 lb3 .13
+    | client2 |eth0 -- eth1 | .1                        |
+    +---------+ .2          +---------------------------+
+      10.0.3.0/24,                | r1 r2 ...
+      2001:db8:3::/64       rs1 .11, rs2 .12 ... (10.0.2.0/24, default via .1;
                                                   2001:db8:2::/64, ::11, ::12 ...)
 
 The balancers have one arm (eth0, default route via the router) and their
 local addresses 10.1.N.1-2 and 2001:db8:a:N::1-2 on ``lo``; each announces
 10.1.N.0/24, 2001:db8:a:N::/64 and the VIPs (10.0.0.100, 2001:db8::100)
-over BGP, a session per address family, so the router sends the client's flows to the balancers by
-ECMP (hashed on L4: ``fib_multipath_hash_policy=1`` for both families) and the real servers'
-replies (default route via the router) to the balancer owning the local
-address.  The router runs BIRD with ``merge paths on`` and, with ``bfd``,
-BFD on every session; the lab only wires and writes the router's BIRD
-configuration.
+over BGP, a session per address family, so the router sends the clients'
+flows to the balancers by ECMP (hashed on L4: ``fib_multipath_hash_policy=1``
+for both families) and the real servers' replies (default route via the
+router) to the balancer owning the local address.  The router runs BIRD
+with ``merge paths on`` and, with ``bfd``, BFD on every session; the lab
+only wires and writes the router's BIRD configuration.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ ROUTER_F, ROUTER_B = "10.0.4.1", "10.0.2.1"
 ROUTER_ASN, LB_ASN = 65000, 65100
 VIP = "10.0.0.100"
 CLIENT6, ROUTER_C6 = "2001:db8:1::2", "2001:db8:1::1"
+#: the second client, on the router's eth1 (10.0.3.0/24, 2001:db8:3::/64)
+CLIENT2, CLIENT2_6 = "10.0.3.2", "2001:db8:3::2"
 ROUTER_F6, ROUTER_B6 = "2001:db8:4::1", "2001:db8:2::1"
 VIP6 = "2001:db8::100"
 #: the router's BFD: 200 ms both ways, down after 5 missed (1 s: the balancers'
@@ -92,9 +95,14 @@ class ClusterTopology(PairTopology):
     prefix: str = "c-"
 
     def up(self) -> "ClusterTopology":
-        for name in (self.client, self.router, *self.balancers, *self.servers):
+        for name in (self.client, self.client2, self.router, *self.balancers, *self.servers):
             self._add_ns(name)
         self._veth(self.client, "eth0", self.router, "eth0")
+        self._veth(self.client2, "eth0", self.router, "eth1")
+        self.ip_batch(self.client2, ["link set eth0 up", f"addr add {CLIENT2}/24 dev eth0",
+                                     f"addr add {CLIENT2_6}/64 dev eth0 nodad",
+                                     "route add default via 10.0.3.1",
+                                     "route add default via 2001:db8:3::1"])
         self.ip_batch(self.client, ["link set eth0 up", f"addr add {CLIENT}/24 dev eth0",
                                     f"addr add {CLIENT6}/64 dev eth0 nodad",
                                     f"route add default via {ROUTER_C}",
@@ -105,6 +113,8 @@ class ClusterTopology(PairTopology):
         self.ip_batch(self.router, [
             "link set eth0 up", f"addr add {ROUTER_C}/24 dev eth0",
             f"addr add {ROUTER_C6}/64 dev eth0 nodad",
+            "link set eth1 up", "addr add 10.0.3.1/24 dev eth1",
+            "addr add 2001:db8:3::1/64 dev eth1 nodad",
             "link add br-front type bridge", "link set br-front up",
             f"addr add {ROUTER_F}/24 dev br-front", f"addr add {ROUTER_F6}/64 dev br-front nodad",
             "link add br-back type bridge", "link set br-back up",
@@ -132,11 +142,21 @@ class ClusterTopology(PairTopology):
         return self
 
     @property
+    def client2(self) -> str:
+        return self.prefix + "client2"
+
+    @property
+    def clients(self) -> list[tuple[str, str, str]]:
+        """(namespace, IPv4 address, IPv6 address) of each client."""
+        return [(self.client, CLIENT, CLIENT6), (self.client2, CLIENT2, CLIENT2_6)]
+
+    @property
     def balancers(self) -> list[str]:
         return [self.lb(i) for i in range(1, self.n_lb + 1)]
 
     def wait_reachable(self, timeout: float = 30) -> None:
-        targets = [(self.client, ROUTER_C), (self.client, ROUTER_C6)]
+        targets = [(self.client, ROUTER_C), (self.client, ROUTER_C6),
+                   (self.client2, "10.0.3.1"), (self.client2, "2001:db8:3::1")]
         targets += [(lb, router) for lb in self.balancers for router in (ROUTER_F, ROUTER_F6)]
         targets += [(lb, rs_addr(r, family)) for lb in self.balancers
                     for r in range(1, self.n_rs + 1) for family in (4, 6)]

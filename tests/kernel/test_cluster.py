@@ -3,9 +3,9 @@ an IPv4 and an IPv6 VIP and its local-address prefixes with BIRD
 (``lvs-cluster``, BFD on), the router running BIRD with ``merge paths on``
 (tools/netlab_cluster.py has the drawing).
 
-* 300 connections (IPv4) and 120 (IPv6) from varied source ports: all
-  succeed, every balancer gets a share (the split is recorded), the real
-  servers see the client (TOA);
+* 300 connections (IPv4) and 120 (IPv6) from two clients, varied source
+  ports: all succeed, every balancer gets a share (the split is recorded),
+  the real servers see each client (TOA);
 * one balancer's real servers all go to weight 0: its ``lvs-cluster sync``
   withdraws the VIP, the router keeps the other two, connections succeed;
 * a balancer is drained during a run of connections (one open at a time):
@@ -15,9 +15,10 @@ an IPv4 and an IPv6 VIP and its local-address prefixes with BIRD
 * a configuration BIRD refuses changes nothing: the running BIRD keeps its
   sessions and routes;
 * a balancer whose link silently loses every packet (no carrier change) is
-  taken out of the route by BFD, not by the BGP hold time; the connections
-  the other balancers held are probed across the change and what became of
-  them is recorded (Linux's hash-threshold multipath moves some of them);
+  taken out of the route by BFD, not by the BGP hold time, and new
+  connections go to the other two; the connections the other balancers
+  held are probed across the change and what became of them is recorded
+  (Linux's hash-threshold multipath moves some of them);
 * a balancer whose BIRD is killed is taken out of the route (its BGP
   sessions close), and comes back when BIRD starts again;
 * the watchers (``lvs-cluster sync --every``) outlive an unload of IPVS:
@@ -47,7 +48,7 @@ from lvs_tools.cluster.bird import Bird, BirdError
 from tests.kernel.keepalived_support import toa_off, toa_on  # noqa: F401
 from tools import kbuild, keepalived_lab, netlab, whoami
 from tools.keepalived_lab import RealServer
-from tools.netlab_cluster import (CLIENT, CLIENT6, LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
+from tools.netlab_cluster import (LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
                                   VIP6, ClusterTopology, laddr_prefix, laddrs, lb_front,
                                   router_bird_conf, rs_addr)
 
@@ -177,10 +178,11 @@ def balancer_of(laddr: str) -> int:
     return next(i for i in range(1, N_LB + 1) if laddr in laddrs(i) + laddrs(i, 6))
 
 
-def one_connection(topo: ClusterTopology, timeout: float = 5,
-                   vip: str = VIP) -> tuple[str, str]:
-    """A connection to the VIP from the client: (real server, client as it saw it)."""
-    with netlab.connect(topo, topo.client, vip, PORT, timeout=timeout) as sock:
+def one_connection(topo: ClusterTopology, timeout: float = 5, vip: str = VIP,
+                   client: str | None = None) -> tuple[str, str]:
+    """A connection to the VIP from a client (default: the first): (real
+    server, client as it saw it)."""
+    with netlab.connect(topo, client or topo.client, vip, PORT, timeout=timeout) as sock:
         name, peer, _ = whoami.whoami_tcp(sock)
     return name, peer
 
@@ -230,9 +232,12 @@ def lab(tmp_path_factory):
 
 @pytest.mark.parametrize("family,count", [(4, 300), (6, 120)])
 def test_ecmp_spreads_connections_over_every_balancer(lab, toa_on, kver, family, count):
-    vip, client = (VIP, CLIENT) if family == 4 else (VIP6, CLIENT6)
+    """Half of the connections from each client."""
+    vip = VIP if family == 4 else VIP6
+    clients = lab.topo.clients
     before = lab.conns()
-    results = [one_connection(lab.topo, vip=vip) for _ in range(count)]
+    results = [one_connection(lab.topo, vip=vip, client=clients[n % 2][0])
+               for n in range(count)]
     after = lab.conns_after(before, count)
     split = {i: after[i] - before[i] for i in after}
     record(kver, "ecmp_split" if family == 4 else "ecmp_split_ipv6", {
@@ -243,7 +248,8 @@ def test_ecmp_spreads_connections_over_every_balancer(lab, toa_on, kver, family,
     assert len(results) == count
     assert sum(split.values()) == count
     assert all(n > 0 for n in split.values()), split
-    assert {peer for _, peer in results} == {client}        # TOA: the client, not a LIP
+    # TOA: each client's own address, not a LIP
+    assert {peer for _, peer in results} == {c[1 if family == 4 else 2] for c in clients}
 
 
 def test_a_balancer_without_servable_service_withdraws_the_vip(lab, kver, toa_off):
@@ -446,6 +452,11 @@ def test_silent_loss_is_found_by_bfd_and_the_others_flows_are_counted(lab, kver,
             detected = time.monotonic() - t0
             reason = lab.router_bird("show protocols all lb3v4")
             after = flows.probe()
+            # new connections, after the detection: over lb1 and lb2 only
+            mark = lab.mark()
+            for _ in range(30):
+                one_connection(lab.topo)
+            new_split = lab.balancers_since(mark)
         finally:
             _silence(lab, 3, False)
         lab.all_routes_back()
@@ -461,9 +472,11 @@ def test_silent_loss_is_found_by_bfd_and_the_others_flows_are_counted(lab, kver,
         "per_balancer_after": {f"lb{i}": v for i, v in after.items()},
         "survivors_held": held, "survivors_broken": moved,
         "survivors_broken_share": round(moved / max(1, held + moved), 3),
+        "new_connections_after": {f"lb{i}": n for i, n in new_split.items()},
         "all_routes_back_s": round(back, 2)})
     assert "BFD session down" in reason, reason
     assert after[3]["held"] == 0, after          # its balancer is gone from the route
+    assert new_split[3] == 0 and sum(new_split.values()) == 30, new_split
     assert held + moved == before[1]["held"] + before[2]["held"]
     assert held > 0, after
 
