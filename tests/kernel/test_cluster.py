@@ -8,6 +8,9 @@ an IPv4 and an IPv6 VIP and its local-address prefixes with BIRD
   the real servers see each client (TOA);
 * one balancer's real servers all go to weight 0: its ``lvs-cluster sync``
   withdraws the VIP, the router keeps the other two, connections succeed;
+* the same driven by keepalived: lb1's services run by our keepalived, its
+  TCP checks of every real server fail, keepalived takes them out, lb1's
+  watcher withdraws both VIPs; the checks pass again, lb1 is back;
 * a balancer is drained during a run of connections (one open at a time):
   none fails but, at most, the one open while the router changes its route
   (whose next packets go to a balancer without its session), nothing new
@@ -47,7 +50,8 @@ from ipvsadm_py import IPVS
 from lvs_tools.cluster.bird import Bird, BirdError
 from tests.kernel.keepalived_support import toa_off, toa_on  # noqa: F401
 from tools import kbuild, keepalived_lab, netlab, whoami
-from tools.keepalived_lab import RealServer
+from tests.kernel.keepalived_support import require_keepalived
+from tools.keepalived_lab import Keepalived, RealServer
 from tools.netlab_cluster import (LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
                                   VIP6, ClusterTopology, laddr_prefix, laddrs, lb_front,
                                   router_bird_conf, rs_addr)
@@ -55,6 +59,7 @@ from tools.netlab_cluster import (LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
 pytestmark = pytest.mark.kernel
 
 PORT = 80
+HEALTH_PORT = 8081       # what lb1's keepalived checks: a listener of its own
 N_LB, N_RS = 3, 4
 HOLD = 3
 
@@ -278,6 +283,67 @@ def test_a_balancer_without_servable_service_withdraws_the_vip(lab, kver, toa_of
     record(kver, "health_withdraw", {"withdrawn_at_router_s": round(withdrawn, 2),
                                      "announced_again_s": round(time.monotonic() - t1, 2),
                                      "connections_while_withdrawn": 60})
+
+
+def keepalived_conf(index: int) -> str:
+    """Balancer ``index``'s services in keepalived's words (the VIPs, real
+    servers and local addresses of its YAML), each real server checked by a
+    connection to HEALTH_PORT."""
+    out = ""
+    for family, vip in ((4, VIP), (6, VIP6)):
+        rs = "".join(f"    real_server {rs_addr(r, family)} {PORT} {{\n        weight 1\n"
+                     f"        TCP_CHECK {{\n            connect_port {HEALTH_PORT}\n"
+                     f"            connect_timeout 3\n            retry 0\n        }}\n    }}\n"
+                     for r in range(1, N_RS + 1))
+        local = "".join(f"        {addr}\n" for addr in laddrs(index, family))
+        out += (f"virtual_server {vip} {PORT} {{\n    delay_loop 1\n    lb_algo rr\n"
+                f"    lb_kind FNAT\n    protocol TCP\n    local_address {{\n{local}    }}\n"
+                f"{rs}}}\n")
+    return out
+
+
+def test_keepalived_health_checks_drive_the_announcement(lab, kver, tmp_path, toa_off):
+    """lb1's services are keepalived's (its table cleared of the YAML's
+    first): every real server fails lb1's checks, keepalived takes them out,
+    lb1's watcher withdraws both VIPs and new connections go to lb2 and lb3;
+    the checks pass again, keepalived puts them back, lb1 is announced."""
+    require_keepalived()
+    lab.all_routes_back()
+    health = [RealServer(lab.topo, lab.topo.rs(r), family, HEALTH_PORT).start()
+              for family in (4, 6) for r in range(1, N_RS + 1)]
+    lb1 = lab.topo.lb(1)
+    ka = Keepalived(lb1, tmp_path)
+    try:
+        lab.topo.sh(lb1, "ipvsadm -C")
+        ka.start(keepalived_conf(1))
+        lab.all_routes_back()                       # announced again: keepalived's services
+        for server in health:
+            server.stop()
+        t0 = time.monotonic()
+        for family, vip in ((4, VIP), (6, VIP6)):
+            netlab.wait_for(lambda: lb_front(1, family) not in lab.nexthops(vip),
+                            timeout=120, interval=0.05)
+        withdrawn = time.monotonic() - t0
+        mark = lab.mark()
+        for _ in range(30):
+            one_connection(lab.topo)
+        split = lab.balancers_since(mark)
+        assert split[1] == 0 and sum(split.values()) == 30, split
+        for server in health:
+            server.start()
+        t1 = time.monotonic()
+        lab.all_routes_back(timeout=120)
+        back = time.monotonic() - t1
+    finally:
+        ka.stop()
+        for server in health:
+            server.stop()
+        lab.topo.sh(lb1, "ipvsadm -C")
+        lab.apply(1)
+    lab.all_routes_back()
+    record(kver, "keepalived_health", {"withdrawn_at_router_s": round(withdrawn, 2),
+                                       "announced_again_s": round(back, 2),
+                                       "connections_while_withdrawn": 30})
 
 
 class Prober:
