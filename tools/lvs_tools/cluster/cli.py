@@ -135,18 +135,16 @@ def main(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         return 1
 
 
-def watch(ann: Announcer, every: float, err: TextIO,
-          rounds: int | None = None) -> None:
-    """``sync --every``: a pass every ``every`` seconds (``rounds`` of them,
-    or forever), quiet while nothing goes wrong.  Its IPVS and routing
-    sockets stay open between passes; after an error they are opened again
-    at the next pass, and the error is said once.  IPVS not loaded (the
-    module unloaded under it): nothing can be served, every VIP withdrawn."""
+def watch(ann: Announcer, every: float, err: TextIO) -> None:
+    """``sync --every``: a pass every ``every`` seconds, for ever, quiet
+    while nothing goes wrong.  Its IPVS and routing sockets stay open
+    between passes; after an error they are opened again at the next pass,
+    and the error is said once.  IPVS not loaded (the module unloaded under
+    it): nothing can be served, every VIP withdrawn."""
     ipvs: IPVS | None = None
     ipr: IPRoute | None = None
     said = ""
-    while rounds is None or rounds > 0:
-        rounds = None if rounds is None else rounds - 1
+    while True:
         time.sleep(every)
         try:
             if ipr is None:
@@ -166,9 +164,6 @@ def watch(ann: Announcer, every: float, err: TextIO,
                 if sock is not None:
                     sock.close()
             ipvs = ipr = None
-    for sock in (ipvs, ipr):
-        if sock is not None:
-            sock.close()
 
 
 def _status(bird: Bird, ann: Announcer, out: TextIO) -> int:
