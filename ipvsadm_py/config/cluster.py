@@ -7,7 +7,8 @@ BGP (``lvs-cluster`` renders it for BIRD; docs/cluster.md).
     cluster:
       interface: lvs-vips        # dummy interface; a VIP on it is announced
       hold_time: 9               # BGP hold time (s), keepalive a third of it
-      bfd: false                 # BFD on every BGP session
+      bfd: false                 # BFD on every BGP session: true (BIRD's timers, 100 ms x 5)
+                                 # or {interval: 300, multiplier: 3} (ms; down after 3 missed)
       balancers:
         - name: lb1
           router_id: 10.0.4.11
@@ -31,6 +32,9 @@ from ipvsadm_py.config.nodes import Checker
 CLUSTER_KEYS = ("interface", "hold_time", "bfd", "balancers")
 BALANCER_KEYS = ("name", "router_id", "asn", "local_addresses", "vips", "peers")
 PEER_KEYS = ("address", "asn")
+BFD_KEYS = ("interval", "multiplier")
+BFD_INTERVAL_MS = (10, 60000)
+BFD_MULTIPLIER = (1, 255)                  # RFC 5880: an 8-bit detect multiplier
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}$")
 IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}$")
 ASN_MAX = 4294967295
@@ -108,6 +112,22 @@ def _balancer(c: Checker, node: yaml.Node, path: str,
     return Balancer(str(name), rid, asn, peers, prefixes, vips, node.start_mark.line + 1)
 
 
+def _bfd(c: Checker, node: yaml.Node, cluster: Cluster) -> None:
+    """``bfd: true|false`` or ``bfd: {interval: MS, multiplier: N}`` (on)."""
+    if not isinstance(node, yaml.MappingNode):
+        cluster.bfd = bool(c.boolean(node, "cluster.bfd"))
+        return
+    m = c.mapping(node, "cluster.bfd", BFD_KEYS)
+    missing = [key for key in BFD_KEYS if key not in m]
+    if missing:
+        c.fail(node, "cluster.bfd", f"needs {' and '.join(missing)} (or say true or false)")
+        return
+    interval = c.integer_in(m["interval"], "cluster.bfd.interval", *BFD_INTERVAL_MS)
+    multiplier = c.integer_in(m["multiplier"], "cluster.bfd.multiplier", *BFD_MULTIPLIER)
+    if interval is not None and multiplier is not None:
+        cluster.bfd, cluster.bfd_timers = True, (interval, multiplier)
+
+
 def read_cluster(c: Checker, node: yaml.Node, service_vips: list[IPAddress]) -> Cluster | None:
     """The cluster section; ``service_vips``: the addresses of the file's services."""
     m = c.mapping(node, "cluster", CLUSTER_KEYS)
@@ -122,7 +142,7 @@ def read_cluster(c: Checker, node: yaml.Node, service_vips: list[IPAddress]) -> 
         hold = c.integer_in(m["hold_time"], "cluster.hold_time", HOLD_MIN, HOLD_MAX)
         cluster.hold_time = hold or cluster.hold_time
     if "bfd" in m:
-        cluster.bfd = bool(c.boolean(m["bfd"], "cluster.bfd"))
+        _bfd(c, m["bfd"], cluster)
     if "balancers" not in m:
         if isinstance(node, yaml.MappingNode):
             c.fail(node, "cluster", "needs balancers")

@@ -84,6 +84,9 @@ class Cluster:
     interface: str = "lvs-vips"        # dummy interface: a VIP on it is announced
     hold_time: int = 9                 # BGP hold time, seconds (keepalive: a third)
     bfd: bool = False
+    #: (interval in ms, multiplier) of ``bfd: {interval: .., multiplier: ..}``;
+    #: None: BIRD's defaults (100 ms, 5)
+    bfd_timers: tuple[int, int] | None = None
 
     def balancer(self, name: str) -> Balancer:
         for bal in self.balancers:

@@ -88,6 +88,12 @@ def test_a_file_without_cluster_has_none():
     (("hold_time: 6", "hold_time: 2"), "hold_time: must be an integer 3-65535"),
     (("hold_time: 6", "interface: this-name-is-too-long"), "not an interface name"),
     (("hold_time: 6", "bfd: maybe"), "bfd: must be true or false"),
+    (("hold_time: 6", "bfd: {interval: 5, multiplier: 3}"),
+     "bfd.interval: must be an integer 10-60000"),
+    (("hold_time: 6", "bfd: {interval: 300, multiplier: 0}"),
+     "bfd.multiplier: must be an integer 1-255"),
+    (("hold_time: 6", "bfd: {interval: 300}"), "needs multiplier"),
+    (("hold_time: 6", "bfd: {interval: 300, multiplier: 3, echo: on}"), "unknown key 'echo'"),
     (("hold_time: 6", "color: blue"), "unknown key 'color'"),
 ])
 def test_bad_sections_say_what_and_where(change, fault):
@@ -128,13 +134,23 @@ def test_render_with_bfd():
     cl = cluster_of(SERVICES + CLUSTER.replace("hold_time: 6", "bfd: true"))
     text = render(cl, cl.balancer("lb2"))
     assert "protocol bfd {" in text and "    bfd on;" in text
+    assert "interval" not in text                       # BIRD's own timers
+
+
+def test_render_with_bfd_timers():
+    cl = cluster_of(SERVICES + CLUSTER.replace("hold_time: 6",
+                                               "bfd: {interval: 300, multiplier: 3}"))
+    assert cl.bfd and cl.bfd_timers == (300, 3)
+    text = render(cl, cl.balancer("lb1"))
+    assert "min rx interval 300 ms;" in text and "min tx interval 300 ms;" in text
+    assert "multiplier 3;" in text and text.count("    bfd on;") == 2
 
 
 @needs_bird
-@pytest.mark.parametrize("bfd", [False, True])
+@pytest.mark.parametrize("bfd", ["false", "true", "{interval: 300, multiplier: 3}"])
 @pytest.mark.parametrize("node", ["lb1", "lb2"])
 def test_bird_accepts_what_is_rendered(tmp_path, node, bfd):
-    cl = cluster_of(SERVICES + CLUSTER.replace("hold_time: 6", f"bfd: {str(bfd).lower()}"))
+    cl = cluster_of(SERVICES + CLUSTER.replace("hold_time: 6", f"bfd: {bfd}"))
     path = tmp_path / "bird.conf"
     path.write_text(render(cl, cl.balancer(node), log=str(tmp_path / "bird.log")))
     Bird.check_file(path)

@@ -74,7 +74,13 @@ def render(cluster: Cluster, bal: Balancer, source: str = "", log: str | None = 
             out += [f"    route {p} blackhole;" for p in prefixes]
             out.append("}")
     if cluster.bfd:
-        out += ["", "protocol bfd {", "}"]
+        out += ["", "protocol bfd {"]
+        if cluster.bfd_timers is not None:
+            interval, multiplier = cluster.bfd_timers
+            out += ['    interface "*" {', f"        min rx interval {interval} ms;",
+                    f"        min tx interval {interval} ms;",
+                    f"        multiplier {multiplier};", "    };"]
+        out.append("}")
     for peer in bal.peers:
         f = peer.address.version
         out += ["", f"protocol bgp {_proto_name(peer.address)} {{",
