@@ -60,7 +60,6 @@ COOKIE_PORT = 7000                      # a local listener in the balancer
 DEFENDED_VIP = "10.0.0.102"             # a SYNPROXY address without UDP services
 DEFENDED_UDP_PORT = 9999                # UDP there: dropped by defence_udp_drop
 FILLER_BASE = int(IPAddress("172.16.0.1"))  # addresses of the many-services run
-ACL_ENTRIES = 100_000                   # deny entries of the list benchmark
 ACL_FIRST = int(IPAddress("172.20.0.0"))  # ... addresses no generator uses
 FLOOD_NET = "10.96.0.0/12"              # sources of gen.c's floods
 SRC_NET = "10.64.0.0/10"                # generated client addresses
@@ -116,6 +115,7 @@ class Params:
     many_services: int = 50_000
     pool_laddrs: int = 8          # local addresses of the port-pool figure
     pool_window: float = 1.0      # one connect run there (its sessions fit the 1 %)
+    acl_entries: int = 100_000    # deny entries of the list benchmark
     scraped_services: int = 1000  # lvs-exporter: services of the scraped table,
     scraped_dests: int = 4        # each with this many real servers
 
@@ -124,7 +124,7 @@ FULL = Params()
 QUICK = Params(repeats=1, seconds=1.0, warmup=0.5, flows=100, sessions=5000, big=20_000,
                laddrs=4, concurrency=16, rules=500, services=50, max_passes=3,
                many_services=2000, pool_laddrs=2, pool_window=0.25,
-               scraped_services=50)
+               scraped_services=50, acl_entries=5000)
 
 
 # ---------------------------------------------------------------- helpers
@@ -726,10 +726,12 @@ class Bench:
         for _ in range(self.p.repeats):
             r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"], self.p.seconds)
             runs["none"].append(r["pps"])
-        entries = [Entry(ipaddress.ip_network(ACL_FIRST + i)) for i in range(ACL_ENTRIES)]
+        entries = [Entry(ipaddress.ip_network(ACL_FIRST + i))
+                   for i in range(self.p.acl_entries)]
         started = time.monotonic()
         lists.add(Kind.DENY, target, entries)
         self.context["acl_load_100k_s"] = round(time.monotonic() - started, 2)
+        self.context["acl_entries"] = self.p.acl_entries
         try:
             for _ in range(self.p.repeats):
                 r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"],
@@ -738,7 +740,7 @@ class Bench:
         finally:
             lists.remove()
         log(f"  FULLNAT UDP: {median(runs['none']):.0f} pps without a list, "
-            f"{median(runs['deny']):.0f} with {ACL_ENTRIES} deny entries")
+            f"{median(runs['deny']):.0f} with {self.p.acl_entries} deny entries")
         self.result["acl_100k_vs_none_pps_ratio"] = ratio(median(runs["deny"]),
                                                           median(runs["none"]))
 
