@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from lvs_tools.cluster.bird import bfd_protocol
 from tools import netlab
 from tools.netlab_pair import PairTopology
 
@@ -38,12 +39,13 @@ ROUTER_ASN, LB_ASN = 65000, 65100
 VIP = "10.0.0.100"
 CLIENT6, ROUTER_C6 = "2001:db8:1::2", "2001:db8:1::1"
 #: the second client, on the router's eth1 (10.0.3.0/24, 2001:db8:3::/64)
-CLIENT2, CLIENT2_6 = "10.0.3.2", "2001:db8:3::2"
+CLIENT2, ROUTER_C2 = "10.0.3.2", "10.0.3.1"
+CLIENT2_6, ROUTER_C2_6 = "2001:db8:3::2", "2001:db8:3::1"
 ROUTER_F6, ROUTER_B6 = "2001:db8:4::1", "2001:db8:2::1"
 VIP6 = "2001:db8::100"
-#: the router's BFD: 200 ms both ways, down after 5 missed (1 s: the balancers'
-#: BIRD keeps its defaults, 100 ms, and so sends every 200 ms too)
-BFD_INTERVAL_MS, BFD_MULTIPLIER = 200, 5
+#: BFD of the router and the balancers: 200 ms both ways, down after 5
+#: missed (1 s)
+BFD_TIMERS = (200, 5)
 
 
 def lb_front(index: int, family: int = 4) -> str:
@@ -72,10 +74,7 @@ def router_bird_conf(n_lb: int, hold: int, bfd: bool = False) -> str:
         out += [f"protocol kernel kernel{family} {{", "    merge paths on;",
                 f"    ipv{family} {{ import none; export all; }};", "}"]
     if bfd:
-        out += ["protocol bfd {", '    interface "*" {',
-                f"        min rx interval {BFD_INTERVAL_MS} ms;",
-                f"        min tx interval {BFD_INTERVAL_MS} ms;",
-                f"        multiplier {BFD_MULTIPLIER};", "    };", "}"]
+        out += bfd_protocol(BFD_TIMERS)
     for i in range(1, n_lb + 1):
         for family, local in ((4, ROUTER_F), (6, ROUTER_F6)):
             out += [f"protocol bgp lb{i}v{family} {{", f"    local {local} as {ROUTER_ASN};",
@@ -97,24 +96,18 @@ class ClusterTopology(PairTopology):
     def up(self) -> "ClusterTopology":
         for name in (self.client, self.client2, self.router, *self.balancers, *self.servers):
             self._add_ns(name)
-        self._veth(self.client, "eth0", self.router, "eth0")
-        self._veth(self.client2, "eth0", self.router, "eth1")
-        self.ip_batch(self.client2, ["link set eth0 up", f"addr add {CLIENT2}/24 dev eth0",
-                                     f"addr add {CLIENT2_6}/64 dev eth0 nodad",
-                                     "route add default via 10.0.3.1",
-                                     "route add default via 2001:db8:3::1"])
-        self.ip_batch(self.client, ["link set eth0 up", f"addr add {CLIENT}/24 dev eth0",
-                                    f"addr add {CLIENT6}/64 dev eth0 nodad",
-                                    f"route add default via {ROUTER_C}",
-                                    f"route add default via {ROUTER_C6}"])
+        for dev, (ns, addr, addr6), (gw, gw6) in zip(("eth0", "eth1"), self.clients,
+                                                     self.client_gateways):
+            self._veth(ns, "eth0", self.router, dev)
+            self.ip_batch(ns, ["link set eth0 up", f"addr add {addr}/24 dev eth0",
+                               f"addr add {addr6}/64 dev eth0 nodad",
+                               f"route add default via {gw}", f"route add default via {gw6}"])
+            self.ip_batch(self.router, [f"link set {dev} up", f"addr add {gw}/24 dev {dev}",
+                                        f"addr add {gw6}/64 dev {dev} nodad"])
         netlab.run(["ip", "netns", "exec", self.router, "sysctl", "-qw",
                     "net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1",
                     "net.ipv6.conf.all.forwarding=1", "net.ipv6.fib_multipath_hash_policy=1"])
         self.ip_batch(self.router, [
-            "link set eth0 up", f"addr add {ROUTER_C}/24 dev eth0",
-            f"addr add {ROUTER_C6}/64 dev eth0 nodad",
-            "link set eth1 up", "addr add 10.0.3.1/24 dev eth1",
-            "addr add 2001:db8:3::1/64 dev eth1 nodad",
             "link add br-front type bridge", "link set br-front up",
             f"addr add {ROUTER_F}/24 dev br-front", f"addr add {ROUTER_F6}/64 dev br-front nodad",
             "link add br-back type bridge", "link set br-back up",
@@ -151,12 +144,17 @@ class ClusterTopology(PairTopology):
         return [(self.client, CLIENT, CLIENT6), (self.client2, CLIENT2, CLIENT2_6)]
 
     @property
+    def client_gateways(self) -> list[tuple[str, str]]:
+        """The router's (IPv4, IPv6) address on each client's link."""
+        return [(ROUTER_C, ROUTER_C6), (ROUTER_C2, ROUTER_C2_6)]
+
+    @property
     def balancers(self) -> list[str]:
         return [self.lb(i) for i in range(1, self.n_lb + 1)]
 
     def wait_reachable(self, timeout: float = 30) -> None:
-        targets = [(self.client, ROUTER_C), (self.client, ROUTER_C6),
-                   (self.client2, "10.0.3.1"), (self.client2, "2001:db8:3::1")]
+        targets = [(ns, gw) for (ns, *_), gws in zip(self.clients, self.client_gateways)
+                   for gw in gws]
         targets += [(lb, router) for lb in self.balancers for router in (ROUTER_F, ROUTER_F6)]
         targets += [(lb, rs_addr(r, family)) for lb in self.balancers
                     for r in range(1, self.n_rs + 1) for family in (4, 6)]

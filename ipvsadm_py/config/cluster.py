@@ -7,7 +7,7 @@ BGP (``lvs-cluster`` renders it for BIRD; docs/cluster.md).
     cluster:
       interface: lvs-vips        # dummy interface; a VIP on it is announced
       hold_time: 9               # BGP hold time (s), keepalive a third of it
-      bfd: false                 # BFD on every BGP session: true (BIRD's timers, 100 ms x 5)
+      bfd: false                 # BFD on every BGP session: true (BIRD's own timers)
                                  # or {interval: 300, multiplier: 3} (ms; down after 3 missed)
       balancers:
         - name: lb1

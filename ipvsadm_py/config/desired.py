@@ -85,7 +85,7 @@ class Cluster:
     hold_time: int = 9                 # BGP hold time, seconds (keepalive: a third)
     bfd: bool = False
     #: (interval in ms, multiplier) of ``bfd: {interval: .., multiplier: ..}``;
-    #: None: BIRD's defaults (100 ms, 5)
+    #: None: BIRD's own defaults
     bfd_timers: tuple[int, int] | None = None
 
     def balancer(self, name: str) -> Balancer:

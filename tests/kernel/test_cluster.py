@@ -54,7 +54,7 @@ from tests.kernel.keepalived_support import toa_off, toa_on  # noqa: F401
 from tools import kbuild, keepalived_lab, netlab, whoami
 from tests.kernel.keepalived_support import require_keepalived
 from tools.keepalived_lab import Keepalived, RealServer
-from tools.netlab_cluster import (LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
+from tools.netlab_cluster import (BFD_TIMERS, LB_ASN, ROUTER_ASN, ROUTER_F, ROUTER_F6, VIP,
                                   VIP6, ClusterTopology, laddr_prefix, laddrs, lb_front,
                                   router_bird_conf, rs_addr)
 
@@ -72,7 +72,7 @@ def record(kver: str, name: str, values: dict) -> None:
 
 def config_yaml(index: int) -> str:
     """Balancer ``index``'s file: a service per family with its own local
-    addresses, and the cluster (every balancer, BFD on)."""
+    addresses, and the cluster (every balancer, BFD on with the router's timers)."""
     services = ""
     for family, vip in ((4, VIP), (6, VIP6)):
         dests = "".join(f"      - {{address: {rs_addr(r, family)}, forward: fullnat}}\n"
@@ -87,7 +87,8 @@ def config_yaml(index: int) -> str:
                    f"        - {{address: {ROUTER_F6}, asn: {ROUTER_ASN}}}\n"
                    for i in range(1, N_LB + 1))
     return (f"services:\n{services}"
-            f"cluster:\n  hold_time: {HOLD}\n  bfd: true\n  balancers:\n{bals}")
+            f"cluster:\n  hold_time: {HOLD}\n  bfd: {{interval: {BFD_TIMERS[0]}, "
+            f"multiplier: {BFD_TIMERS[1]}}}\n  balancers:\n{bals}")
 
 
 @dataclasses.dataclass
@@ -540,7 +541,7 @@ def test_silent_loss_is_found_by_bfd_and_the_others_flows_are_counted(lab, kver,
     held = sum(v["held"] for v in survivors.values())
     record(kver, "silent_loss", {
         "flows": len(flows.socks), "detected_at_router_s": round(detected, 2),
-        "bfd_detection_s": "1.0 (200 ms x 5)", "hold_time_s": HOLD,
+        "bfd_timers": BFD_TIMERS, "hold_time_s": HOLD,
         "per_balancer_after": {f"lb{i}": v for i, v in after.items()},
         "survivors_held": held, "survivors_broken": moved,
         "survivors_broken_share": round(moved / max(1, held + moved), 3),

@@ -43,6 +43,18 @@ def _proto_name(addr: object) -> str:
     return "peer_" + re.sub(r"[^0-9a-fA-F]", "_", str(addr))
 
 
+def bfd_protocol(timers: tuple[int, int] | None) -> list[str]:
+    """BIRD's ``protocol bfd``: with ``timers`` (interval in ms, multiplier)
+    on every interface, else with BIRD's own."""
+    out = ["protocol bfd {"]
+    if timers is not None:
+        interval, multiplier = timers
+        out += ['    interface "*" {', f"        min rx interval {interval} ms;",
+                f"        min tx interval {interval} ms;",
+                f"        multiplier {multiplier};", "    };"]
+    return out + ["}"]
+
+
 def render(cluster: Cluster, bal: Balancer, source: str = "", log: str | None = None) -> str:
     """bird.conf of balancer ``bal``."""
     families = {4} | {IPNetwork(p).version for p in bal.local_prefixes} \
@@ -74,13 +86,7 @@ def render(cluster: Cluster, bal: Balancer, source: str = "", log: str | None = 
             out += [f"    route {p} blackhole;" for p in prefixes]
             out.append("}")
     if cluster.bfd:
-        out += ["", "protocol bfd {"]
-        if cluster.bfd_timers is not None:
-            interval, multiplier = cluster.bfd_timers
-            out += ['    interface "*" {', f"        min rx interval {interval} ms;",
-                    f"        min tx interval {interval} ms;",
-                    f"        multiplier {multiplier};", "    };"]
-        out.append("}")
+        out += [""] + bfd_protocol(cluster.bfd_timers)
     for peer in bal.peers:
         f = peer.address.version
         out += ["", f"protocol bgp {_proto_name(peer.address)} {{",
