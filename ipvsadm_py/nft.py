@@ -26,7 +26,7 @@ import ipaddress
 import json
 import shutil
 import subprocess
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ipvsadm_py.acl import (AccessList, Entry, Kind, Network, Target, entry_count, entry_faults,
                             net_text, parse_name)
@@ -38,6 +38,7 @@ CHAIN = "prerouting"
 PRIORITY = -300           # NF_IP_PRI_RAW: after defrag, before conntrack and IPVS
 NFT = "nft"
 STEP_DETAIL = 20          # entries of a list shown one by one in a plan
+FAULTS_SHOWN = 100        # faults named in an error (then their count)
 
 Key = tuple[Kind, Target]
 Command = dict[str, Any]
@@ -152,24 +153,31 @@ def _elements(lst: AccessList, entries: Iterable[Entry]) -> Command:
 
 
 # ---------------------------------------------------------------- decoding
-def _networks(value: Any) -> list[Network]:
+def _networks(value: Any, network: Callable[[str], Network] = ipaddress.ip_network
+              ) -> list[Network]:
     if isinstance(value, str):
-        return [ipaddress.ip_network(value)]
+        return [network(value)]
     if "prefix" in value:
         p = value["prefix"]
-        return [ipaddress.ip_network(f"{p['addr']}/{p['len']}")]
+        return [network(f"{p['addr']}/{p['len']}")]
     if "range" in value:                  # not ours, but possible in a set
         low, high = (ipaddress.ip_address(a) for a in value["range"])
         return list(ipaddress.summarize_address_range(low, high))
     raise NftError(f"unexpected set element {value!r}")
 
 
-def _decode_elem(item: Any) -> list[Entry]:
+#: A set's type to the constructor of its elements (ip_network would try
+#: IPv4 first for each of 100,000 IPv6 addresses).
+_NETWORK = {"ipv4_addr": ipaddress.IPv4Network, "ipv6_addr": ipaddress.IPv6Network}
+
+
+def _decode_elem(item: Any, network: Callable[[str], Network] = ipaddress.ip_network
+                 ) -> list[Entry]:
     if isinstance(item, dict) and "elem" in item:
         e = item["elem"]
         return [Entry(net, e.get("timeout"), e.get("expires"))
-                for net in _networks(e["val"])]
-    return [Entry(net) for net in _networks(item)]
+                for net in _networks(e["val"], network)]
+    return [Entry(net) for net in _networks(item, network)]
 
 
 def decode(objects: list[dict[str, Any]] | None) -> dict[Key, AccessList]:
@@ -186,8 +194,9 @@ def decode(objects: list[dict[str, Any]] | None) -> dict[Key, AccessList]:
         if parsed is None:
             continue
         lst = AccessList(*parsed)
+        network = _NETWORK.get(obj["set"].get("type"), ipaddress.ip_network)
         for item in obj["set"].get("elem", []):
-            for entry in _decode_elem(item):
+            for entry in _decode_elem(item, network):
                 lst.entries[entry.network] = entry
         lists[lst.key] = lst
     for lst in lists.values():
@@ -232,23 +241,37 @@ def _same(want: Entry, have: Entry) -> bool:
     return (want.timeout is None) == (have.timeout is None)
 
 
-def check(wanted: Mapping[Key, AccessList]) -> None:
-    """InvalidInput with every fault of every wanted list."""
+def check(wanted: Mapping[Key, AccessList], given: Iterable[Entry] = ()) -> None:
+    """InvalidInput with every fault of every wanted list (and of the
+    entries ``given`` to the one list wanted, whose duplicates its
+    dictionary would hide)."""
     faults = [f"{lst.kind.value} {lst.target.describe()}: {fault}"
               for lst in wanted.values() for fault in entry_faults(lst.target,
                                                                    lst.entries.values())]
+    seen: set[Network] = set()
+    for entry in given:
+        if entry.network in seen:
+            lst = next(iter(wanted.values()))
+            faults.append(f"{lst.kind.value} {lst.target.describe()}: "
+                          f"{net_text(entry.network)} is listed twice")
+        seen.add(entry.network)
+    if len(faults) > FAULTS_SHOWN:
+        faults[FAULTS_SHOWN:] = [f"... and {len(faults) - FAULTS_SHOWN:,} more faults"]
     if faults:
         raise InvalidInput("\n".join(faults))
 
 
 def diff(current: Mapping[Key, AccessList], wanted: Mapping[Key, AccessList],
-         refresh: Iterable[tuple[Key, Network]] = ()) -> Transaction:
+         refresh: Iterable[tuple[Key, Network]] = (),
+         checked: Iterable[Key] = ()) -> Transaction:
     """The one transaction that turns the current lists into the wanted
     ones: only the entries that differ are added or deleted; the chain's
     rules are rewritten only when lists come or go; no list left removes
     the table.  ``refresh`` names entries to re-add although present
-    (a new timeout for a live ban)."""
-    check(wanted)
+    (a new timeout for a live ban); ``checked`` names wanted lists the
+    caller has checked whole already."""
+    skip = set(checked)
+    check({key: lst for key, lst in wanted.items() if key not in skip})
     tx = Transaction()
     if not wanted:
         if current:
@@ -290,21 +313,23 @@ def _entry_changes(tx: Transaction, body: list[Command], lst: AccessList,
            if net not in live or not _same(e, live[net]) or (lst.key, net) in refresh]
     if drop:                    # an element is named by its value alone
         body.append({"delete": _elements(lst, [Entry(e.network) for e in drop])})
-        gone = [net_text(e.network) for e in drop if e.network not in lst.entries]
-        _steps(tx, "delete", lst, gone)
+        gone = [e for e in drop if e.network not in lst.entries]
+        _steps(tx, "delete", lst, gone, lambda e: net_text(e.network))
     if add:
         body.append({"add": _elements(lst, add)})
-        _steps(tx, "add", lst, [Entry(e.network, e.timeout).describe() for e in add])
+        _steps(tx, "add", lst, add, lambda e: Entry(e.network, e.timeout).describe())
 
 
-def _steps(tx: Transaction, action: str, lst: AccessList, texts: list[str]) -> None:
+def _steps(tx: Transaction, action: str, lst: AccessList, entries: list[Entry],
+           text: Callable[[Entry], str]) -> None:
     """One step per entry, or one for many (a plan of 100,000 lines says
-    nothing more than its count)."""
-    if len(texts) > STEP_DETAIL:
-        tx.step(action, lst, f"{entry_count(len(texts))} ({texts[0]} ... {texts[-1]})")
+    nothing more than its count; only its ends are written out)."""
+    if len(entries) > STEP_DETAIL:
+        tx.step(action, lst, f"{entry_count(len(entries))} "
+                             f"({text(entries[0])} ... {text(entries[-1])})")
         return
-    for text in texts:
-        tx.step(action, lst, text)
+    for entry in entries:
+        tx.step(action, lst, text(entry))
 
 
 # ---------------------------------------------------------------- verbs
@@ -354,9 +379,9 @@ class AccessLists:
         refresh = [((kind, target), e.network) for e in entries if e.network in lst.entries]
         for e in entries:
             lst.entries.pop(e.network, None)
-        check({lst.key: AccessList(kind, target, {e.network: e for e in entries})})
         lst.entries.update({e.network: e for e in entries})
-        return self.commit(diff(current, want, refresh))
+        check({lst.key: lst}, entries)
+        return self.commit(diff(current, want, refresh, checked=[lst.key]))
 
     def delete(self, kind: Kind, target: Target, networks: Iterable[Network]) -> Transaction:
         """Delete entries; one that is not in the list is an error."""

@@ -171,6 +171,40 @@ def test_bad_wanted_lists_raise_before_anything_is_sent():
     assert fake.sent == []
 
 
+def test_an_entry_given_twice_is_an_error_although_the_list_would_hold_it_once():
+    fake = FakeNft({(Kind.DENY, VIP): lst(Kind.DENY, VIP, "192.0.2.1")})
+    lists = nft.AccessLists(fake)
+    with pytest.raises(InvalidInput, match=r"^deny tcp 10.0.0.100:80: 198.51.100.7 is listed "
+                                           r"twice$"):
+        lists.add(Kind.DENY, VIP, [Entry(parse_network("198.51.100.7"))] * 2)
+    assert fake.sent == []
+
+
+def test_an_error_names_the_first_hundred_faults_and_counts_the_rest():
+    lists = nft.AccessLists(FakeNft())
+    with pytest.raises(InvalidInput) as error:
+        lists.add(Kind.DENY, VIP, [Entry(parse_network(f"2001:db8::{i:x}"))
+                                   for i in range(250)])
+    lines = str(error.value).splitlines()
+    assert len(lines) == 101 and lines[-1] == "... and 150 more faults"
+    assert lines[0] == "deny tcp 10.0.0.100:80: 2001:db8:: is not IPv4 like 10.0.0.100"
+
+
+def test_decode_takes_each_set_s_family():
+    objects = [{"set": {"name": VIP6.name(Kind.DENY), "type": "ipv6_addr",
+                        "elem": ["2001:db8::7", {"prefix": {"addr": "2001:db8:1::", "len": 48}}]}},
+               {"set": {"name": VIP.name(Kind.ALLOW), "type": "ipv4_addr",
+                        "elem": ["192.0.2.7", {"elem": {"val": {"prefix": {
+                            "addr": "198.51.100.0", "len": 24}}, "timeout": 60,
+                            "expires": 42}}]}}]
+    lists = nft.decode(objects)
+    assert [str(n) for n in lists[(Kind.DENY, VIP6)].entries] == ["2001:db8::7/128",
+                                                                  "2001:db8:1::/48"]
+    allow = lists[(Kind.ALLOW, VIP)].entries
+    assert [str(n) for n in allow] == ["192.0.2.7/32", "198.51.100.0/24"]
+    assert allow[parse_network("198.51.100.0/24")].expires == 42
+
+
 def test_plan_without_prune_keeps_other_lists_and_entries():
     fake = FakeNft({(Kind.DENY, VIP): lst(Kind.DENY, VIP, "192.0.2.1"),
                     (Kind.ALLOW, VIP6): lst(Kind.ALLOW, VIP6, "2001:db8::/32")})
