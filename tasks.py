@@ -313,8 +313,10 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, onl
             "netns": "read the IPVS table of this named network namespace",
             "role": "lb (IPVS, default) or rs (toa.ko on a real server)",
             "keepalived_conf": "keepalived's configuration: the health of its real servers",
+            "nice": "CPU priority -20..19 (default 19, the lowest)",
             "once": "print one scrape and exit"})
-def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=None):
+def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=None,
+             nice=None):
     """Run lvs-exporter here (Prometheus metrics; docs/monitoring/README.md).
 
     Needs CAP_NET_ADMIN for the IPVS table; the service unit is
@@ -329,6 +331,8 @@ def exporter(c, listen=None, netns=None, role="lb", once=False, keepalived_conf=
         argv += ["--netns", netns]
     if keepalived_conf:
         argv += ["--keepalived-conf", keepalived_conf]
+    if nice is not None:
+        argv += ["--nice", str(nice)]
     if once:
         argv.append("--once")
     rc = exporter_main(argv)

@@ -30,6 +30,10 @@ from ipvsadm_py.exporter.health import KeepalivedConf
 from ipvsadm_py.exporter.collect import BalancerCollector, ToaCollector
 
 DEFAULT_LISTEN = "0.0.0.0:9291"
+#: The exporter's CPU priority unless told otherwise: the lowest.  A scrape
+#: is CPU work; forwarding that the kernel defers to ksoftirqd (nice 0) on a
+#: busy CPU must come first (docs/monitoring/README.md, "Cost of a scrape").
+DEFAULT_NICE = 19
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
 
@@ -60,6 +64,10 @@ def parser() -> argparse.ArgumentParser:
                    help="where keepalived runs: its configuration file; each real server "
                         "of it gets lvs_real_server_healthy (1 if in the table with a "
                         "weight, 0 if keepalived took it out)")
+    p.add_argument("--nice", type=int, default=DEFAULT_NICE, metavar="N",
+                   help=f"CPU priority of the exporter, -20 to 19 (default {DEFAULT_NICE}, "
+                        "the lowest: on a CPU busy forwarding, the scrape waits, not the "
+                        "packets; below the current value needs CAP_SYS_NICE)")
     p.add_argument("--once", action="store_true",
                    help="write one scrape to standard output and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
@@ -94,6 +102,18 @@ def enter_netns(fd: int, name: str) -> None:
         err = ctypes.get_errno()
         raise StartError(f"--netns {name}: cannot enter it: {os.strerror(err)}")
     os.close(fd)
+
+
+def set_nice(value: int) -> None:
+    """This process's (still single-threaded) CPU priority; its threads
+    inherit it."""
+    if not -20 <= value <= 19:
+        raise UsageError(f"--nice {value}: expected -20 to 19")
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, value)
+    except PermissionError:
+        raise StartError(f"--nice {value}: not allowed below the current "
+                         f"{os.getpriority(os.PRIO_PROCESS, 0)} without CAP_SYS_NICE") from None
 
 
 def check_ipvs() -> None:
@@ -211,6 +231,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="lvs-exporter: %(message)s", stream=err)
     try:
+        set_nice(args.nice)
         if args.once:
             once(args, out)
         else:

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -346,10 +347,48 @@ def test_promtool_accepts_a_scrape_of_each_role(monkeypatch, tmp_path):
 
 
 # ---------------------------------------------------------------- the command line
+@pytest.fixture(autouse=True)
+def niced(monkeypatch) -> list[int]:
+    """The priorities main() asked for: in this process it would renice
+    pytest's own thread for good (test_nice_lowers_the_priority does it in
+    a child)."""
+    asked: list[int] = []
+    monkeypatch.setattr(cli, "set_nice", asked.append)
+    return asked
+
+
 def run_cli(*argv) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     status = cli.main(list(argv), out, err)
     return status, out.getvalue(), err.getvalue()
+
+
+def test_the_exporter_runs_at_the_lowest_priority_unless_told(monkeypatch, niced):
+    monkeypatch.setattr(procfs, "module_loaded", lambda name: False)
+    run_cli("--once")
+    run_cli("--once", "--nice", "5")
+    assert niced == [19, 5]
+
+
+SET_NICE = """
+import os, sys
+from ipvsadm_py.exporter.cli import set_nice, UsageError
+try:
+    set_nice(int(sys.argv[1]))
+except UsageError as exc:
+    print("usage:", exc)
+else:
+    print("nice", os.getpriority(os.PRIO_PROCESS, 0))
+"""
+
+
+@pytest.mark.parametrize("value, said", [("19", "nice 19"), ("7", "nice 7"),
+                                         ("20", "usage: --nice 20: expected -20 to 19"),
+                                         ("-21", "usage: --nice -21: expected -20 to 19")])
+def test_nice_lowers_the_priority(value, said):
+    out = subprocess.run([sys.executable, "-c", SET_NICE, value], cwd=ROOT, text=True,
+                         capture_output=True, check=True).stdout
+    assert out.strip() == said
 
 
 def test_an_unknown_namespace_is_a_clear_error():

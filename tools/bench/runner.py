@@ -868,15 +868,19 @@ class Bench:
                         f"{scraped[-1]['scrape_seconds']} s, error {scraped[-1]['scrape_error']}")
                 runs[name] = {"idle": idle, "scraped": scraped}
             # Control: a process that only burns CPU (no netlink, no /proc) on
-            # the softirq CPU, as the exporter there: if forwarding falls as
-            # far, the loss is the CPU being busy, not what a scrape does.
-            idle, scraped = [], []
-            for _ in range(min(3, self.p.repeats)):
-                idle.append(window(None, self.p.seconds))
-                scraped.append(window(lambda: busy_loop(lab.rps_cpu), self.p.seconds))
-                log(f"  busy loop on the softirq CPU: {idle[-1]['pps']:.0f} pps idle, "
-                    f"{scraped[-1]['pps']:.0f} pps beside it")
-            runs["busy_loop"] = {"idle": idle, "scraped": scraped}
+            # the softirq CPU, as the exporter there (at its priority, and at
+            # the default nice 0): if forwarding falls as far, the loss is the
+            # CPU being busy, not what a scrape does.
+            from ipvsadm_py.exporter.cli import DEFAULT_NICE
+            for name, nice in (("busy_loop", DEFAULT_NICE), ("busy_loop_nice0", 0)):
+                idle, scraped = [], []
+                for _ in range(min(3, self.p.repeats)):
+                    idle.append(window(None, self.p.seconds))
+                    scraped.append(window(lambda: busy_loop(lab.rps_cpu, nice),
+                                          self.p.seconds))
+                    log(f"  busy loop (nice {nice}) on the softirq CPU: {idle[-1]['pps']:.0f} "
+                        f"pps idle, {scraped[-1]['pps']:.0f} pps beside it")
+                runs[name] = {"idle": idle, "scraped": scraped}
             # The figures: the exporter beside the balancer's softirq only (the
             # generator keeps its CPU; on the generator's CPU it halves the
             # offered load, "generator_cpu" in the context).
@@ -1156,10 +1160,10 @@ INTERVAL = 15.0            # Prometheus' usual scrape interval (its default is 1
 
 
 @contextlib.contextmanager
-def busy_loop(cpu: int | None):
-    """A process spinning on ``cpu`` (None: any) for the block; yields [0]
-    (no scrapes: the shape of Scraper.continuously)."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+def busy_loop(cpu: int | None, nice: int = 0):
+    """A process spinning on ``cpu`` (None: any) at priority ``nice`` for the
+    block; yields [0] (no scrapes: the shape of Scraper.continuously)."""
+    proc = subprocess.Popen(["nice", "-n", str(nice), sys.executable, "-c", "while True: pass"])
     try:
         if cpu is not None:
             os.sched_setaffinity(proc.pid, {cpu})
