@@ -125,6 +125,24 @@ def _set(lst: AccessList) -> Command:
     return _obj("set", name=lst.name, type=addr_type, flags=["interval", "timeout"])
 
 
+def _chain() -> Command:
+    return _obj("chain", name=CHAIN, type="filter", hook="prerouting", prio=PRIORITY,
+                policy="accept")
+
+
+def detach_commands() -> list[Command]:
+    """One transaction that takes our chain off its hook, rules and all, and
+    leaves the sets loaded (packets then pass as without a table)."""
+    return [{"flush": _obj("chain", name=CHAIN)}, {"delete": _obj("chain", name=CHAIN)}]
+
+
+def attach_commands(lists: Iterable[AccessList]) -> list[Command]:
+    """One transaction that puts the chain back with the rules of ``lists``
+    (whose sets are loaded)."""
+    return [{"add": _chain()}] + [{"add": encode_rule(lst)}
+                                  for lst in sorted(lists, key=_rule_order)]
+
+
 def _match(left: Any, right: Any, op: str = "==") -> Command:
     return {"match": {"op": op, "left": left, "right": right}}
 
@@ -290,9 +308,7 @@ def diff(current: Mapping[Key, AccessList], wanted: Mapping[Key, AccessList],
     gone = [lst for key, lst in current.items() if key not in wanted]
     if not body and not gone:
         return tx
-    head = [{"add": {"table": {"family": FAMILY, "name": TABLE}}},
-            {"add": _obj("chain", name=CHAIN, type="filter", hook="prerouting",
-                         prio=PRIORITY, policy="accept")}]
+    head = [{"add": {"table": {"family": FAMILY, "name": TABLE}}}, {"add": _chain()}]
     if gone or set(wanted) != set(current):
         head.append({"flush": _obj("chain", name=CHAIN)})
         for lst in gone:

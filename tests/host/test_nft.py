@@ -18,7 +18,8 @@ import pytest
 from ipvsadm_py.acl import AccessList, Entry, Kind, make_target, parse_network
 from ipvsadm_py.cli import acl as acl_cli
 from ipvsadm_py.errors import InvalidInput
-from ipvsadm_py.nft import CHAIN, PRIORITY, TABLE, AccessLists, Nft, NftError
+from ipvsadm_py.nft import (CHAIN, PRIORITY, TABLE, AccessLists, Nft, NftError,
+                             attach_commands, detach_commands)
 
 pytestmark = [
     pytest.mark.root,
@@ -82,6 +83,20 @@ def test_lists_round_trip_and_table_layout(ns):
     text = ruleset(ns)
     assert "ip daddr 10.0.0.100 tcp dport 80 ip saddr @deny_tcp_10.0.0.100_80" in text
     assert "ip6 daddr 2001:db8:100::100 ip6 saddr != @allow_any_2001:db8:100::100" in text
+
+
+def test_detach_and_attach_keep_the_sets_loaded(ns):
+    nft = Nft(netns=ns)
+    lists = AccessLists(nft)
+    lists.add(Kind.DENY, VIP, entries("203.0.113.0/24", "198.51.100.7"))
+    lists.add(Kind.ALLOW, VIP6, entries("2001:db8:1::/48"))
+    before = ruleset(ns)
+    nft.run(detach_commands())
+    detached = ruleset(ns)
+    assert "chain" not in detached and "hook" not in detached
+    assert "203.0.113.0/24" in detached and "2001:db8:1::/48" in detached
+    nft.run(attach_commands([AccessList(Kind.ALLOW, VIP6), AccessList(Kind.DENY, VIP)]))
+    assert ruleset(ns) == before
 
 
 def test_bad_entries_change_nothing(ns):
