@@ -39,14 +39,19 @@ def test_qemu_options_reach_qemu_and_exec_survives():
         pytest.skip("no installed kernel or no vng")
     cfg = guest.GuestConfig(kver, qemu_opts=guest_nic.qemu_args("lvsmqtest"))
     argv = guest.vng_command(cfg, "echo guest-command")
+    cached = [f"--qemu-opt={part}" for opt in guest.CACHED_SHARE for part in opt.split("=", 1)]
     assert [a for a in argv if a.startswith("--qemu-opt")] == \
-        ["--qemu-opt=-accel", "--qemu-opt=tcg,thread=single"] + \
+        ["--qemu-opt=-accel", "--qemu-opt=tcg,thread=single"] + cached + \
         [f"--qemu-opt={o}" for o in guest_nic.qemu_args("lvsmqtest")]
     argv.insert(argv.index("--exec"), "--dry-run")
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
     words = res.stdout.split()
+    # the cached share of the root reaches QEMU with the tag the guest mounts
+    assert f"mount_tag={guest.CACHED_TAG}" in words[words.index("-device", words.index(
+        next(w for w in words if w.startswith(f"local,id={guest.CACHED_TAG},"))))
+        + 1].split(",")
     netdev = words.index("-netdev")
     assert words[netdev + 1].startswith("tap,id=lvsmq,ifname=lvsmqtest,")
     assert words[netdev + 3].startswith("virtio-net-pci,netdev=lvsmq,mq=on")
@@ -70,3 +75,13 @@ def test_tap_is_created_down_and_removed():
                                text=True, check=True).stdout
         assert "inet" not in addrs
     assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0
+
+
+def test_the_guest_binds_the_python_trees_from_the_cached_share():
+    script = guest.cached_python_mounts()
+    assert f"cache=loose {guest.CACHED_TAG} {guest.CACHED_ROOT}" in script
+    for tree in guest.PYTHON_TREES:
+        if tree.is_dir():
+            assert f"mount --bind {guest.CACHED_ROOT}{tree} {tree}" in script
+    # a failed mount leaves the uncached trees and says so; the command goes on
+    assert script.endswith("|| echo 'lvs-guest: Python trees stay uncached' >&2; }")
