@@ -178,6 +178,9 @@ class AccessList:
     entries: dict[Network, Entry] = dataclasses.field(default_factory=dict)
     packets: int = 0        # dropped by this list (its nftables counter)
     bytes: int = 0
+    #: read from a table of the first layout (one interval set per list,
+    #: single addresses in it too): the next change moves them
+    legacy: bool = dataclasses.field(default=False, compare=False)
 
     @property
     def name(self) -> str:

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from ipvsadm_py import nft as nft_module
 from ipvsadm_py.acl import AccessList, Entry, Kind, make_target, parse_network
 from ipvsadm_py.cli import acl as acl_cli
 from ipvsadm_py.errors import InvalidInput
@@ -74,15 +75,23 @@ def test_lists_round_trip_and_table_layout(ns):
     assert (chain["name"], chain["hook"], chain["prio"], chain["type"]) == \
         (CHAIN, "prerouting", PRIORITY, "filter")
     sets = {o["set"]["name"]: o["set"] for o in objects if "set" in o}
-    assert set(sets) == {"deny_tcp_10.0.0.100_80", "allow_any_2001:db8:100::100"}
-    assert all(s["flags"] == ["interval", "timeout"] for s in sets.values())
+    lists = {"deny_tcp_10.0.0.100_80", "allow_any_2001:db8:100::100"}
+    assert set(sets) == lists | {name + "_hosts" for name in lists}
+    assert all(sets[name]["flags"] == ["interval", "timeout"] for name in lists)
+    assert all(sets[name + "_hosts"]["flags"] == ["timeout"] for name in lists)
+    # single addresses in the hash set, prefixes in the interval set
+    assert "198.51.100.7" in sets["deny_tcp_10.0.0.100_80_hosts"]["elem"]
+    assert len(sets["deny_tcp_10.0.0.100_80_hosts"]["elem"]) == 2
+    assert len(sets["deny_tcp_10.0.0.100_80"]["elem"]) == 1
     counters = {o["counter"]["name"] for o in objects if "counter" in o}
-    assert counters == set(sets)
+    assert counters == lists
     rules = [o["rule"] for o in objects if "rule" in o]
-    assert len(rules) == 2 and rules[0]["expr"][-1] == {"drop": None}
+    assert len(rules) == 3 and all(r["expr"][-1] == {"drop": None} for r in rules)
     text = ruleset(ns)
-    assert "ip daddr 10.0.0.100 tcp dport 80 ip saddr @deny_tcp_10.0.0.100_80" in text
-    assert "ip6 daddr 2001:db8:100::100 ip6 saddr != @allow_any_2001:db8:100::100" in text
+    assert "ip daddr 10.0.0.100 tcp dport 80 ip saddr @deny_tcp_10.0.0.100_80_hosts" in text
+    assert "ip daddr 10.0.0.100 tcp dport 80 ip saddr @deny_tcp_10.0.0.100_80 " in text
+    assert ("ip6 daddr 2001:db8:100::100 ip6 saddr != @allow_any_2001:db8:100::100_hosts "
+            "ip6 saddr != @allow_any_2001:db8:100::100 ") in text
 
 
 def test_detach_and_attach_keep_the_sets_loaded(ns):
@@ -97,6 +106,29 @@ def test_detach_and_attach_keep_the_sets_loaded(ns):
     assert "203.0.113.0/24" in detached and "2001:db8:1::/48" in detached
     nft.run(attach_commands([AccessList(Kind.ALLOW, VIP6), AccessList(Kind.DENY, VIP)]))
     assert ruleset(ns) == before
+
+
+def test_a_table_of_the_first_layout_is_moved_by_the_next_change(ns):
+    """A table made before lists had a hash set (one interval set per list,
+    single addresses in it): read whole, and the next change moves them."""
+    nft = Nft(netns=ns)
+    old = AccessList(Kind.DENY, VIP)
+    nft.run([{"add": {"table": {"family": "inet", "name": TABLE}}},
+             {"add": nft_module._chain()}, {"add": nft_module._sets(old)[0]},
+             {"add": nft_module._obj("counter", name=old.name)},
+             {"add": nft_module._elements(old.name, entries("203.0.113.0/24", "198.51.100.7"))},
+             {"add": nft_module.encode_rules(old)[1]}])
+    lists = AccessLists(nft)
+    [read] = lists.read().values()
+    assert read.legacy and sorted(map(str, read.entries)) == ["198.51.100.7/32",
+                                                               "203.0.113.0/24"]
+    lists.add(Kind.DENY, VIP, entries("192.0.2.1"))
+    [now] = lists.read().values()
+    assert not now.legacy
+    assert sorted(map(str, now.entries)) == ["192.0.2.1/32", "198.51.100.7/32", "203.0.113.0/24"]
+    text = ruleset(ns)
+    assert text.count("saddr @deny_tcp_10.0.0.100_80_hosts") == 1
+    assert text.count("saddr @deny_tcp_10.0.0.100_80 ") == 1
 
 
 def test_bad_entries_change_nothing(ns):

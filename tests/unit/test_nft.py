@@ -26,9 +26,10 @@ def lst(kind: Kind, target, *texts: str, timeout: int | None = None) -> AccessLi
 class FakeNft(nft.Nft):
     """Keeps the table as decoded lists; records every transaction."""
 
-    def __init__(self, lists: dict | None = None) -> None:
+    def __init__(self, lists: dict | None = None, legacy: bool = False) -> None:
         super().__init__()
         self.lists = lists or {}
+        self.legacy = legacy        # the first layout: one set per list
         self.sent: list[list[dict[str, Any]]] = []
 
     def available(self) -> bool:
@@ -39,10 +40,16 @@ class FakeNft(nft.Nft):
             return None
         out: list[dict[str, Any]] = []
         for one in self.lists.values():
-            out.append({"set": {"name": one.name, "elem": [
-                nft.encode_entry(e) if e.timeout is None else
-                {"elem": {"val": nft.encode_entry(Entry(e.network)), "timeout": e.timeout,
-                          "expires": e.timeout - 1}} for e in one.entries.values()]}})
+            sets = {one.name: [], one.name + nft.HOSTS: []}
+            for e in one.entries.values():
+                single = e.network.prefixlen == e.network.max_prefixlen
+                sets[one.name + nft.HOSTS if single and not self.legacy else one.name].append(
+                    nft.encode_entry(e) if e.timeout is None else
+                    {"elem": {"val": nft.encode_entry(Entry(e.network)), "timeout": e.timeout,
+                              "expires": e.timeout - 1}})
+            for name, elem in sets.items():
+                if not (self.legacy and name.endswith(nft.HOSTS)):
+                    out.append({"set": {"name": name, "elem": elem}})
             out.append({"counter": {"name": one.name, "packets": 7, "bytes": 420}})
         return out
 
@@ -55,22 +62,27 @@ def test_encoding_of_entries_and_rules():
     assert nft.encode_entry(Entry(parse_network("203.0.113.7"))) == "203.0.113.7"
     assert nft.encode_entry(Entry(parse_network("203.0.113.0/24"), 60)) == \
         {"elem": {"val": {"prefix": {"addr": "203.0.113.0", "len": 24}}, "timeout": 60}}
-    rule = nft.encode_rule(lst(Kind.DENY, VIP))["rule"]
-    assert (rule["family"], rule["table"], rule["chain"]) == ("inet", "lvs_toolkit",
-                                                              "prerouting")
-    assert rule["expr"] == [
+    hosts_rule, prefix_rule = (r["rule"] for r in nft.encode_rules(lst(Kind.DENY, VIP)))
+    assert (hosts_rule["family"], hosts_rule["table"], hosts_rule["chain"]) == \
+        ("inet", "lvs_toolkit", "prerouting")
+    target = [
         {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
                    "right": "10.0.0.100"}},
         {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "tcp"}},
         {"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}},
-                   "right": 80}},
-        {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                   "right": "@deny_tcp_10.0.0.100_80"}},
-        {"counter": "deny_tcp_10.0.0.100_80"}, {"drop": None}]
-    allow = nft.encode_rule(lst(Kind.ALLOW, VIP6))["rule"]["expr"]
-    assert len(allow) == 4
-    assert allow[1]["match"]["op"] == "!=" and allow[1]["match"]["left"]["payload"] == \
-        {"protocol": "ip6", "field": "saddr"}
+                   "right": 80}}]
+    verdict = [{"counter": "deny_tcp_10.0.0.100_80"}, {"drop": None}]
+    for rule, name in ((hosts_rule, "@deny_tcp_10.0.0.100_80_hosts"),
+                       (prefix_rule, "@deny_tcp_10.0.0.100_80")):
+        assert rule["expr"] == target + [
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                       "right": name}}] + verdict
+    # an allow list drops what is in neither set: one rule, both matches
+    [allow] = (r["rule"]["expr"] for r in nft.encode_rules(lst(Kind.ALLOW, VIP6)))
+    assert len(allow) == 5
+    assert [(m["match"]["op"], m["match"]["right"]) for m in allow[1:3]] == \
+        [("!=", "@allow_any_2001:db8::100_hosts"), ("!=", "@allow_any_2001:db8::100")]
+    assert allow[1]["match"]["left"]["payload"] == {"protocol": "ip6", "field": "saddr"}
 
 
 def test_decode_reads_ours_and_skips_the_rest():
@@ -88,18 +100,34 @@ def test_decode_reads_ours_and_skips_the_rest():
     assert sorted(str(n) for n in got.entries) == [
         "192.0.2.0/30", "192.0.2.4/31", "192.0.2.9/32", "198.51.100.7/32", "203.0.113.0/24"]
     assert got.entries[parse_network("192.0.2.9")] == Entry(parse_network("192.0.2.9"), 60, 42)
+    assert got.legacy           # no set of single addresses: the first layout
     assert nft.decode(None) == {}
+
+
+def test_decode_merges_a_list_s_two_sets():
+    objects = [{"set": {"name": "deny_tcp_10.0.0.100_80_hosts", "type": "ipv4_addr",
+                        "elem": ["198.51.100.7"]}},
+               {"set": {"name": "deny_tcp_10.0.0.100_80", "type": "ipv4_addr",
+                        "elem": [{"prefix": {"addr": "203.0.113.0", "len": 24}}]}}]
+    [got] = nft.decode(objects).values()
+    assert got.key == (Kind.DENY, VIP) and not got.legacy
+    assert sorted(str(n) for n in got.entries) == ["198.51.100.7/32", "203.0.113.0/24"]
 
 
 def test_first_list_creates_table_chain_set_counter_rule():
     tx = nft.diff({}, {(Kind.DENY, VIP): lst(Kind.DENY, VIP, "203.0.113.0/24")})
     verbs = [(verb, next(iter(obj))) for c in tx.commands for verb, obj in c.items()]
     assert verbs == [("add", "table"), ("add", "chain"), ("flush", "chain"), ("add", "set"),
-                     ("add", "counter"), ("add", "element"), ("add", "rule")]
+                     ("add", "set"), ("add", "counter"), ("add", "element"), ("add", "rule"),
+                     ("add", "rule")]
     chain = tx.commands[1]["add"]["chain"]
     assert (chain["hook"], chain["prio"], chain["type"], chain["policy"]) == \
         ("prerouting", -300, "filter", "accept")
-    assert tx.commands[3]["add"]["set"]["flags"] == ["interval", "timeout"]
+    prefixes, hosts = (tx.commands[i]["add"]["set"] for i in (3, 4))
+    assert (prefixes["name"], prefixes["flags"]) == ("deny_tcp_10.0.0.100_80",
+                                                     ["interval", "timeout"])
+    assert (hosts["name"], hosts["flags"]) == ("deny_tcp_10.0.0.100_80_hosts", ["timeout"])
+    assert tx.commands[6]["add"]["element"]["name"] == "deny_tcp_10.0.0.100_80"
 
 
 def test_changed_entries_only_and_rules_untouched():
@@ -108,7 +136,7 @@ def test_changed_entries_only_and_rules_untouched():
     tx = nft.diff(current, wanted)
     body = tx.commands[2:]
     assert body == [{"delete": {"element": {"family": "inet", "table": "lvs_toolkit",
-                                            "name": "deny_tcp_10.0.0.100_80",
+                                            "name": "deny_tcp_10.0.0.100_80_hosts",
                                             "elem": ["198.51.100.7"]}}},
                     {"add": {"element": {"family": "inet", "table": "lvs_toolkit",
                                          "name": "deny_tcp_10.0.0.100_80",
@@ -134,7 +162,8 @@ def test_list_going_away_rewrites_rules_and_last_one_removes_table():
     tx = nft.diff({a.key: a, b.key: b}, {b.key: b})
     verbs = [(verb, next(iter(obj))) for c in tx.commands for verb, obj in c.items()]
     assert verbs == [("add", "table"), ("add", "chain"), ("flush", "chain"),
-                     ("delete", "set"), ("delete", "counter"), ("add", "rule")]
+                     ("delete", "set"), ("delete", "set"), ("delete", "counter"),
+                     ("add", "rule")]
     gone = nft.diff({b.key: b}, {})
     assert gone.commands == [{"delete": {"table": {"family": "inet", "name": "lvs_toolkit"}}}]
 
@@ -145,8 +174,32 @@ def test_deny_rules_come_before_allow_rules():
     tx = nft.diff({}, {x.key: x for x in lists})
     rules = [c["add"]["rule"]["expr"][-2]["counter"] for c in tx.commands
              if "rule" in c.get("add", {})]
-    assert rules == ["deny_tcp_10.0.0.100_80", "deny_any_2001:db8::100",
-                     "allow_tcp_10.0.0.100_80"]
+    assert rules == ["deny_tcp_10.0.0.100_80"] * 2 + ["deny_any_2001:db8::100"] * 2 + \
+        ["allow_tcp_10.0.0.100_80"]
+
+
+def test_a_table_of_the_first_layout_is_moved_to_two_sets_by_the_next_change():
+    """One interval set per list, single addresses in it too: the next
+    change adds the hash set, moves the single addresses there (not a
+    change of the list: no step) and rewrites the rules."""
+    fake = FakeNft({(Kind.DENY, VIP): lst(Kind.DENY, VIP, "203.0.113.0/24", "198.51.100.7")},
+                   legacy=True)
+    lists = nft.AccessLists(fake)
+    current = lists.read()
+    assert current[(Kind.DENY, VIP)].legacy
+    tx = lists.add(Kind.DENY, VIP, [Entry(parse_network("192.0.2.1"))])
+    assert tx.steps == [("add", "deny", "tcp 10.0.0.100:80 192.0.2.1")]
+    [sent] = fake.sent
+    assert {"flush": {"chain": {"family": "inet", "table": "lvs_toolkit",
+                                "name": "prerouting"}}} in sent
+    elements = [(verb, obj["element"]["name"], obj["element"]["elem"]) for c in sent
+                for verb, obj in c.items() if "element" in obj]
+    assert elements == [("add", "deny_tcp_10.0.0.100_80_hosts", ["192.0.2.1", "198.51.100.7"]),
+                        ("delete", "deny_tcp_10.0.0.100_80", ["198.51.100.7"])]
+    assert {"add": nft._sets(current[(Kind.DENY, VIP)])[1]} in sent
+    assert sum("rule" in c.get("add", {}) for c in sent) == 2
+    # and a table of the new layout, unchanged, sends nothing
+    assert not nft.diff(nft.decode(FakeNft(fake.lists).table()), fake.lists)
 
 
 def test_many_entries_are_one_step():
