@@ -9,9 +9,9 @@ conntrack entry nor an IPVS session.  Each list is two named sets and a
 named counter: the list's name is the set of its prefixes (flags
 ``interval, timeout``) and of the counter, ``NAME_hosts`` the set of its
 single addresses (a hash set, flag ``timeout``).  A lookup in an interval
-set walks a tree (its cost grows with the list: 100,000 addresses took
-7-12 % of the forwarding rate of the emulated guest), one in a hash set
-does not, and ban lists are mostly single addresses.  A deny list has two
+set walks a tree whose depth grows with the list, one in a hash set does
+not (on the host, 100,000 addresses cost about half as much there), and
+ban lists are mostly single addresses.  A deny list has two
 rules (``saddr @NAME_hosts``, ``saddr @NAME``: counter, drop), an allow
 list one (``saddr != @NAME_hosts saddr != @NAME``: counter, drop), each
 also matching the target.
