@@ -97,15 +97,20 @@ class Announcer:
             return {IPAddress(a.get_attr("IFA_ADDRESS"))
                     for a in ipr.get_addr(index=found[0])} & set(self.balancer.vips)
 
-    def keep_local(self) -> None:
+    def keep_local(self, ipr: IPRoute | None = None) -> None:
         """Every VIP of the balancer a local address (a ``local`` route of our
-        own in the local table), announced or not."""
-        with IPRoute() as ipr:
-            for vip in self.balancer.vips:
-                family = 2 if vip.version == 4 else 10
-                ipr.route("replace", dst=str(vip), dst_len=32 if vip.version == 4 else 128,
-                          type="local", table=255, proto=LOCAL_PROTO, family=family,
-                          oif=ipr.link_lookup(ifname="lo")[0], scope=254)
+        own in the local table), announced or not.  ``ipr``: a routing
+        socket to use, else one is opened for this call."""
+        if ipr is None:
+            with IPRoute() as own:
+                self.keep_local(own)
+            return
+        lo = ipr.link_lookup(ifname="lo")[0]
+        for vip in self.balancer.vips:
+            family = 2 if vip.version == 4 else 10
+            ipr.route("replace", dst=str(vip), dst_len=32 if vip.version == 4 else 128,
+                      type="local", table=255, proto=LOCAL_PROTO, family=family,
+                      oif=lo, scope=254)
 
     def sync(self, ipvs: IPVS | None, ipr: IPRoute | None = None) -> dict[IPAddress, bool]:
         """Put the VIPs that may be announced on the interface, take the

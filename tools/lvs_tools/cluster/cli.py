@@ -81,9 +81,10 @@ def _load(args: argparse.Namespace) -> tuple[Cluster, Balancer]:
 
 
 def _announce(ann: Announcer, out: TextIO) -> dict:
-    ann.keep_local()
-    with IPVS() as ipvs:
-        state = ann.sync(ipvs)
+    with IPRoute() as ipr:
+        ann.keep_local(ipr)
+        with IPVS() as ipvs:
+            state = ann.sync(ipvs, ipr)
     for vip, on in state.items():
         out.write(f"{vip}: {'announced' if on else 'withdrawn'}\n")
     return state
