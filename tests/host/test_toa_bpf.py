@@ -48,14 +48,19 @@ RS4, RS6 = "10.77.0.1", "2001:db8:77::1"
 CHILD = r"""
 import json, socket, subprocess, sys, time
 from lvs_tools import toa_craft as craft
-tun = craft.Tun("toab0")
-for cmd in craft.ip_commands("toab0", ["%(RS4)s/32", "%(RS6)s/128"],
+import os
+name = f"toab{os.getpid() %% 100000}"      # the last run's device may not be gone yet
+tun = craft.Tun(name)
+for cmd in craft.ip_commands(name, ["%(RS4)s/32", "%(RS6)s/128"],
                              ["198.51.100.0/24", "2001:db8:51::/64"]):
+    if "route" in cmd:
+        cmd[cmd.index("add")] = "replace"
     done = subprocess.run(cmd, capture_output=True)    # lo's addresses stay from a last run
-    if done.returncode and b"already assigned" not in done.stderr:
+    if done.returncode and b"already assigned" not in done.stderr \
+            and b"File exists" not in done.stderr:
         sys.exit(done.stderr.decode())
 for _ in range(50):             # IPv6 on the new device: its link-local out of DAD
-    if b"tentative" not in subprocess.run(["ip", "-6", "addr", "show", "dev", "toab0"],
+    if b"tentative" not in subprocess.run(["ip", "-6", "addr", "show", "dev", name],
                                           capture_output=True).stdout:
         break
     time.sleep(0.1)
