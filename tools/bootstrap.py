@@ -76,6 +76,9 @@ TOOLS = (
     "libsnmp-dev", "libsystemd-dev", "openssl",
     # the cluster's routing daemon (lvs-cluster, tests/kernel/test_cluster.py)
     "bird2",
+    # TOA without a module (kernel/toa_bpf): clang builds the BPF object with
+    # libbpf-dev's helper headers, bpftool loads, pins and attaches it
+    "clang", "libbpf-dev", "bpftool",
 )
 # Services those packages enable that must not run on this machine: the
 # guests start their own daemons in their namespaces (docs/cluster.md).

@@ -216,28 +216,25 @@ static __always_inline enum verdict parse(struct walk *w, struct toa_client *out
 static __always_inline int trusted(struct bpf_sock_ops *skops)
 {
 	__u32 zero = 0, *n = bpf_map_lookup_elem(&toa_conf, &zero);
+	struct lpm4 k4 = { .prefixlen = 32 };
+	struct lpm6 k6 = { .prefixlen = 128 };
 
 	if (!n || !*n)
 		return 1;
 	if (skops->family == AF_INET) {
-		struct lpm4 k = { .prefixlen = 32, .addr = skops->remote_ip4 };
-
-		return bpf_map_lookup_elem(&toa_trusted4, &k) != 0;
+		k4.addr = skops->remote_ip4;
+		return bpf_map_lookup_elem(&toa_trusted4, &k4) != 0;
 	}
 	if (skops->remote_ip6[0] == 0 && skops->remote_ip6[1] == 0 &&
 	    skops->remote_ip6[2] == bpf_htonl(0xffff)) {	/* v4-mapped peer */
-		struct lpm4 k = { .prefixlen = 32, .addr = skops->remote_ip6[3] };
-
-		return bpf_map_lookup_elem(&toa_trusted4, &k) != 0;
-	} else {
-		struct lpm6 k = { .prefixlen = 128 };
-
-		k.addr[0] = skops->remote_ip6[0];
-		k.addr[1] = skops->remote_ip6[1];
-		k.addr[2] = skops->remote_ip6[2];
-		k.addr[3] = skops->remote_ip6[3];
-		return bpf_map_lookup_elem(&toa_trusted6, &k) != 0;
+		k4.addr = skops->remote_ip6[3];
+		return bpf_map_lookup_elem(&toa_trusted4, &k4) != 0;
 	}
+	k6.addr[0] = skops->remote_ip6[0];
+	k6.addr[1] = skops->remote_ip6[1];
+	k6.addr[2] = skops->remote_ip6[2];
+	k6.addr[3] = skops->remote_ip6[3];
+	return bpf_map_lookup_elem(&toa_trusted6, &k6) != 0;
 }
 
 static __always_inline void count_malformed(enum verdict v)
