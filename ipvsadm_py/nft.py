@@ -142,7 +142,7 @@ def _sets(lst: AccessList) -> list[Command]:
     """The list's two sets: prefixes (interval) and single addresses (hash)."""
     addr_type = "ipv4_addr" if lst.target.family == 4 else "ipv6_addr"
     return [_obj("set", name=lst.name, type=addr_type, flags=["interval", "timeout"]),
-            _obj("set", name=lst.name + HOSTS, type=addr_type, flags=["timeout"])]
+            _obj("set", name=_set_name(lst, True), type=addr_type, flags=["timeout"])]
 
 
 def _chain() -> Command:

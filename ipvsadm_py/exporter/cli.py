@@ -31,8 +31,8 @@ from ipvsadm_py.exporter.collect import BalancerCollector, ToaCollector
 
 DEFAULT_LISTEN = "0.0.0.0:9291"
 #: The exporter's CPU priority unless told otherwise: the lowest.  A scrape
-#: is CPU work; forwarding that the kernel defers to ksoftirqd (nice 0) on a
-#: busy CPU must come first (docs/monitoring/README.md, "Cost of a scrape").
+#: is CPU work that may wait; what that did (and did not) change in the
+#: emulated guest: docs/monitoring/README.md, "Cost of a scrape".
 DEFAULT_NICE = 19
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
@@ -66,8 +66,7 @@ def parser() -> argparse.ArgumentParser:
                         "weight, 0 if keepalived took it out)")
     p.add_argument("--nice", type=int, default=DEFAULT_NICE, metavar="N",
                    help=f"CPU priority of the exporter, -20 to 19 (default {DEFAULT_NICE}, "
-                        "the lowest: on a CPU busy forwarding, the scrape waits, not the "
-                        "packets; below the current value needs CAP_SYS_NICE)")
+                        "the lowest; below the current value needs CAP_SYS_NICE)")
     p.add_argument("--once", action="store_true",
                    help="write one scrape to standard output and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")

@@ -1,6 +1,6 @@
 """TOA without a kernel module: build, load, attach, configure, read and
-remove the BPF programs of ``kernel/toa_bpf/toa.bpf.c`` (issue 19, first
-slice: not yet an installer mode).
+remove the BPF programs of ``kernel/toa_bpf/toa.bpf.c`` (the installer
+has no mode for them yet: docs/toa.md).
 
 The object is compiled with clang against the UAPI headers (no kernel BTF
 is needed at build or load time), loaded and pinned under bpffs with
