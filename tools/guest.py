@@ -264,11 +264,34 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     """
     check_host(cfg)
     compile_bytecode()
+    # one folder per run (guests of one kernel may boot side by side): the
+    # modules' root and the guest's command, both read by the guest over 9p
+    cfg.build_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="guest-run-", dir=cfg.build_dir))
+    try:
+        return _boot(cfg, command, run_dir, load=load, strict_log=strict_log,
+                     console=console, quiet=quiet)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def guest_script(run_dir: Path, guest_cmd: str) -> str:
+    """Write ``guest_cmd`` to a script in ``run_dir``; return the short
+    command that runs it.  vng hands its --exec to the guest on the kernel
+    command line, which holds 2048 bytes on x86 (a longer one panics 6.12's
+    FORTIFY_SOURCE at boot, and is cut short on older kernels): the script's
+    path is all that goes there, however long the command and the
+    checkout's path are."""
+    script = run_dir / "guest-command.sh"
+    script.write_text(f"#!/bin/sh\n{guest_cmd}\n")
+    return f"sh {shlex.quote(str(script))}"
+
+
+def _boot(cfg: GuestConfig, command: str, run_dir: Path, *, load: str, strict_log: bool,
+          console: Path | None, quiet: bool) -> int:
     modroot = None
     if load != "none":
-        # one per run: guests of one kernel may boot side by side
-        base = Path(tempfile.mkdtemp(prefix="modroot-", dir=cfg.build_dir))
-        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules", base,
+        modroot = prepare_modroot(cfg.kver, cfg.build_dir / "modules", run_dir / "modroot",
                                   cfg.modules_root)
     init = [sys.executable, "-m", "tools.guest_init", "--kver", cfg.kver, "--load", load]
     if modroot is not None:
@@ -277,7 +300,7 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
         init.append("--strict-log")
     guest_cmd = (f"{cached_python_mounts()}; cd {shlex.quote(str(ROOT))} && "
                  f"{shlex.join(init)} -- {shlex.quote(command)}")
-    argv = vng_command(cfg, guest_cmd)
+    argv = vng_command(cfg, guest_script(run_dir, guest_cmd))
     if not quiet:
         print(f"[guest] booting {cfg.kver} under QEMU/TCG (about 30 s)", flush=True)
     started = time.monotonic()
@@ -304,8 +327,6 @@ def run(cfg: GuestConfig, command: str, *, load: str = "all", strict_log: bool =
     pump.join(timeout=10)
     if log:
         log.close()
-    if modroot is not None:
-        shutil.rmtree(modroot.parents[2], ignore_errors=True)
     if not quiet:
         print(f"[guest] {cfg.kver}: exit status {rc} after "
               f"{time.monotonic() - started:.0f} s", flush=True)
