@@ -147,10 +147,23 @@ def prepare_modroot(kver: str, modules: Path, base: Path,
     return target
 
 
-def _pump(stream, log, quiet: bool) -> None:
-    """Copy the guest's console to stdout and to the console log."""
+#: Console lines after which the kernel runs nothing more: the guest is
+#: ended then instead of at its timeout (an early panic halts the vCPU and
+#: QEMU waits; a suite guest's timeout is 80 minutes)
+PANIC_MARKS = ("Kernel panic - not syncing", "PANIC: early exception")
+#: ``run``'s status for a guest ended after a kernel panic
+PANIC_STATUS = 123
+#: How long the console may go on after a panic (its trace) before the end
+PANIC_GRACE = 5.0
+
+
+def _pump(stream, log, quiet: bool, panicked: threading.Event | None = None) -> None:
+    """Copy the guest's console to stdout and to the console log; set
+    ``panicked`` at a line of PANIC_MARKS."""
     for raw in stream:
         line = raw.decode(errors="replace")
+        if panicked is not None and any(mark in line for mark in PANIC_MARKS):
+            panicked.set()
         if not quiet:
             sys.stdout.write(line)
             sys.stdout.flush()
@@ -221,6 +234,28 @@ def vng_command(cfg: GuestConfig, guest_cmd: str) -> list[str]:
         # everything after it (--exec too), and "-device" would look like an option.
         cmd.append(f"--qemu-opt={opt}")
     return cmd + ["--exec", guest_cmd]
+
+
+def _wait(proc: subprocess.Popen, cfg: GuestConfig, started: float,
+          panicked: threading.Event) -> int:
+    """The guest's status: its own, 124 at cfg.timeout, PANIC_STATUS
+    PANIC_GRACE seconds after a kernel panic on its console."""
+    deadline = started + cfg.timeout
+    while True:
+        if panicked.wait(timeout=1.0):
+            try:
+                return proc.wait(timeout=PANIC_GRACE)
+            except subprocess.TimeoutExpired:
+                _kill_session(proc)
+                print(f"[guest] {cfg.kver}: kernel panic, guest ended", flush=True)
+                return PANIC_STATUS
+        try:
+            return proc.wait(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                _kill_session(proc)
+                print(f"[guest] {cfg.kver}: killed after {cfg.timeout:.0f} s", flush=True)
+                return 124
 
 
 _LIVE: set[subprocess.Popen] = set()   # guests running now, ended at exit
@@ -312,14 +347,12 @@ def _boot(cfg: GuestConfig, command: str, run_dir: Path, *, load: str, strict_lo
                             stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
                             start_new_session=True)
     _LIVE.add(proc)
-    pump = threading.Thread(target=_pump, args=(proc.stdout, log, quiet), daemon=True)
+    panicked = threading.Event()
+    pump = threading.Thread(target=_pump, args=(proc.stdout, log, quiet, panicked),
+                            daemon=True)
     pump.start()
     try:
-        rc = proc.wait(timeout=cfg.timeout)
-    except subprocess.TimeoutExpired:
-        _kill_session(proc)
-        print(f"[guest] {cfg.kver}: killed after {cfg.timeout:.0f} s", flush=True)
-        rc = 124
+        rc = _wait(proc, cfg, started, panicked)
     except BaseException:
         _kill_session(proc)
         raise

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,33 @@ def test_the_guest_command_stays_off_the_kernel_command_line(tmp_path):
     # room left for a checkout path several times longer than any seen
     assert len(cmdline) < COMMAND_LINE_SIZE // 2, cmdline
 
+
+
+@pytest.mark.parametrize("line", ["PANIC: early exception 0x06 IP 10:ffffffff886e2a5d",
+                                  "[    3.1] Kernel panic - not syncing: Attempted to kill init!"])
+def test_a_panicked_guest_is_ended_at_once(tmp_path, monkeypatch, line):
+    """A kernel that panics early halts and QEMU waits: the guest used to
+    run into its timeout (80 minutes in CI).  Its console ends it."""
+    monkeypatch.setattr(guest, "PANIC_GRACE", 0.5)
+    proc = subprocess.Popen(["sh", "-c", f"echo '{line}'; echo trace; exec sleep 600"],
+                            stdout=subprocess.PIPE, start_new_session=True)
+    panicked = threading.Event()
+    log = (tmp_path / "console.log").open("w")
+    pump = threading.Thread(target=guest._pump, args=(proc.stdout, log, True, panicked))
+    pump.start()
+    cfg = guest.GuestConfig("6.1.0-test", timeout=600)
+    assert guest._wait(proc, cfg, time.monotonic(), panicked) == guest.PANIC_STATUS
+    assert proc.poll() is not None
+    pump.join(timeout=10)
+    log.close()
+    assert (tmp_path / "console.log").read_text() == f"{line}\ntrace\n"
+
+
+def test_a_guest_without_a_panic_keeps_its_status_and_its_timeout():
+    panicked = threading.Event()
+    ok = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
+    assert guest._wait(ok, guest.GuestConfig("6.1.0-test"), time.monotonic(), panicked) == 3
+    slow = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    cfg = guest.GuestConfig("6.1.0-test", timeout=1.5)
+    assert guest._wait(slow, cfg, time.monotonic(), panicked) == 124
+    assert slow.poll() is not None
