@@ -87,8 +87,24 @@ def build(c, kver=None, set=None, jobs=0, verbose=False):
             kbuild.build(k, kbuild.ROOT / "build" / k, modules, jobs, verbose)
         except kbuild.BuildError as exc:
             raise _fail(exc)
+    if "toa" in modules:
+        _build_toa_bpf()
     if KEEPALIVED in sets:
         _keepalived("build")
+
+
+def _build_toa_bpf() -> None:
+    """TOA's BPF variant: one object for every kernel (UAPI headers only),
+    build/bpf/toa.bpf.o, which the installer's --mode ebpf takes."""
+    from lvs_tools import toa_bpf, toa_bpf_steps
+
+    out = toa_bpf_steps.BUILT_OBJECT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        toa_bpf.build(out)
+    except toa_bpf.InstallerError as exc:
+        raise _fail(exc)
+    print(f"[bpf] {out}")
 
 
 @task(help={"kver": "kernel release (default: every installed 6.1/6.12 kernel)",

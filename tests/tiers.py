@@ -43,7 +43,7 @@ SANITIZER = (
 #: selftest, FULLNAT over IPv4 and IPv6 with TCP and UDP and TOA, SYNPROXY
 #: beside a small spoofed SYN flood, toa.ko naming the client, the
 #: real-server installer's DKMS build where the guest has the kernel's
-#: headers (bookworm-backports' 6.12), the kernel log.
+#: headers (bookworm-backports' 6.12), the BPF TOA's checks, the kernel log.
 CORE = (
     "test_base.py::test_loaded_modules_are_our_build",
     "test_base.py::test_load_message_says_fnat_capable",
@@ -56,6 +56,7 @@ CORE = (
     "test_synproxy.py::test_spoofed_syn_flood_while_clients_work",
     "test_toa.py::test_toa_on_the_handshake_ack_names_the_client",
     "test_toa_installer.py::test_install_status_selftest_uninstall",
+    "test_toa_bpf_installer.py::test_check_names_what_is_missing",
     "test_unload.py",
     "test_zz_kernel_log.py",
 )

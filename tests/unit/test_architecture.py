@@ -80,11 +80,14 @@ ONE_WAY = {
     "lvs_tools.toa_facts": {"lvs_tools.toa_base"},
     "lvs_tools.toa_state": {"lvs_tools.toa_base"},
     "lvs_tools.toa_trust": {"lvs_tools.toa_base"},
-    "lvs_tools.toa_steps": {"lvs_tools.toa_base", "lvs_tools.toa_facts", "lvs_tools.toa_state",
-                            "lvs_tools.toa_trust"},
-    "lvs_tools.toa_installer": {"lvs_tools.toa_base", "lvs_tools.toa_facts",
-                                "lvs_tools.toa_state", "lvs_tools.toa_steps",
-                                "lvs_tools.toa_trust"},
+    "lvs_tools.toa_bpf": {"lvs_tools.toa_base"},
+    "lvs_tools.toa_bpf_steps": {"lvs_tools.toa_base", "lvs_tools.toa_bpf", "lvs_tools.toa_facts",
+                                "lvs_tools.toa_state"},
+    "lvs_tools.toa_steps": {"lvs_tools.toa_base", "lvs_tools.toa_bpf_steps",
+                            "lvs_tools.toa_facts", "lvs_tools.toa_state", "lvs_tools.toa_trust"},
+    "lvs_tools.toa_installer": {"lvs_tools.toa_base", "lvs_tools.toa_bpf_steps",
+                                "lvs_tools.toa_facts", "lvs_tools.toa_state",
+                                "lvs_tools.toa_steps", "lvs_tools.toa_trust"},
 }
 # The TOA installer builds toa.ko from the checkout (DKMS runs tools/kbuild.py):
 # these harness modules, imported inside its checkout() (toa_base), never at the top.

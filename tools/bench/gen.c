@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * lvs-bench-gen: the benchmark's traffic programs that must run at C speed
- * (tools/bench/).  One binary, three modes:
+ * (tools/bench/).  One binary, four modes:
  *
  *   gen serve PORT...
  *       accept() and close() on each TCP port (any address), forever.
+ *
+ *   gen serve-peer PORT...
+ *       the same, asking accept() and getpeername() for the client's
+ *       address as a server that logs its clients does (TOA answers both).
  *
  *   gen connect ADDR PORT SECONDS CONCURRENCY
  *       keep CONCURRENCY non-blocking connects in flight for SECONDS; every
@@ -57,7 +61,7 @@ static void die(const char *what)
 
 /* ---------------------------------------------------------------- serve */
 
-static int serve(int argc, char **argv)
+static int serve(int argc, char **argv, int want_peer)
 {
 	int ep = epoll_create1(0), i, one = 1;
 	struct epoll_event ev, evs[64];
@@ -86,8 +90,19 @@ static int serve(int argc, char **argv)
 		for (i = 0; i < n; i++) {
 			int c;
 
-			while ((c = accept4(evs[i].data.fd, NULL, NULL, 0)) >= 0)
+			struct sockaddr_storage peer;
+			socklen_t len = sizeof(peer);
+
+			while ((c = want_peer ?
+				accept4(evs[i].data.fd, (struct sockaddr *)&peer, &len, 0) :
+				accept4(evs[i].data.fd, NULL, NULL, 0)) >= 0) {
+				if (want_peer) {
+					len = sizeof(peer);
+					getpeername(c, (struct sockaddr *)&peer, &len);
+				}
 				close(c);
+				len = sizeof(peer);
+			}
 		}
 	}
 	return 0;
@@ -286,12 +301,14 @@ static int flood(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc >= 3 && !strcmp(argv[1], "serve"))
-		return serve(argc - 2, argv + 2);
+		return serve(argc - 2, argv + 2, 0);
+	if (argc >= 3 && !strcmp(argv[1], "serve-peer"))
+		return serve(argc - 2, argv + 2, 1);
 	if (argc >= 2 && !strcmp(argv[1], "connect"))
 		return connect_loop(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "flood"))
 		return flood(argc - 2, argv + 2);
-	fprintf(stderr, "usage: %s serve PORT... | connect ADDR PORT SECONDS CONC | "
+	fprintf(stderr, "usage: %s serve|serve-peer PORT... | connect ADDR PORT SECONDS CONC | "
 		"flood IFACE DST_MAC SRC_NET/BITS DST PORT syn|ack SECONDS [SEED]\n",
 		argv[0]);
 	return 1;

@@ -55,6 +55,8 @@ RS_TCP = {TCP_NAT: 8080, TCP_FNAT: 8081, TCP_SYNPROXY: 8082}
 #: POOL_UDP (fills the pool) and TCP POOL_TCP (new connections), so both
 #: take their ports from the same local addresses' port maps.
 POOL_MARK, POOL_UDP, POOL_TCP = 7, 9002, 83
+#: The TOA figure: a FULLNAT service of its own to rs1's ``gen serve-peer``
+TCP_TOA, RS_TOA = 84, 8084
 POOL_LADDR_NET = "10.0.4"
 COOKIE_PORT = 7000                      # a local listener in the balancer
 DEFENDED_VIP = "10.0.0.102"             # a SYNPROXY address without UDP services
@@ -83,6 +85,8 @@ TARGETS = {
     "scrape_every_15s_vs_idle_pps_ratio": (">=", 0.95),
     "acl_100k_vs_none_pps_ratio": (">=", 0.95),
     "acl_drop_vs_synproxy_ratio": (">=", 1.5),
+    "toa_ebpf_vs_none_cps_ratio": (">=", 0.95),
+    "toa_module_vs_none_cps_ratio": (">=", 0.95),
 }
 RATIO_KEYS = tuple(TARGETS)
 #: Every key the JSON document has, besides context.
@@ -94,6 +98,8 @@ KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie
         "exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
         "scrape_every_15s_vs_idle_pps_ratio",
         "acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio",
+        # TOA on the real server: the BPF variant and toa.ko against neither
+        "toa_ebpf_vs_none_cps_ratio", "toa_module_vs_none_cps_ratio",
         # keepalived (tools/bench/keepalived.py)
         "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
 
@@ -404,6 +410,27 @@ class Lab:
                        "/proc/sys/net/ipv4/vs/fullnat_lport_max").stdout.split()))
         return laddrs * (abs(high - low) + 1)
 
+    def toa_server(self, cgroup: Path) -> None:
+        """VIP:TCP_TOA, FULLNAT to rs1's ``gen serve-peer`` on RS_TOA, which
+        runs in ``cgroup`` (its sockets are that cgroup's)."""
+        from ipvsadm_py import Dest, Forward, LocalAddress, Protocol, Service
+
+        svc = Service(protocol=Protocol.TCP, addr=IPAddress(VIP), port=TCP_TOA, scheduler="rr")
+        self.ipvs.add_service(svc)
+        for i in range(1, self.p.laddrs + 1):
+            self.ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(f"10.0.3.{i}")))
+        self.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)), port=RS_TOA,
+                                     forward=Forward.FULLNAT, weight=1))
+        self.svc["toa"] = svc
+        proc = subprocess.Popen(
+            ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$1" "$2" '
+             'serve-peer "$3"', str(cgroup), self.topo.rs(1), gen_binary(), str(RS_TOA)],
+            stdout=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the serve-peer server did not start")
+
     def connect_rate(self, port: int, seconds: float) -> dict[str, float]:
         out = sh(f"ip netns exec {self.topo.client} taskset -c 0 {gen_binary()} connect "
                  f"{VIP} {port} {seconds} {self.p.concurrency}")
@@ -460,6 +487,17 @@ def filler_rules(first: int, last: int, verb: str = "-A") -> list[str]:
 
 
 # ---------------------------------------------------------------- slab
+
+def _toa_ok(stats: Path) -> int:
+    """toa.ko's getname_toa_ok, all CPUs (/proc/net/toa_stats)."""
+    from lvs_tools.toa_state import parse_stats
+    return parse_stats(stats.read_text()).get("getname_toa_ok", 0)
+
+
+def tempfile_dir() -> str:
+    import tempfile
+    return tempfile.mkdtemp(prefix="lvs-bench-")
+
 
 def slab() -> dict[str, int]:
     """Bytes held in active objects of every slab cache."""
@@ -924,6 +962,80 @@ class Bench:
             self.result["scrape_every_15s_vs_idle_pps_ratio"] = pair("interval")
 
     # -------------------------------------------------------- memory
+    def toa(self, lab: Lab) -> None:
+        """Accepted connections/s of a server asking for its clients'
+        addresses behind FULLNAT (TOA on every handshake): toa.ko loaded,
+        then neither and the BPF variant in pairs (attached to the server's
+        cgroup and detached between windows).  toa.ko stays unloaded after
+        (this step is the lab's last)."""
+        from lvs_tools import toa_bpf, toa_bpf_steps
+
+        root = toa_bpf_steps.cgroup2_root()
+        if root is None:
+            raise RuntimeError("no cgroup v2 hierarchy in the guest")
+        cgroup = root / "lvs-bench-toa"
+        cgroup.mkdir(exist_ok=True)
+        pins = Path("/sys/fs/bpf/lvs-bench-toa")
+        if not os.path.ismount("/sys/fs/bpf"):
+            sh("mount -t bpf bpf /sys/fs/bpf")
+        bpf_ok = bool(re.search(r" [tT] bpf_loop$", Path("/proc/kallsyms").read_text(), re.M))
+        if bpf_ok:
+            obj = toa_bpf_steps.BUILT_OBJECT
+            if not obj.is_file():
+                obj = toa_bpf.build(Path(tempfile_dir()) / "toa.bpf.o")
+            toa_bpf.unload(pins)
+            toa_bpf.load(obj, pins)
+        else:
+            self.null("toa_ebpf_vs_none_cps_ratio",
+                      "not available: this kernel has no bpf_loop() (5.17 or later)")
+        try:
+            lab.toa_server(cgroup)
+            runs: dict[str, list] = {"module": [], "none": [], "ebpf": []}
+            lab.connect_rate(TCP_TOA, min(1.0, self.p.seconds))          # warm up
+            module = Path("/sys/module/toa").exists()
+            stats = Path("/proc/net/toa_stats")
+            before = _toa_ok(stats) if module else 0
+            for _ in range(self.p.repeats if module else 0):
+                runs["module"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["cps"])
+                log(f"  toa.ko: {runs['module'][-1]:.0f} connections/s")
+            if module:
+                self.context["toa_module_getname_toa_ok"] = _toa_ok(stats) - before
+                sh("rmmod toa")
+            for _ in range(self.p.repeats):
+                runs["none"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["cps"])
+                log(f"  neither: {runs['none'][-1]:.0f} connections/s")
+                if not bpf_ok:
+                    continue
+                toa_bpf.attach(cgroup, pins)
+                try:
+                    runs["ebpf"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["cps"])
+                finally:
+                    toa_bpf.detach(cgroup, pins)
+                log(f"  BPF variant: {runs['ebpf'][-1]:.0f} connections/s")
+            self.samples["toa_cps"] = runs
+            for name in runs:
+                self.context[f"toa_{name}_cps"] = median(runs[name])
+            if bpf_ok:
+                seen = toa_bpf.stats(pins)
+                self.context["toa_ebpf_counters"] = {k: v for k, v in seen.items() if v}
+                if not seen["getname_toa_ok"]:
+                    raise RuntimeError("the BPF variant named no client: no TOA reached "
+                                       "the server, the figure would measure nothing")
+                self.result["toa_ebpf_vs_none_cps_ratio"] = paired_ratio(runs["ebpf"],
+                                                                          runs["none"])
+            if module:
+                if not self.context["toa_module_getname_toa_ok"]:
+                    raise RuntimeError("toa.ko named no client: no TOA reached the server")
+                # not paired: toa.ko is measured before it is unloaded, once
+                self.result["toa_module_vs_none_cps_ratio"] = ratio(
+                    median(runs["module"]), median(runs["none"]))
+            else:
+                self.null("toa_module_vs_none_cps_ratio", "toa.ko is not loaded in this guest")
+        finally:
+            if bpf_ok:
+                toa_bpf.detach(cgroup, pins)
+                toa_bpf.unload(pins)
+
     def memory(self, lab: Lab) -> None:
         growth_by: dict[str, Any] = {}
         for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
@@ -1031,9 +1143,13 @@ class Bench:
                       lambda: self.exporter(lab),
                       ("exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
                        "scrape_every_15s_vs_idle_pps_ratio"))
-            # last: its UDP sessions stay until the lab goes
+            # its UDP sessions stay until the lab goes
             self.step("local port pool 99 % used vs empty", lambda: self.lport_pool(lab),
                       ("lport_full_vs_empty_cps_ratio",))
+            # last: toa.ko stays unloaded after it
+            self.step("TOA on the real server (toa.ko, BPF variant, neither)",
+                      lambda: self.toa(lab),
+                      ("toa_ebpf_vs_none_cps_ratio", "toa_module_vs_none_cps_ratio"))
             self.context["lb_ext_stats"] = {
                 k: v for k, v in _ns_ext_stats(lab.topo.lb).items() if v}
             self.context["softnet_drops"] = softnet_drops()

@@ -1,6 +1,6 @@
 """TOA without a kernel module: build, load, attach, configure, read and
-remove the BPF programs of ``kernel/toa_bpf/toa.bpf.c`` (the installer
-has no mode for them yet: docs/toa.md).
+remove the BPF programs of ``kernel/toa_bpf/toa.bpf.c``; the installer's
+``--mode ebpf`` (:mod:`.toa_bpf_steps`) is built of these.
 
 The object is compiled with clang against the UAPI headers (no kernel BTF
 is needed at build or load time), loaded and pinned under bpffs with
@@ -58,25 +58,51 @@ def build(out: Path, source: Path = SOURCE) -> Path:
     return out
 
 
+def load_commands(obj: Path, pin_dir: Path = PIN_DIR) -> list[list[str]]:
+    """Load every program and map of ``obj``, pinned under ``pin_dir``."""
+    return [[_tool("bpftool"), "prog", "loadall", str(obj), str(pin_dir),
+             "pinmaps", str(pin_dir / "maps")]]
+
+
+def attach_commands(cgroup: Path, pin_dir: Path = PIN_DIR) -> list[list[str]]:
+    return [[_tool("bpftool"), "cgroup", "attach", str(cgroup), attach_type,
+             "pinned", str(pin_dir / prog)] for attach_type, prog in PROGRAMS.items()]
+
+
+def detach_commands(cgroup: Path, pin_dir: Path = PIN_DIR) -> list[list[str]]:
+    return [[_tool("bpftool"), "cgroup", "detach", str(cgroup), attach_type,
+             "pinned", str(pin_dir / prog)] for attach_type, prog in PROGRAMS.items()]
+
+
+def bringup_commands(obj: Path, cgroup: Path, trusted: list[str],
+                     pin_dir: Path = PIN_DIR) -> list[list[str]]:
+    """Everything from nothing to TOA answering, in order: load and pin,
+    the trusted prefixes, attach.  What the installer runs and what the
+    boot unit runs are these same commands."""
+    return load_commands(obj, pin_dir) + trusted_commands(trusted, pin_dir) + \
+        attach_commands(cgroup, pin_dir)
+
+
+def run_all(commands: list[list[str]]) -> None:
+    for argv in commands:
+        _run(*argv)
+
+
 def load(obj: Path, pin_dir: Path = PIN_DIR) -> None:
     """Load every program and map of ``obj``, pinned under ``pin_dir``."""
     if pin_dir.exists():
         raise InstallerError(f"{pin_dir} exists: unload first")
-    _run(_tool("bpftool"), "prog", "loadall", str(obj), str(pin_dir),
-         "pinmaps", str(pin_dir / "maps"))
+    run_all(load_commands(obj, pin_dir))
 
 
 def attach(cgroup: Path, pin_dir: Path = PIN_DIR) -> None:
-    for attach_type, prog in PROGRAMS.items():
-        _run(_tool("bpftool"), "cgroup", "attach", str(cgroup), attach_type,
-             "pinned", str(pin_dir / prog))
+    run_all(attach_commands(cgroup, pin_dir))
 
 
 def detach(cgroup: Path, pin_dir: Path = PIN_DIR) -> None:
     """Detach what is attached of ours (a missing one is no error)."""
-    for attach_type, prog in PROGRAMS.items():
-        subprocess.run([_tool("bpftool"), "cgroup", "detach", str(cgroup), attach_type,
-                        "pinned", str(pin_dir / prog)], capture_output=True, check=False)
+    for argv in detach_commands(cgroup, pin_dir):
+        subprocess.run(argv, capture_output=True, check=False)
 
 
 def unload(pin_dir: Path = PIN_DIR) -> None:
@@ -85,34 +111,66 @@ def unload(pin_dir: Path = PIN_DIR) -> None:
         shutil.rmtree(pin_dir)
 
 
+def attached(cgroup: Path, pin_dir: Path = PIN_DIR) -> list[str]:
+    """The attach types under which our pinned programs are attached to
+    ``cgroup`` (compared by program id)."""
+    bpftool = _tool("bpftool")
+    ours = {}
+    for attach_type, prog in PROGRAMS.items():
+        done = subprocess.run([bpftool, "-j", "prog", "show", "pinned", str(pin_dir / prog)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            ours[json.loads(done.stdout)["id"]] = attach_type
+    done = subprocess.run([bpftool, "-j", "cgroup", "show", str(cgroup)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not done.stdout.strip():
+        return []
+    return sorted(ours[p["id"]] for p in json.loads(done.stdout) if p.get("id") in ours)
+
+
 def _hex(data: bytes) -> list[str]:
     return [f"{b:02x}" for b in data]
 
 
-def set_trusted(prefixes: list[str], pin_dir: Path = PIN_DIR) -> None:
-    """Believe TOA only from these prefixes (``[]``: from any peer).  The
-    prefixes are written first, then their count, which switches the check
-    on: a change never believes more than either value allows."""
+def _nets(prefixes: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     nets = [ipaddress.ip_network(p) for p in prefixes]
     if len(nets) > TRUSTED_MAX:
         raise InstallerError(f"--trusted: {len(nets)} prefixes, at most {TRUSTED_MAX}")
+    return nets
+
+
+def trusted_commands(prefixes: list[str], pin_dir: Path = PIN_DIR) -> list[list[str]]:
+    """Believe TOA only from these prefixes (``[]``: from any peer), into
+    empty maps.  The check is off while the prefixes are written; their
+    count, written last, switches it on: a change never believes more than
+    either value allows."""
+    nets = _nets(prefixes)
     bpftool = _tool("bpftool")
     maps = pin_dir / "maps"
     zero = ["00"] * 4
-    _run(bpftool, "map", "update", "pinned", str(maps / "toa_conf"), "key", "hex", *zero,
-         "value", "hex", *zero)
+    conf = [bpftool, "map", "update", "pinned", str(maps / "toa_conf"), "key", "hex", *zero,
+            "value", "hex"]
+    commands = [conf + zero]
+    for net in nets:
+        key = net.prefixlen.to_bytes(4, "little") + net.network_address.packed
+        name = "toa_trusted4" if net.version == 4 else "toa_trusted6"
+        commands.append([bpftool, "map", "update", "pinned", str(maps / name), "key", "hex",
+                         *_hex(key), "value", "hex", "01"])
+    return commands + [conf + _hex(len(nets).to_bytes(4, "little"))]
+
+
+def set_trusted(prefixes: list[str], pin_dir: Path = PIN_DIR) -> None:
+    """Replace the trusted prefixes of loaded programs (see trusted_commands)."""
+    commands = trusted_commands(prefixes, pin_dir)
+    bpftool = _tool("bpftool")
+    maps = pin_dir / "maps"
+    _run(*commands[0])            # the check off, then the old prefixes out
     for name in ("toa_trusted4", "toa_trusted6"):
         for entry in json.loads(_run(bpftool, "-j", "map", "dump", "pinned",
                                      str(maps / name))):
             _run(bpftool, "map", "delete", "pinned", str(maps / name), "key", "hex",
                  *[k.removeprefix("0x") for k in entry["key"]])
-    for net in nets:
-        key = net.prefixlen.to_bytes(4, "little") + net.network_address.packed
-        name = "toa_trusted4" if net.version == 4 else "toa_trusted6"
-        _run(bpftool, "map", "update", "pinned", str(maps / name), "key", "hex", *_hex(key),
-             "value", "hex", "01")
-    _run(bpftool, "map", "update", "pinned", str(maps / "toa_conf"), "key", "hex", *zero,
-         "value", "hex", *_hex(len(nets).to_bytes(4, "little")))
+    run_all(commands[1:])
 
 
 def stats(pin_dir: Path = PIN_DIR) -> dict[str, int]:

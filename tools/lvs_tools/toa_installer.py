@@ -7,12 +7,23 @@ On a real server, as root, in the root folder of a copy of this project
     python3 -m lvs_tools.toa_installer check      # kernel, headers, tools, signing policy
     python3 -m lvs_tools.toa_installer install    # DKMS build + install, load, persist, self-test
     python3 -m lvs_tools.toa_installer install --trusted 10.0.3.0/24,2001:db8:3::/64
+    python3 -m lvs_tools.toa_installer install --mode ebpf    # the BPF variant instead
+    python3 -m lvs_tools.toa_installer install --mode auto    # whichever this kernel allows
     python3 -m lvs_tools.toa_installer status
+    python3 -m lvs_tools.toa_installer stats      # the counters of the active variant
     python3 -m lvs_tools.toa_installer selftest
-    python3 -m lvs_tools.toa_installer uninstall
+    python3 -m lvs_tools.toa_installer uninstall  # either variant
 
-(``./inv toa.install`` and friends call the same functions.)  Standard
-library only: a real server has ``python3`` but not the project's venv.
+(``./inv toa.install`` and friends call the same functions; the package
+installs the command as ``lvs-toa``.)  Standard library only: a real server
+has ``python3`` but not the project's venv.
+
+``--mode`` chooses the variant: ``module`` (toa.ko, the default, as below),
+``ebpf`` (the BPF programs of kernel/toa_bpf, :mod:`.toa_bpf_steps`: no
+module, no headers, no compiler on the server when ``--object`` is given),
+or ``auto`` (the BPF variant where the kernel refuses unsigned modules or
+toa.ko cannot be built here, else the module).  The two are never active
+together: each install refuses while the other is there.
 
 Install, step by step: ``check`` stops early with the package to install
 when headers, DKMS or a compiler are missing; DKMS builds toa.ko for the
@@ -34,7 +45,8 @@ This module is the command line; the work is split by job, each part
 importing only those before it: :mod:`.toa_base` (names, the error, the
 checkout's build code), :mod:`.toa_facts` (headers, tools, signing policy),
 :mod:`.toa_state` (loaded, DKMS, at boot, counters), :mod:`.toa_trust` (the
-trusted peers), :mod:`.toa_steps` (check, install, uninstall, status).  Their
+trusted peers), :mod:`.toa_bpf_steps` (the BPF variant's steps and
+``auto``'s choice), :mod:`.toa_steps` (check, install, uninstall, status).  Their
 names stay importable from here.  Every reader takes ``root`` (default
 ``/``) so that the logic can be tested on fake trees.
 """
@@ -43,7 +55,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Sequence
+
+from lvs_tools import toa_bpf_steps as bpf_steps
 
 from lvs_tools.toa_base import (DKMS_SET, MODULE, NEEDS_CHECKOUT, OPTIONS_FILE, PERSIST_FILE,
                                 InstallerError, checkout, dpkg_version, kernel_line, say)
@@ -69,50 +84,97 @@ __all__ = ["DKMS_CERT", "DKMS_KEY", "DKMS_SET", "EFI_SECUREBOOT", "MODULE", "NEE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="toa_installer", description=__doc__.split("\n")[0])
-    parser.add_argument("action", choices=("check", "install", "status", "selftest",
+    parser = argparse.ArgumentParser(prog="lvs-toa", description=__doc__.split("\n")[0])
+    parser.add_argument("action", choices=("check", "install", "status", "stats", "selftest",
                                            "uninstall"))
     parser.add_argument("--kver", default=running_kernel(),
                         help="kernel release (default: the running kernel)")
+    parser.add_argument("--mode", choices=bpf_steps.MODES, default="module",
+                        help="check/install: toa.ko (module, the default), the BPF variant "
+                             "(ebpf), or whichever this kernel allows (auto: ebpf where "
+                             "unsigned modules are refused or toa.ko cannot be built)")
+    parser.add_argument("--cgroup", type=Path, metavar="DIR",
+                        help="ebpf: the cgroup v2 directory whose processes get TOA "
+                             "(default: the hierarchy's root, every process)")
+    parser.add_argument("--object", type=Path, metavar="FILE",
+                        help="ebpf: the BPF object to install (./inv build makes "
+                             "build/bpf/toa.bpf.o; default: that, or compiled here)")
     parser.add_argument("--no-selftest", action="store_true",
                         help="install without running the self-test")
     parser.add_argument("--trusted", metavar="PREFIX,...",
                         help="install: believe TOA only from these prefixes (the "
                              "balancers' local addresses), e.g. 10.0.3.0/24,2001:db8:3::/64; "
-                             "'' for any peer; kept in /" + OPTIONS_FILE)
+                             "'' for any peer; kept in /" + OPTIONS_FILE + " (module) or "
+                             "/" + bpf_steps.STATE_FILE + " and the boot unit (ebpf)")
     args = parser.parse_args(argv)
     try:
         if args.trusted is not None and args.action != "install":
             raise InstallerError("--trusted goes with install")
+        if (args.cgroup or args.object) and args.action not in ("check", "install"):
+            raise InstallerError("--cgroup and --object go with check and install")
         return _dispatch(args)
     except InstallerError as exc:
         print(f"toa: error: {exc}", file=sys.stderr)
         return 1
 
 
+def _mode(args: argparse.Namespace) -> str:
+    if args.mode != "auto":
+        return args.mode
+    mode, why = bpf_steps.choose(args.kver)
+    say(f"mode auto: {mode} ({why})")
+    return mode
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.action == "check":
-        result = check(args.kver)
+        if _mode(args) == "ebpf":
+            result = bpf_steps.check(args.cgroup, args.object)
+            ready = f"ready to install the BPF variant on {result.cgroup}"
+        else:
+            result = check(args.kver)
+            ready = f"ready to install toa for {args.kver} (headers: {result.headers})"
         for note in result.notes:
             print(f"note: {note}")
         for problem in result.problems:
             print(f"problem: {problem}")
         if not result.problems:
-            print(f"ready to install toa for {args.kver} (headers: {result.headers})")
+            print(ready)
         return 1 if result.problems else 0
     if args.action == "install":
         trusted = parse_trusted(args.trusted) if args.trusted is not None else None
-        install(args.kver, run_selftest=not args.no_selftest, trusted=trusted)
+        require_root()
+        if _mode(args) == "ebpf":
+            bpf_steps.install(cgroup=args.cgroup, obj=args.object, trusted=trusted,
+                              run_selftest=not args.no_selftest)
+        else:
+            install(args.kver, run_selftest=not args.no_selftest, trusted=trusted)
         return 0
+    bpf = bpf_steps.status() if bpf_steps.bpf_present() else None
     if args.action == "status":
         info = status(args.kver)
         print(format_status(info))
-        return 0 if info["loaded"] else 1
+        if bpf is not None:
+            print(bpf_steps.format_status(bpf))
+        return 0 if info["loaded"] or (bpf and bpf["attached"]) else 1
+    if args.action == "stats":
+        counters = bpf["counters"] if bpf is not None else read_stats()
+        if counters is None:
+            raise InstallerError("no TOA is active here: neither /proc/net/toa_stats "
+                                 "(toa.ko) nor the BPF variant's pinned counters")
+        for name, value in counters.items():
+            print(f"{name:<24}{value}")
+        return 0
     if args.action == "selftest":
-        ok, output = selftest()
+        if bpf is not None and bpf["cgroup"]:
+            ok, output = bpf_steps.selftest(Path(bpf["cgroup"]), bpf["trusted"] or [])
+        else:
+            ok, output = selftest()
         print(output)
         return 0 if ok else 1
-    for line in uninstall(args.kver) or ["nothing to remove"]:
+    require_root()
+    done = bpf_steps.uninstall() + uninstall(args.kver)
+    for line in done or ["nothing to remove"]:
         print(line)
     return 0
 

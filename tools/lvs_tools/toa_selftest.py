@@ -1,4 +1,5 @@
-"""Prove that toa.ko shows client addresses, without a balancer.
+"""Prove that TOA (toa.ko, or its BPF variant with ``--bpf``) shows client
+addresses, without a balancer.
 
 Runs in a network namespace of its own (``unshare(CLONE_NEWNET)``, gone
 when the process ends), so a real server's network is never touched::
@@ -245,11 +246,17 @@ def _untrusted(peer: craft.TunPeer, peers: Peers) -> Check:
     return _expect_real("TOA from an untrusted peer is ignored", got, peers.outsider)
 
 
-def run() -> list[Check]:
-    """All checks, in the current namespace (which they change: use a new one)."""
-    if not os.path.exists("/proc/net/toa_stats"):
-        return [Check("toa.ko is loaded", False, "/proc/net/toa_stats is missing")]
-    peers = plan_peers(read_trusted())
+def run(bpf_trusted: list[Net] | None = None) -> list[Check]:
+    """All checks, in the current namespace (which they change: use a new
+    one).  ``bpf_trusted`` (the BPF variant's trusted prefixes, ``[]`` for
+    any peer) checks the BPF variant, else toa.ko."""
+    if bpf_trusted is None:
+        if not os.path.exists("/proc/net/toa_stats"):
+            return [Check("toa.ko is loaded", False, "/proc/net/toa_stats is missing")]
+        trusted = read_trusted()
+    else:
+        trusted = bpf_trusted
+    peers = plan_peers(trusted)
     peer = setup(peers)
     try:
         return checks(peer, peers)
@@ -257,10 +264,20 @@ def run() -> list[Check]:
         peer.close()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    """``--bpf [PREFIX,...]``: check the BPF variant (which must be attached
+    to this process's cgroup), whose trusted prefixes the caller names."""
+    args = sys.argv[1:] if argv is None else argv
+    bpf_trusted = None
+    if args[:1] == ["--bpf"]:
+        bpf_trusted = [ipaddress.ip_network(item) for item in
+                       (args[1] if len(args) > 1 else "").split(",") if item]
+    elif args:
+        print(f"usage: {sys.argv[0]} [--bpf [PREFIX,...]]", file=sys.stderr)
+        return 2
     craft.ensure_tun_device()   # before unshare: modprobe needs no namespace
     enter_private_netns()
-    results = run()
+    results = run(bpf_trusted)
     for check in results:
         print(check.line(), flush=True)
     return 0 if results and all(c.ok for c in results) else 1

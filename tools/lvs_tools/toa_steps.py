@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from lvs_tools.toa_bpf_steps import bpf_present
 from lvs_tools.toa_base import (DKMS_SET, MODULE, OPTIONS_FILE, PERSIST_FILE,
                                 InstallerError, checkout, dpkg_version, kernel_line, read_file,
                                 run, say)
@@ -47,6 +48,7 @@ def check(kver: str, root: Path = Path("/"), which: Which = shutil.which,
     except InstallerError as exc:
         problems.append(str(exc))
     problems += check_tools(which)
+    problems += bpf_present(root)
     line = kernel_line(kver)
     if line not in SUPPORTED_LINES:
         notes.append(f"kernel line {line} is not one this project tests "
