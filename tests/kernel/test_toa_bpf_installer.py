@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from lvs_tools import toa_bpf, toa_bpf_steps as steps
+from tests.kernel.test_toa_bpf import has_bpf_loop, ours
 from tools.kbuild import ROOT
 
 pytestmark = pytest.mark.kernel
@@ -35,17 +35,6 @@ def installer(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "lvs_tools.toa_installer", *args],
                           cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT / "tools")),
                           capture_output=True, text=True, timeout=900)
-
-
-def has_bpf_loop() -> bool:
-    return bool(re.search(r" [tT] bpf_loop$", Path("/proc/kallsyms").read_text(), re.M))
-
-
-def our_programs() -> list[str]:
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
-                         check=True).stdout
-    return sorted(p.get("name", "") for p in json.loads(out or "[]")
-                  if p.get("name", "").startswith("toa_"))
 
 
 @pytest.fixture
@@ -161,10 +150,10 @@ def test_install_status_stats_reboot_uninstall(rs_system, kmsg_mark):
     assert not Path("/", steps.STATE_FILE).exists()
     assert toa_bpf.attached(cgroup) == []
     for _ in range(100):         # programs are freed once nothing holds them (RCU)
-        if not our_programs():
+        if not ours():
             break
         time.sleep(0.1)
-    assert our_programs() == []
+    assert ours() == []
     res = installer("status")
     assert res.returncode == 1 and "attached" not in res.stdout, res.stdout
     res = installer("stats")
