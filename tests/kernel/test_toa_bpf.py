@@ -11,13 +11,17 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from lvs_tools import toa_bpf
 from tests.host import test_toa_bpf as on_host
+from tests.kernel.test_fnat import Lab, fnat_topo  # noqa: F401 (a fixture)
+from tools import netlab, whoami
 
 pytestmark = [pytest.mark.kernel, *on_host.pytestmark]
 
@@ -143,3 +147,51 @@ def test_attach_detach_storm_never_names_another_client(bpf):
     # both outcomes were seen: the storm did cross attach and detach
     assert named and balancer, (named, balancer)
 
+
+
+@pytest.fixture
+def in_the_cgroup(bpf) -> Iterator[None]:
+    """This test process in the programs' cgroup (the lab's servers are its
+    threads, and a socket belongs to the cgroup of the process that made
+    it); back where it was afterwards."""
+    cgroup = bpf[1]
+    root = on_host._cgroup2()
+    here = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].splitlines()[0]
+    (cgroup / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield
+    finally:
+        (root / here.lstrip("/") / "cgroup.procs").write_text(str(os.getpid()))
+
+
+@pytest.mark.parametrize("family", [4, 6], ids=["ipv4", "ipv6"])
+def test_clients_through_fullnat(bpf, in_the_cgroup, fnat_topo, family):
+    """End to end with the BPF variant alone (toa.ko unloaded): the FULLNAT
+    balancer adds TOA, the real servers' accept() names the client's address
+    and port, for 40 connections in parallel over both servers."""
+    lab = Lab(fnat_topo, family, rs_count=2)
+    seen: list[tuple] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        with lab.connect() as sock:
+            cport = sock.getsockname()[1]
+            name, peer, port = whoami.whoami_tcp(sock)
+        with lock:
+            seen.append((name, (peer, int(port)), cport))
+
+    try:
+        before = toa_bpf.stats(bpf[0])
+        threads = [threading.Thread(target=one) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=300)
+        client = netlab.client_addr(family)
+        assert len(seen) == 40
+        assert {name for name, _, _ in seen} == {"rs1", "rs2"}
+        assert [got for _, got, cport in seen if got != (client, cport)] == []
+        moved = {k: v - before[k] for k, v in toa_bpf.stats(bpf[0]).items()}
+        assert moved["syn_recv_sock_toa"] == 40 and moved["getname_toa_ok"] >= 40, moved
+    finally:
+        lab.close()
