@@ -44,7 +44,8 @@ LB4, LB6 = "198.51.100.2", "2001:db8:51::2"
 RS4, RS6 = "10.77.0.1", "2001:db8:77::1"
 
 # Runs in the cgroup and the namespace: one crafted connection per case,
-# prints [case, accept()'s address, getpeername()] for each.
+# prints [case, accept()'s address, getpeername(), the client recorded (with
+# argv[2], the id of the map of recorded clients)] for each.
 CHILD = r"""
 import json, socket, subprocess, sys, time
 from lvs_tools import toa_craft as craft
@@ -79,7 +80,12 @@ for case, fam, options, on_data in json.loads(sys.argv[1]):
     sock, accepted = srv.accept()
     if on_data:
         conn.send(b"hello", craft.nop_pad(opt)); sock.settimeout(10); sock.recv(16)
-    out.append([case, list(accepted[:2]), list(sock.getpeername()[:2])])
+    query = None
+    if len(sys.argv) > 2:      # the recorded client, as toa_bpf.client_of() reads it
+        from lvs_tools import toa_bpf
+        query = toa_bpf.client_of(sock, map_id=int(sys.argv[2]))
+    out.append([case, list(accepted[:2]), list(sock.getpeername()[:2]),
+                list(query) if query else None])
     conn.reset(); sock.close(); srv.close()
 peer.close()
 print(json.dumps(out))
@@ -107,15 +113,18 @@ def bpf(tmp_path_factory):
     assert not pins.exists()
 
 
-def connect(bpf, cases: list) -> dict[str, tuple]:
-    _, cgroup, netns = bpf
+def connect(bpf, cases: list, query: bool = False) -> dict[str, tuple]:
+    """{case: (accept()'s address, getpeername()[, toa_bpf.client_of()])}"""
+    pins, cgroup, netns = bpf
     env = dict(os.environ, PYTHONPATH=str(ROOT / "tools"))
     shell = (f"echo $$ > {cgroup}/cgroup.procs && exec ip netns exec {netns} "
-             f"{sys.executable} -c \"$0\" \"$1\"")
-    done = subprocess.run(["sh", "-c", shell, CHILD, json.dumps(cases)], env=env,
+             f"{sys.executable} -c \"$0\" \"$@\"")
+    args = [json.dumps(cases)] + ([str(toa_bpf.clients_map_id(pins))] if query else [])
+    done = subprocess.run(["sh", "-c", shell, CHILD, *args], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return {case: (tuple(acc), tuple(peer)) for case, acc, peer in json.loads(done.stdout)}
+    return {case: (tuple(acc), tuple(peer)) + ((tuple(q) if q else None,) if query else ())
+            for case, acc, peer, q in json.loads(done.stdout)}
 
 
 def toa(addr: str, port: int, kind: int = 254) -> str:
@@ -135,15 +144,21 @@ def test_the_client_is_named_and_malformed_options_are_not(bpf):
         ["legacy6", 6, toa("2001:db8:99::13", 4326, 253), False],
         ["legacy_v4_len", 4, toa("203.0.113.14", 4327, 253), False],
         ["twice", 4, toa("203.0.113.15", 4328) + toa("203.0.113.16", 4329), False],
-    ])
-    assert got["ack4"] == (("203.0.113.9", 4321), ("203.0.113.9", 4321))
+    ], query=True)
+    assert got["ack4"][:2] == (("203.0.113.9", 4321), ("203.0.113.9", 4321))
     assert got["data4"][1] == ("203.0.113.10", 4322)
     assert got["data4"][0][0] == LB4           # accept() came before the data
-    assert got["ack6"] == (("2001:db8:99::9", 4323), ("2001:db8:99::9", 4323))
+    assert got["ack6"][:2] == (("2001:db8:99::9", 4323), ("2001:db8:99::9", 4323))
     assert got["v4_on_v6"][1] == ("::ffff:203.0.113.11", 4324)
     assert got["legacy6"][1] == ("2001:db8:99::13", 4326)
     for case in ("v6_on_v4", "legacy_v4_len", "twice"):
         assert got[case][1][0] == LB4, (case, got[case])
+    # the recorded client, read with the socket's descriptor: the IPv6
+    # client that getpeername() of an IPv4 socket cannot show is there
+    assert got["v6_on_v4"][2] == ("2001:db8:99::12", 4325)
+    assert got["ack4"][2] == ("203.0.113.9", 4321)
+    assert got["v4_on_v6"][2] == ("203.0.113.11", 4324)
+    assert got["legacy_v4_len"][2] is None and got["twice"][2] is None
     moved = {k: v - before[k] for k, v in toa_bpf.stats(pins).items()}
     assert moved["syn_recv_sock_toa"] == 5     # ack4, ack6, v4_on_v6, v6_on_v4 (stored), legacy6
     assert moved["data_seg_toa"] == 1

@@ -13,9 +13,14 @@ only, as the rest of the real-server tooling.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
+import os
+import platform
 import shutil
+import socket
+import struct
 import subprocess
 from pathlib import Path
 
@@ -188,3 +193,68 @@ def stats(pin_dir: Path = PIN_DIR) -> dict[str, int]:
 def _number(raw: list[str]) -> int:
     """A little-endian number from bpftool's list of hex bytes."""
     return int.from_bytes(bytes(int(b, 16) for b in raw), "little")
+
+
+#: bpf(2)'s number and the commands used here (linux/bpf.h)
+_NR_BPF = {"x86_64": 321, "aarch64": 280}
+_BPF_MAP_LOOKUP_ELEM, _BPF_OBJ_GET, _BPF_MAP_GET_FD_BY_ID = 1, 7, 14
+#: struct toa_client of toa.bpf.c: addr[4] (network order), port (network
+#: order), v6, pad
+_CLIENT = struct.Struct("=16sHBx")
+
+
+def _bpf(cmd: int, attr: ctypes.Array) -> int:
+    libc = ctypes.CDLL(None, use_errno=True)
+    nr = _NR_BPF.get(platform.machine())
+    if nr is None:
+        raise InstallerError(f"bpf(2): no syscall number known for {platform.machine()}")
+    ret = libc.syscall(nr, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return ret
+
+
+def clients_map_id(pin_dir: Path = PIN_DIR) -> int:
+    """The id of the pinned map of recorded clients (for client_of() where
+    bpffs is not visible, e.g. under ``ip netns exec``, which mounts a /sys
+    of its own)."""
+    return json.loads(_run(_tool("bpftool"), "-j", "map", "show", "pinned",
+                           str(pin_dir / "maps" / "toa_clients")))["id"]
+
+
+def client_of(sock: socket.socket | int, pin_dir: Path = PIN_DIR,
+              map_id: int | None = None) -> tuple[str, int] | None:
+    """The client the BPF variant recorded for a connected socket (an object
+    or its file descriptor), whatever ``getpeername()`` shows: the way to an
+    IPv6 client's address on an IPv4 socket, which ``getpeername()`` cannot
+    return.  None when no TOA was recorded.  The map is found under
+    ``pin_dir``, or by ``map_id`` (clients_map_id()).  Needs CAP_BPF and
+    CAP_SYS_ADMIN (root), as bpf(2) does where unprivileged BPF is off
+    (Debian's default)."""
+    fd = sock if isinstance(sock, int) else sock.fileno()
+    attr = (ctypes.c_uint8 * 128)()
+    if map_id is None:
+        path = ctypes.create_string_buffer(str(pin_dir / "maps" / "toa_clients").encode())
+        struct.pack_into("=QII", attr, 0, ctypes.addressof(path), 0, 0)
+        map_fd = _bpf(_BPF_OBJ_GET, attr)
+    else:
+        struct.pack_into("=III", attr, 0, map_id, 0, 0)
+        map_fd = _bpf(_BPF_MAP_GET_FD_BY_ID, attr)
+    try:
+        key = ctypes.c_int(fd)
+        value = ctypes.create_string_buffer(_CLIENT.size)
+        attr = (ctypes.c_uint8 * 128)()
+        struct.pack_into("=IIQQQ", attr, 0, map_fd, 0, ctypes.addressof(key),
+                         ctypes.addressof(value), 0)
+        try:
+            _bpf(_BPF_MAP_LOOKUP_ELEM, attr)
+        except OSError as exc:
+            if exc.errno == 2:               # ENOENT: nothing recorded
+                return None
+            raise
+    finally:
+        os.close(map_fd)
+    addr, port, v6 = _CLIENT.unpack(value.raw)
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    return socket.inet_ntop(family, addr if v6 else addr[:4]), socket.ntohs(port)
