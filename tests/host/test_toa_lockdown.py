@@ -51,6 +51,7 @@ CHECK = textwrap.dedent('''
     assert "self-test passed" in out and out.count("PASS ") == 5
     res = run(*installer, "status")
     assert res.returncode == 0 and "sock_ops" in res.stdout
+    assert "toa.ko       not installed" in res.stdout
     assert run(*installer, "uninstall").returncode == 0
     assert not os.path.exists("/sys/fs/bpf/lvs-toa")
     print("%s", flush=True)

@@ -113,6 +113,7 @@ def test_install_status_stats_reboot_uninstall(rs_system, kmsg_mark):
 
     res = installer("status")
     assert res.returncode == 0, res.stdout + res.stderr
+    # (the guest has the build's toa.ko in /lib/modules: the module's lines show)
     for expected in ("loaded       no",
                      f"attached     getpeername4, getpeername6, sock_ops on {cgroup}",
                      f"at boot      yes, /{steps.UNIT_FILE}", f"trusted      {TRUSTED}"):

@@ -153,7 +153,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     bpf = bpf_steps.status() if bpf_steps.bpf_present() else None
     if args.action == "status":
         info = status(args.kver)
-        print(format_status(info))
+        if bpf is None or any(info[k] for k in ("loaded", "persistent", "dkms",
+                                                "module_file")):
+            print(format_status(info))
+        else:                  # only the BPF variant is here: its lines alone
+            print(f"kernel       {info['kernel']}\ntoa.ko       not installed")
         if bpf is not None:
             print(bpf_steps.format_status(bpf))
         return 0 if info["loaded"] or (bpf and bpf["attached"]) else 1
