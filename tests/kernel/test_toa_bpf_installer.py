@@ -22,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from lvs_tools import toa_bpf, toa_bpf_steps as steps
+from lvs_tools.toa_facts import check_tools
 from tests.kernel.test_toa_bpf import has_bpf_loop, ours
 from tools.kbuild import ROOT
 
@@ -106,7 +107,7 @@ def test_install_status_stats_reboot_uninstall(rs_system, kmsg_mark):
     assert toa_bpf.PIN_DIR.is_dir()
     assert Path("/", steps.OBJECT_FILE).is_file()
     unit = Path("/", steps.UNIT_FILE)
-    start, stop = steps.unit_commands(unit.read_text())
+    execs = steps.unit_commands(unit.read_text())
     assert json.loads(Path("/", steps.STATE_FILE).read_text()) == {
         "cgroup": str(cgroup), "trusted": TRUSTED.split(","), "object": f"/{steps.OBJECT_FILE}"}
     assert toa_bpf.attached(cgroup) == ["getpeername4", "getpeername6", "sock_ops"]
@@ -131,12 +132,15 @@ def test_install_status_stats_reboot_uninstall(rs_system, kmsg_mark):
     res = installer("install", "--mode", "module", "--no-selftest")
     assert res.returncode == 1 and "the BPF variant is installed" in res.stderr, res.stderr
 
-    # A reboot: bpffs comes back empty (the unit's stop commands take the
-    # programs away), and the unit's start commands, in order, bring TOA back.
-    for argv in stop:
+    # A reboot: bpffs comes back empty (the unit's cleanup after a stop takes
+    # the programs away), and the unit's start, its cleanup first, in order,
+    # brings TOA back.
+    for argv in execs["ExecStopPost"]:
         subprocess.run(argv, capture_output=True, check=False)
     assert not toa_bpf.PIN_DIR.exists() and toa_bpf.attached(cgroup) == []
-    for argv in start:
+    for argv in execs["ExecStartPre"]:
+        subprocess.run(argv, capture_output=True, check=False)
+    for argv in execs["ExecStart"]:
         subprocess.run(argv, check=True, capture_output=True)
     res = installer("selftest")
     assert res.returncode == 0 and res.stdout.count("PASS ") == 6, res.stdout + res.stderr
@@ -180,12 +184,14 @@ def test_auto_picks_ebpf_under_lockdown(rs_system, fake_lockdown):
 
 
 def test_auto_without_lockdown(kver):
-    """Without lockdown: the module where its headers and tools are here,
-    else the BPF variant, saying why."""
+    """Without lockdown: the module where its headers and build tools are
+    here, else the BPF variant, saying why."""
     res = installer("check", "--mode", "auto")
     out = res.stdout + res.stderr
     headers = Path(f"/lib/modules/{kver}/build/Makefile").exists()
-    if headers:
+    if headers and not check_tools():
         assert "mode auto: module (the kernel loads unsigned modules" in out, out
-    else:
+    elif not headers:
         assert f"mode auto: ebpf (the headers of {kver} are not installed)" in out, out
+    else:
+        assert "mode auto: ebpf (toa.ko cannot be built here: " in out, out

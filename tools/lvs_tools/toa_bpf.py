@@ -70,8 +70,11 @@ def load_commands(obj: Path, pin_dir: Path = PIN_DIR) -> list[list[str]]:
 
 
 def attach_commands(cgroup: Path, pin_dir: Path = PIN_DIR) -> list[list[str]]:
+    """Attach in ``multi`` mode: beside other programs of the same types on
+    that cgroup and its descendants, never replacing them (a program attached
+    without it would also bar every descendant cgroup from attaching its own)."""
     return [[_tool("bpftool"), "cgroup", "attach", str(cgroup), attach_type,
-             "pinned", str(pin_dir / prog)] for attach_type, prog in PROGRAMS.items()]
+             "pinned", str(pin_dir / prog), "multi"] for attach_type, prog in PROGRAMS.items()]
 
 
 def detach_commands(cgroup: Path, pin_dir: Path = PIN_DIR) -> list[list[str]]:
@@ -146,9 +149,9 @@ def _nets(prefixes: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Net
 
 def trusted_commands(prefixes: list[str], pin_dir: Path = PIN_DIR) -> list[list[str]]:
     """Believe TOA only from these prefixes (``[]``: from any peer), into
-    empty maps.  The check is off while the prefixes are written; their
-    count, written last, switches it on: a change never believes more than
-    either value allows."""
+    empty maps (a load, a boot): the check is off while the prefixes are
+    written, before any program is attached; their count, written last,
+    switches it on."""
     nets = _nets(prefixes)
     bpftool = _tool("bpftool")
     maps = pin_dir / "maps"
@@ -165,7 +168,10 @@ def trusted_commands(prefixes: list[str], pin_dir: Path = PIN_DIR) -> list[list[
 
 
 def set_trusted(prefixes: list[str], pin_dir: Path = PIN_DIR) -> None:
-    """Replace the trusted prefixes of loaded programs (see trusted_commands)."""
+    """Replace the trusted prefixes of attached programs: the check is off
+    (TOA from any peer believed) from the first command to the last, a
+    moment; use it on a server the balancers alone can reach, or detach
+    first."""
     commands = trusted_commands(prefixes, pin_dir)
     bpftool = _tool("bpftool")
     maps = pin_dir / "maps"

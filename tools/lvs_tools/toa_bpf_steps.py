@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -98,6 +99,9 @@ def object_source(given: Path | None, which=shutil.which) -> tuple[Path | None, 
     if BUILT_OBJECT.is_file() and \
             BUILT_OBJECT.stat().st_mtime >= toa_bpf.SOURCE.stat().st_mtime:
         return BUILT_OBJECT, f"the checkout's {BUILT_OBJECT} (./inv build)"
+    if not toa_bpf.SOURCE.is_file():
+        raise InstallerError("no BPF object: pass --object FILE (./inv build makes "
+                             "build/bpf/toa.bpf.o in a checkout of lvs-toolkit)")
     if which("clang") is None:
         raise InstallerError("no BPF object: pass --object FILE (./inv build makes "
                              "build/bpf/toa.bpf.o on a build machine), or install clang and "
@@ -130,10 +134,15 @@ def check(cgroup: Path | None = None, obj: Path | None = None,
         problems.append(f"--cgroup {cgroup}: not a cgroup of the v2 hierarchy at {hierarchy}")
     if not os.path.ismount(root / "sys/fs/bpf"):
         notes.append("bpffs is not mounted at /sys/fs/bpf: install mounts it")
-    try:
-        problems += [f"the kernel lacks {what}" for what in missing_features(probe_features())]
-    except InstallerError as exc:
-        problems.append(str(exc))
+    if os.geteuid() != 0:
+        problems.append("the kernel's BPF features are probed by loading programs, which "
+                        "needs root: run it with sudo")
+    else:
+        try:
+            problems += [f"the kernel lacks {what}"
+                         for what in missing_features(probe_features())]
+        except InstallerError as exc:
+            problems.append(str(exc))
     if not (root / "sys/kernel/btf/vmlinux").exists():
         notes.append("no kernel BTF (/sys/kernel/btf/vmlinux): not needed, the object is "
                      "built against the UAPI headers without CO-RE relocations")
@@ -158,10 +167,19 @@ def module_present(root: Path = Path("/")) -> list[str]:
             "together; run uninstall first (it removes the module)"]
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; False where this user may not look (bpffs is
+    root's: a user's ``check`` or ``status`` must not end in a traceback)."""
+    try:
+        return path.exists()
+    except PermissionError:
+        return False
+
+
 def bpf_present(root: Path = Path("/")) -> list[str]:
     """The BPF variant installed or loaded: the module must wait."""
     found = [str(p) for p in (root / STATE_FILE, root / UNIT_FILE,
-                              root / str(toa_bpf.PIN_DIR).lstrip("/")) if p.exists()]
+                              root / str(toa_bpf.PIN_DIR).lstrip("/")) if _exists(p)]
     if not found:
         return []
     return [f"the BPF variant is installed ({', '.join(found)}): the module and the BPF "
@@ -186,11 +204,23 @@ def choose(kver: str, root: Path = Path("/"), which=shutil.which,
     return "module", "the kernel loads unsigned modules and toa.ko can be built here"
 
 
-def render_unit(commands: list[list[str]], stop: list[list[str]]) -> str:
-    """The boot unit: ``commands`` as its ExecStart lines (in order),
-    ``stop`` as ExecStop lines whose failure is ignored."""
-    start = "\n".join(f"ExecStart={shlex.join(c)}" for c in commands)
-    stop_lines = "\n".join(f"ExecStop=-{shlex.join(c)}" for c in stop)
+def _systemd_word(arg: str) -> str:
+    """One argument of an Exec= line: systemd expands ``%`` specifiers and
+    ``$`` variables and reads C escapes (a cgroup of a unit named
+    ``app-web.service`` is the folder ``app\\x2dweb.service``), then quotes."""
+    return shlex.quote(arg.replace("\\", "\\\\").replace("%", "%%").replace("$", "$$"))
+
+
+def _systemd_unword(word: str) -> str:
+    return re.sub(r"\$\$|%%|\\\\", lambda m: m.group(0)[0], word)
+
+
+def render_unit(commands: list[list[str]], cleanup: list[list[str]]) -> str:
+    """The boot unit: ``commands`` as its ExecStart lines (in order);
+    ``cleanup`` (whose failures are ignored) before them, for what a failed
+    start or an earlier run left, and after the unit stops or fails."""
+    def lines(key: str, cmds: list[list[str]]) -> str:
+        return "\n".join(f"{key}{' '.join(_systemd_word(a) for a in c)}" for c in cmds)
     return f"""# TOA for real servers, BPF variant (lvs-toolkit); written by
 # lvs_tools.toa_installer install --mode ebpf, removed by its uninstall.
 [Unit]
@@ -199,32 +229,33 @@ DefaultDependencies=no
 After=local-fs.target sys-fs-bpf.mount
 Before=network-pre.target
 Wants=network-pre.target
-ConditionPathExists=!{toa_bpf.PIN_DIR}
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-{start}
-{stop_lines}
+{lines("ExecStartPre=-", cleanup)}
+{lines("ExecStart=", commands)}
+{lines("ExecStopPost=-", cleanup)}
 
 [Install]
 WantedBy=sysinit.target
 """
 
 
-def unit_commands(text: str) -> tuple[list[list[str]], list[list[str]]]:
-    """(ExecStart commands, ExecStop commands) of a unit render_unit wrote."""
-    start, stop = [], []
+def unit_commands(text: str) -> dict[str, list[list[str]]]:
+    """{"ExecStartPre": [...], "ExecStart": [...], "ExecStopPost": [...]}: the
+    commands of a unit render_unit wrote, as systemd reads them."""
+    out: dict[str, list[list[str]]] = {}
     for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key == "ExecStart":
-            start.append(shlex.split(value))
-        elif key == "ExecStop":
-            stop.append(shlex.split(value.removeprefix("-")))
-    return start, stop
+        key, sep, value = line.partition("=")
+        if sep and key.startswith("Exec"):
+            out.setdefault(key, []).append(
+                [_systemd_unword(w) for w in shlex.split(value.removeprefix("-"))])
+    return out
 
 
-def stop_commands(cgroup: Path) -> list[list[str]]:
+def cleanup_commands(cgroup: Path) -> list[list[str]]:
+    """Detach what is attached of ours and remove the pins."""
     return toa_bpf.detach_commands(cgroup) + [[shutil.which("rm") or "/bin/rm", "-rf",
                                                str(toa_bpf.PIN_DIR)]]
 
@@ -263,42 +294,44 @@ def install(*, cgroup: Path | None = None, obj: Path | None = None,
         raise InstallerError("cannot install the BPF variant:\n  "
                              + "\n  ".join(result.problems))
     assert result.cgroup is not None
+    cgroup = result.cgroup.resolve()
     old = read_state()
     if trusted is None:
         trusted = old["trusted"] if old else []
     toa_bpf._nets(trusted)                       # a bad list changes nothing
     source, how = object_source(obj)
+    _mount_bpffs()
+    if _exists(toa_bpf.PIN_DIR):                 # a re-install: take the old one away
+        _teardown(Path(old["cgroup"]) if old else cgroup)
+        say("removed the previous BPF programs")
     target = Path("/") / OBJECT_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        if source is None:
-            say(f"compiling {toa_bpf.SOURCE.name} with clang")
-            source = toa_bpf.build(Path(tmp) / "toa.bpf.o")
-        shutil.copyfile(source, target)
-    say(f"BPF object {target} ({how})")
-    _mount_bpffs()
-    if toa_bpf.PIN_DIR.exists():                 # a re-install: take the old one away
-        _teardown(Path(old["cgroup"]) if old else result.cgroup)
-        say("removed the previous BPF programs")
-    commands = toa_bpf.bringup_commands(target, result.cgroup, trusted)
+    commands = toa_bpf.bringup_commands(target, cgroup, trusted)
     try:
+        with tempfile.TemporaryDirectory() as tmp:
+            if source is None:
+                say(f"compiling {toa_bpf.SOURCE.name} with clang")
+                source = toa_bpf.build(Path(tmp) / "toa.bpf.o")
+            shutil.copyfile(source, target)
+        say(f"BPF object {target} ({how})")
         toa_bpf.run_all(commands)
-    except InstallerError:
-        _teardown(result.cgroup)
-        raise
-    say(f"loaded, pinned under {toa_bpf.PIN_DIR}, attached to {result.cgroup}")
+    except (InstallerError, OSError) as exc:
+        removed = uninstall()
+        raise InstallerError(f"{exc}\nnothing of the BPF variant is left installed"
+                             + (f" ({'; '.join(removed)})" if removed else "")) from exc
+    say(f"loaded, pinned under {toa_bpf.PIN_DIR}, attached to {cgroup}")
     say(f"TOA believed from {','.join(trusted)}" if trusted else "TOA believed from any peer")
     unit = Path("/") / UNIT_FILE
     unit.parent.mkdir(parents=True, exist_ok=True)
-    unit.write_text(render_unit(commands, stop_commands(result.cgroup)))
+    unit.write_text(render_unit(commands, cleanup_commands(cgroup)))
     problem = _systemctl("enable", UNIT_NAME)
     say(f"at boot: {unit}" + (f" (not enabled: {problem})" if problem else ", enabled"))
     state = Path("/") / STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"cgroup": str(result.cgroup), "trusted": trusted,
+    state.write_text(json.dumps({"cgroup": str(cgroup), "trusted": trusted,
                                  "object": str(target)}, indent=1) + "\n")
     if run_selftest:
-        ok, output = selftest(result.cgroup, trusted)
+        ok, output = selftest(cgroup, trusted)
         print(output, flush=True)
         if not ok:
             raise InstallerError("the self-test failed (output above): the BPF variant is "
@@ -317,7 +350,7 @@ def uninstall() -> list[str]:
     done = []
     state = read_state()
     cgroup = Path(state["cgroup"]) if state else cgroup2_root()
-    if toa_bpf.PIN_DIR.exists():
+    if _exists(toa_bpf.PIN_DIR):
         if cgroup is not None:
             toa_bpf.detach(cgroup)
         toa_bpf.unload()
@@ -349,7 +382,7 @@ def selftest(cgroup: Path, trusted: list[str]) -> tuple[bool, str]:
 def status() -> dict[str, object]:
     """What of the BPF variant is installed, attached and counted."""
     state = read_state()
-    pinned = toa_bpf.PIN_DIR.exists()
+    pinned = _exists(toa_bpf.PIN_DIR)
     cgroup = Path(state["cgroup"]) if state else None
     return {
         "installed": state is not None,

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 from lvs_tools.toa_bpf_steps import bpf_present
-from lvs_tools.toa_base import (DKMS_SET, MODULE, OPTIONS_FILE, PERSIST_FILE,
-                                InstallerError, checkout, dpkg_version, kernel_line, read_file,
-                                run, say)
+from lvs_tools.toa_base import (DKMS_SET, MODULE, NEEDS_CHECKOUT, OPTIONS_FILE,
+                                PERSIST_FILE, InstallerError, checkout, dpkg_version,
+                                kernel_line, read_file, run, say)
 from lvs_tools.toa_facts import (DKMS_KEY, SUPPORTED_LINES, SigningPolicy, VersionOf, Which,
                                  check_headers, check_tools, signing_advice, signing_policy)
 from lvs_tools.toa_state import (dkms_status, loaded, module_file, module_signer, persist,
@@ -142,9 +142,15 @@ def uninstall(kver: str) -> list[str]:
     if (Path("/") / OPTIONS_FILE).exists():
         write_trusted([])
         done.append(f"removed /{OPTIONS_FILE}")
-    with checkout() as (inst, _):
-        if shutil.which("dkms") and inst.dkms_remove(DKMS_SET):
-            done.append("removed lvs-toa from DKMS")
+    try:
+        with checkout() as (inst, _):
+            if shutil.which("dkms") and inst.dkms_remove(DKMS_SET):
+                done.append("removed lvs-toa from DKMS")
+    except InstallerError as exc:
+        if str(exc) != NEEDS_CHECKOUT:
+            raise
+        say("DKMS not looked at: removing lvs-toa from DKMS needs a checkout of "
+            "lvs-toolkit (its tools/install.py)")
     return done
 
 
