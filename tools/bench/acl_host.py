@@ -1,8 +1,10 @@
 """On this host's kernel (no emulation), as root: the UDP send rate into a
 namespace whose prerouting holds a deny list of 100,000 single addresses,
-in one interval set (the first layout) or in the hash set (the layout of
-ipvsadm_py.nft), against no table; the three in turn, ROUNDS times, each
-pair's ratio.  The sender's own rate carries the receive path (a veth
+in one interval set (the first layout), in the hash set (the layout of
+ipvsadm_py.nft: a hash set with timeouts beside an interval set, a rule
+each), or in one hash set without timeouts and of a declared size
+(``fixed``: the kernel's fixed-size hash for 4-byte keys, one rule), against
+no table; in turn, ROUNDS times, each pair's ratio.  The sender's own rate carries the receive path (a veth
 delivers in the sender's softirq).  docs/acl.md, MEASURED.
 
     .venv/bin/python -m tools.bench.acl_host [ROUNDS]
@@ -39,6 +41,13 @@ def load(layout):
     lst = AccessList(Kind.DENY, target)
     if layout == "hash":
         N.AccessLists(nft).add(Kind.DENY, target, entries)
+    elif layout == "fixed":
+        rule = N.encode_rules(lst)[0]
+        rule["rule"]["expr"][-3]["match"]["right"] = "@fixed"
+        nft.run([{"add": {"table": {"family": "inet", "name": N.TABLE}}}, {"add": N._chain()},
+                 {"add": N._obj("set", name="fixed", type="ipv4_addr", size=131072)},
+                 {"add": N._obj("counter", name=lst.name)},
+                 {"add": N._elements("fixed", entries)}, {"add": rule}])
     else:   # the first layout: one interval set, one rule
         nft.run([{"add": {"table": {"family": "inet", "name": N.TABLE}}}, {"add": N._chain()},
                  {"add": N._sets(lst)[0]}, {"add": N._obj("counter", name=lst.name)},
@@ -59,10 +68,10 @@ def window(sec=2.0):
     out = subprocess.run(["ip", "netns", "exec", A, "taskset", "-c", "1", sys.executable, "-c", SENDER, str(sec)],
                          capture_output=True, text=True, check=True).stdout
     return int(out) / sec
-res = {"none": [], "interval": [], "hash": []}
+res = {"none": [], "interval": [], "hash": [], "fixed": []}
 try:
     for r in range(int(sys.argv[1]) if len(sys.argv) > 1 else 6):
-        for layout in ("none", "interval", "hash"):
+        for layout in ("none", "interval", "hash", "fixed"):
             load(layout)
             res[layout].append(window())
         print(r, {k: round(v[-1]) for k, v in res.items()}, flush=True)
@@ -70,6 +79,6 @@ finally:
     rx.kill()
     for ns in (A, B):
         subprocess.run(["ip", "netns", "del", ns])
-for k in ("interval", "hash"):
+for k in ("interval", "hash", "fixed"):
     pairs = [a / b for a, b in zip(res[k], res["none"])]
     print(k, "vs none: median", round(statistics.median(pairs), 3), [round(p, 3) for p in pairs])
