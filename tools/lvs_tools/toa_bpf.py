@@ -136,6 +136,17 @@ def attached(cgroup: Path, pin_dir: Path = PIN_DIR) -> list[str]:
     return sorted(ours[p["id"]] for p in json.loads(done.stdout) if p.get("id") in ours)
 
 
+def run_time_ns(pin_dir: Path = PIN_DIR) -> int:
+    """The pinned programs' run time so far, summed (counted only while
+    kernel.bpf_stats_enabled is 1)."""
+    total = 0
+    for prog in PROGRAMS.values():
+        shown = json.loads(_run(_tool("bpftool"), "-j", "prog", "show", "pinned",
+                                str(pin_dir / prog)))
+        total += shown.get("run_time_ns", 0)
+    return total
+
+
 def _hex(data: bytes) -> list[str]:
     return [f"{b:02x}" for b in data]
 
