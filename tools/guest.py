@@ -21,6 +21,7 @@ import atexit
 import compileall
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -151,6 +152,9 @@ def prepare_modroot(kver: str, modules: Path, base: Path,
 #: ended then instead of at its timeout (an early panic halts the vCPU and
 #: QEMU waits; a suite guest's timeout is 80 minutes)
 PANIC_MARKS = ("Kernel panic - not syncing", "PANIC: early exception")
+#: A kernel line of one of PANIC_MARKS (its timestamp, if any, then the mark):
+#: a test printing the words is not a panic
+PANIC_LINE = re.compile(r"^(\[\s*\d+\.\d+\] )?(" + "|".join(map(re.escape, PANIC_MARKS)) + ")")
 #: ``run``'s status for a guest ended after a kernel panic
 PANIC_STATUS = 123
 #: How long the console may go on after a panic (its trace) before the end
@@ -162,7 +166,7 @@ def _pump(stream, log, quiet: bool, panicked: threading.Event | None = None) -> 
     ``panicked`` at a line of PANIC_MARKS."""
     for raw in stream:
         line = raw.decode(errors="replace")
-        if panicked is not None and any(mark in line for mark in PANIC_MARKS):
+        if panicked is not None and PANIC_LINE.match(line):
             panicked.set()
         if not quiet:
             sys.stdout.write(line)

@@ -141,6 +141,11 @@ def test_a_panicked_guest_is_ended_at_once(tmp_path, monkeypatch, line):
     assert (tmp_path / "console.log").read_text() == f"{line}\ntrace\n"
 
 
+def test_a_test_printing_the_words_is_not_a_panic():
+    assert not guest.PANIC_LINE.match("tests/x.py: expected 'Kernel panic - not syncing'")
+    assert guest.PANIC_LINE.match("[  12.345678] Kernel panic - not syncing: Fatal exception")
+
+
 def test_a_guest_without_a_panic_keeps_its_status_and_its_timeout():
     panicked = threading.Event()
     ok = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
