@@ -84,9 +84,24 @@ __all__ = ["DKMS_CERT", "DKMS_KEY", "DKMS_SET", "EFI_SECUREBOOT", "MODULE", "NEE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lvs-toa", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="lvs-toa", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Put TOA (toa.ko, or its BPF variant with --mode ebpf) on a real server\n"
+                    "behind a FULLNAT balancer, prove that it works, report, take it away.",
+        epilog="actions:\n"
+               "  check      what an install needs, changing nothing (exit 1: a problem)\n"
+               "  install    build/load/persist toa.ko (DKMS), or load, pin, attach and\n"
+               "             persist the BPF variant; then the self-test\n"
+               "  status     what is installed, loaded or attached, at boot, counted\n"
+               "             (exit 1: no TOA active)\n"
+               "  stats      the active variant's counters, one per line\n"
+               "  selftest   prove in a private network namespace that accept() and\n"
+               "             getpeername() name TOA clients\n"
+               "  uninstall  remove whichever variant is there\n\n"
+               "Root is needed for all but check --mode module, status and toa.ko's stats.\n"
+               "docs/toa.md has the details.")
     parser.add_argument("action", choices=("check", "install", "status", "stats", "selftest",
-                                           "uninstall"))
+                                           "uninstall"), help="see below")
     parser.add_argument("--kver", default=running_kernel(),
                         help="kernel release (default: the running kernel)")
     parser.add_argument("--mode", choices=bpf_steps.MODES, default="module",
