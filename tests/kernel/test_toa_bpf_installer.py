@@ -195,3 +195,35 @@ def test_auto_without_lockdown(kver):
         assert f"mode auto: ebpf (the headers of {kver} are not installed)" in out, out
     else:
         assert "mode auto: ebpf (toa.ko cannot be built here: " in out, out
+
+
+@pytest.mark.timeout(1800)
+def test_a_failed_install_leaves_nothing_and_a_second_replaces_the_first(rs_system, tmp_path):
+    """An object the kernel refuses: the install says so and nothing of it
+    stays. Two installs in a row: one set of programs attached, not two
+    (multi mode would keep both)."""
+    if not has_bpf_loop():
+        pytest.skip("this kernel has no bpf_loop() (5.17 or later): the BPF TOA needs it")
+    cgroup = steps.cgroup2_root()
+    bad = tmp_path / "bad.bpf.o"
+    bad.write_bytes(b"\x7fELF" + bytes(60))
+    res = installer("install", "--mode", "ebpf", "--object", str(bad), "--no-selftest")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "nothing of the BPF variant is left installed" in res.stderr, res.stderr
+    for path in (toa_bpf.PIN_DIR, Path("/", steps.OBJECT_FILE), Path("/", steps.UNIT_FILE),
+                 Path("/", steps.STATE_FILE)):
+        assert not path.exists(), path
+    for _ in range(2):
+        res = installer("install", "--mode", "ebpf", "--no-selftest")
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert "removed the previous BPF programs" in res.stdout
+    shown = json.loads(subprocess.run(["bpftool", "-j", "cgroup", "show", str(cgroup)],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert sorted(p["name"] for p in shown if p.get("name", "").startswith("toa_")) == \
+        ["toa_getpeername4", "toa_getpeername6", "toa_sockops"], shown
+    assert installer("uninstall").returncode == 0
+    for _ in range(100):
+        if not ours():
+            break
+        time.sleep(0.1)
+    assert ours() == []
