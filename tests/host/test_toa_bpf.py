@@ -19,16 +19,9 @@ from pathlib import Path
 import pytest
 
 from lvs_tools import toa_bpf
+from lvs_tools.toa_bpf_steps import cgroup2_root
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cgroup2() -> Path | None:
-    for line in Path("/proc/mounts").read_text().splitlines():
-        fields = line.split()
-        if len(fields) > 2 and fields[2] == "cgroup2":
-            return Path(fields[1])
-    return None
 
 
 pytestmark = [
@@ -37,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("clang") is None or
                        shutil.which("bpftool", path="/usr/sbin:/sbin:/usr/bin") is None,
                        reason="clang and bpftool (Debian packages clang, bpftool) are needed"),
-    pytest.mark.skipif(_cgroup2() is None, reason="no cgroup v2 mount"),
+    pytest.mark.skipif(cgroup2_root() is None, reason="no cgroup v2 mount"),
 ]
 
 LB4, LB6 = "198.51.100.2", "2001:db8:51::2"
@@ -96,7 +89,7 @@ print(json.dumps(out))
 def bpf(tmp_path_factory):
     tag = uuid.uuid4().hex[:8]
     pins = Path(f"/sys/fs/bpf/lvs-toa-test-{tag}")
-    cgroup = _cgroup2() / f"lvs-toa-test-{tag}"
+    cgroup = cgroup2_root() / f"lvs-toa-test-{tag}"
     netns = f"toab-{tag}"
     obj = toa_bpf.build(tmp_path_factory.mktemp("bpf") / "toa.bpf.o")
     toa_bpf.load(obj, pins)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from lvs_tools import toa_bpf
+from lvs_tools import toa_bpf, toa_bpf_steps
 from tests.host import test_toa_bpf as on_host
 from tests.kernel.test_fnat import Lab, fnat_topo  # noqa: F401 (a fixture)
 from tools import netlab, whoami
@@ -30,10 +29,8 @@ pytestmark = [pytest.mark.kernel, *on_host.pytestmark]
 def bpf(tmp_path_factory):
     """The programs loaded, and toa.ko out of the way meanwhile (the guest
     loads it; it would answer getpeername() itself, from any peer)."""
-    if not has_bpf_loop():
-        pytest.skip("this kernel has no bpf_loop() (5.17 or later): the BPF TOA needs it")
-    if not os.path.ismount("/sys/fs/bpf"):
-        subprocess.run(["mount", "-t", "bpf", "bpf", "/sys/fs/bpf"], check=True)
+    skip_without_bpf_loop()
+    toa_bpf_steps.mount_bpffs()
     had_module = os.path.exists("/sys/module/toa")
     if had_module:
         subprocess.run(["rmmod", "toa"], check=True)
@@ -51,8 +48,9 @@ def bpf(tmp_path_factory):
     assert ours() == [], "programs or maps of ours outlive their pins"
 
 
-def has_bpf_loop() -> bool:
-    return bool(re.search(r" [tT] bpf_loop$", Path("/proc/kallsyms").read_text(), re.M))
+def skip_without_bpf_loop() -> None:
+    if not toa_bpf.has_bpf_loop():
+        pytest.skip("this kernel has no bpf_loop() (5.17 or later): the BPF TOA needs it")
 
 
 def ours() -> list[str]:
@@ -158,7 +156,7 @@ def in_the_cgroup(bpf) -> Iterator[None]:
     threads, and a socket belongs to the cgroup of the process that made
     it); back where it was afterwards."""
     cgroup = bpf[1]
-    root = on_host._cgroup2()
+    root = on_host.cgroup2_root()
     here = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].splitlines()[0]
     (cgroup / "cgroup.procs").write_text(str(os.getpid()))
     try:

@@ -23,7 +23,7 @@ import pytest
 
 from lvs_tools import toa_bpf, toa_bpf_steps as steps
 from lvs_tools.toa_facts import check_tools
-from tests.kernel.test_toa_bpf import has_bpf_loop, ours
+from tests.kernel.test_toa_bpf import ours, skip_without_bpf_loop
 from tools.kbuild import ROOT
 
 pytestmark = pytest.mark.kernel
@@ -89,14 +89,13 @@ def test_check_names_what_is_missing(kver):
     assert ("problem: toa.ko is loaded: the module and the BPF variant are never active "
             "together" in out) == loaded, out
     lacks = "problem: the kernel lacks helper bpf_loop() for sock_ops programs"
-    assert (lacks in out) != has_bpf_loop(), out
+    assert (lacks in out) != toa_bpf.has_bpf_loop(), out
     assert "ready to install" not in out
 
 
 @pytest.mark.timeout(1800)
 def test_install_status_stats_reboot_uninstall(rs_system, kmsg_mark):
-    if not has_bpf_loop():
-        pytest.skip("this kernel has no bpf_loop() (5.17 or later): the BPF TOA needs it")
+    skip_without_bpf_loop()
     cgroup = steps.cgroup2_root()
     res = installer("install", "--mode", "ebpf", "--trusted", TRUSTED)
     out = res.stdout + res.stderr
@@ -169,8 +168,7 @@ def test_install_status_stats_reboot_uninstall(rs_system, kmsg_mark):
 
 @pytest.mark.timeout(1800)
 def test_auto_picks_ebpf_under_lockdown(rs_system, fake_lockdown):
-    if not has_bpf_loop():
-        pytest.skip("this kernel has no bpf_loop() (5.17 or later): the BPF TOA needs it")
+    skip_without_bpf_loop()
     res = installer("check", "--mode", "auto")
     out = res.stdout + res.stderr
     assert "mode auto: ebpf (this kernel refuses unsigned modules (kernel lockdown is "\
@@ -202,8 +200,7 @@ def test_a_failed_install_leaves_nothing_and_a_second_replaces_the_first(rs_syst
     """An object the kernel refuses: the install says so and nothing of it
     stays. Two installs in a row: one set of programs attached, not two
     (multi mode would keep both)."""
-    if not has_bpf_loop():
-        pytest.skip("this kernel has no bpf_loop() (5.17 or later): the BPF TOA needs it")
+    skip_without_bpf_loop()
     cgroup = steps.cgroup2_root()
     bad = tmp_path / "bad.bpf.o"
     bad.write_bytes(b"\x7fELF" + bytes(60))

@@ -31,6 +31,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -505,11 +506,6 @@ def _bpf_stats(switch: Path):
     finally:
         if before is not None:
             switch.write_text(before)
-
-
-def tempfile_dir() -> str:
-    import tempfile
-    return tempfile.mkdtemp(prefix="lvs-bench-")
 
 
 def slab() -> dict[str, int]:
@@ -997,13 +993,11 @@ class Bench:
         cgroup = root / "lvs-bench-toa"
         cgroup.mkdir(exist_ok=True)
         pins = Path("/sys/fs/bpf/lvs-bench-toa")
-        if not os.path.ismount("/sys/fs/bpf"):
-            sh("mount -t bpf bpf /sys/fs/bpf")
-        bpf_ok = bool(re.search(r" [tT] bpf_loop$", Path("/proc/kallsyms").read_text(), re.M))
+        toa_bpf_steps.mount_bpffs()
+        bpf_ok = toa_bpf.has_bpf_loop()
         if bpf_ok:
-            obj = toa_bpf_steps.BUILT_OBJECT
-            if not obj.is_file():
-                obj = toa_bpf.build(Path(tempfile_dir()) / "toa.bpf.o")
+            obj = toa_bpf_steps.object_source(None)[0] or \
+                toa_bpf.build(Path(tempfile.mkdtemp(prefix="lvs-bench-")) / "toa.bpf.o")
             toa_bpf.unload(pins)
             toa_bpf.load(obj, pins)
         else:

@@ -7,7 +7,9 @@ tools/kbuild.py); standard library only (a real server has no venv).
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Iterator, Sequence
@@ -58,6 +60,20 @@ def kernel_line(kver: str) -> str:
     """'6.12.95+deb12-amd64' -> '6.12' (tools/kbuild.py)."""
     with checkout() as (_, kbuild):
         return kbuild.kernel_line(kver)
+
+
+def run_selftest(*args: str, cgroup: Path | None = None) -> tuple[bool, str]:
+    """tools/lvs_tools/toa_selftest.py (with ``args``) in its own network
+    namespace, inside ``cgroup`` when one is given; (passed, its output)."""
+    here = str(Path(__file__).resolve().parent.parent)   # where lvs_tools is
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-m", "lvs_tools.toa_selftest", *args]
+    if cgroup is not None:      # the shell joins the cgroup, then becomes the test
+        argv = ["sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs"),
+                *argv]
+    res = subprocess.run(argv, env=dict(os.environ, PYTHONPATH=path),
+                         capture_output=True, text=True, timeout=300)
+    return res.returncode == 0, (res.stdout + res.stderr).strip()
 
 
 def say(msg: str) -> None:

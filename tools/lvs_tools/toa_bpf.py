@@ -18,6 +18,7 @@ import ipaddress
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import struct
@@ -36,6 +37,12 @@ STATS = ("syn_recv_sock_toa", "syn_recv_sock_no_toa", "data_seg_toa", "getname_t
          "getname_toa_family", "opt_bad_len", "opt_truncated", "opt_after_eol",
          "opt_duplicate", "store_fail", "opt_untrusted")
 TRUSTED_MAX = 64          # the LPM maps' size in toa.bpf.c
+
+
+def has_bpf_loop(kallsyms: Path = Path("/proc/kallsyms")) -> bool:
+    """Whether the running kernel has bpf_loop() (5.17 or later), which the
+    programs' option walk needs."""
+    return bool(re.search(r" [tT] bpf_loop$", kallsyms.read_text(), re.M))
 
 
 def _tool(name: str) -> str:

@@ -27,12 +27,11 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from lvs_tools import toa_bpf
-from lvs_tools.toa_base import PERSIST_FILE, InstallerError, read_file, run, say
+from lvs_tools.toa_base import PERSIST_FILE, InstallerError, read_file, run, run_selftest, say
 from lvs_tools.toa_facts import check_headers, check_tools, signing_policy
 from lvs_tools.toa_state import loaded, persisted
 
@@ -274,7 +273,8 @@ def _systemctl(*args: str) -> str | None:
     return None if res.returncode == 0 else (res.stderr.strip() or res.stdout.strip())
 
 
-def _mount_bpffs() -> None:
+def mount_bpffs() -> None:
+    """bpffs at /sys/fs/bpf where it is not mounted (a guest, a minimal host)."""
     if not os.path.ismount(BPFFS):
         res = run(["mount", "-t", "bpf", "bpf", str(BPFFS)])
         if res.returncode != 0:
@@ -300,7 +300,7 @@ def install(*, cgroup: Path | None = None, obj: Path | None = None,
         trusted = old["trusted"] if old else []
     toa_bpf._nets(trusted)                       # a bad list changes nothing
     source, how = object_source(obj)
-    _mount_bpffs()
+    mount_bpffs()
     if _exists(toa_bpf.PIN_DIR):                 # a re-install: take the old one away
         _teardown(Path(old["cgroup"]) if old else cgroup)
         say("removed the previous BPF programs")
@@ -339,8 +339,10 @@ def install(*, cgroup: Path | None = None, obj: Path | None = None,
         say("self-test passed: accept() and getpeername() see TOA clients")
 
 
-def _teardown(cgroup: Path) -> None:
-    toa_bpf.detach(cgroup)
+def _teardown(cgroup: Path | None) -> None:
+    """Detach ours from ``cgroup`` (if known) and remove the pins."""
+    if cgroup is not None:
+        toa_bpf.detach(cgroup)
     toa_bpf.unload()
 
 
@@ -351,9 +353,7 @@ def uninstall() -> list[str]:
     state = read_state()
     cgroup = Path(state["cgroup"]) if state else cgroup2_root()
     if _exists(toa_bpf.PIN_DIR):
-        if cgroup is not None:
-            toa_bpf.detach(cgroup)
-        toa_bpf.unload()
+        _teardown(cgroup)
         done.append(f"detached and unpinned the BPF programs ({toa_bpf.PIN_DIR})")
     unit = Path("/") / UNIT_FILE
     if unit.exists():
@@ -369,14 +369,7 @@ def uninstall() -> list[str]:
 
 def selftest(cgroup: Path, trusted: list[str]) -> tuple[bool, str]:
     """tools/lvs_tools/toa_selftest.py --bpf, run inside ``cgroup``."""
-    here = str(Path(__file__).resolve().parent.parent)   # where lvs_tools is
-    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-    shell = (f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))} && exec "
-             f"{shlex.quote(sys.executable)} -m lvs_tools.toa_selftest --bpf "
-             f"{shlex.quote(','.join(trusted))}")
-    res = subprocess.run(["sh", "-c", shell], env=dict(os.environ, PYTHONPATH=path),
-                         capture_output=True, text=True, timeout=300)
-    return res.returncode == 0, (res.stdout + res.stderr).strip()
+    return run_selftest("--bpf", ",".join(trusted), cgroup=cgroup)
 
 
 def status() -> dict[str, object]:

@@ -10,14 +10,12 @@ import dataclasses
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from lvs_tools.toa_bpf_steps import bpf_present
 from lvs_tools.toa_base import (DKMS_SET, MODULE, NEEDS_CHECKOUT, OPTIONS_FILE,
                                 PERSIST_FILE, InstallerError, checkout, dpkg_version,
-                                kernel_line, read_file, run, say)
+                                kernel_line, read_file, run, run_selftest, say)
 from lvs_tools.toa_facts import (DKMS_KEY, SUPPORTED_LINES, SigningPolicy, VersionOf, Which,
                                  check_headers, check_tools, signing_advice, signing_policy)
 from lvs_tools.toa_state import (dkms_status, loaded, module_file, module_signer, persist,
@@ -85,12 +83,7 @@ def load(kver: str) -> None:
 
 def selftest() -> tuple[bool, str]:
     """Run tools/lvs_tools/toa_selftest.py in its own network namespace."""
-    here = str(Path(__file__).resolve().parent.parent)   # where lvs_tools is
-    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
-    res = subprocess.run([sys.executable, "-m", "lvs_tools.toa_selftest"],
-                         env=dict(os.environ, PYTHONPATH=path),
-                         capture_output=True, text=True, timeout=300)
-    return res.returncode == 0, (res.stdout + res.stderr).strip()
+    return run_selftest()
 
 
 def install(kver: str, *, run_selftest: bool = True,
