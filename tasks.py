@@ -303,9 +303,11 @@ def demo(c, kver=None):
             "only": "run only the steps whose name contains this word (e.g. exporter); "
                     "the other figures are null",
             "mttcg": "run the guest with QEMU's multi-threaded TCG (one host thread per "
-                     "vCPU; the test guests stay single-threaded: README, Tests)"})
+                     "vCPU; the test guests stay single-threaded: README, Tests)",
+            "cpus": "the guest's vCPUs (default 2; with 3 or more, CPU 1 does the "
+                    "balancer's work only and the others generate: docs/benchmarks.md)"})
 def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, only=None,
-          mttcg=False):
+          mttcg=False, cpus=2):
     """Benchmarks in one guest: FULLNAT vs NAT, SYNPROXY, memory, control plane.
 
     Prints a table of ratios against baselines measured in the same run,
@@ -319,7 +321,7 @@ def bench(c, kver=None, quick=False, json=None, memory=None, no_build=False, onl
         _keepalived("build", warn_only=True)   # the keepalived figures need it
     try:
         bench_mod.run(chosen, quick=quick, only=only, json_path=json,
-                      memory=memory or bench_mod.BENCH_MEMORY,
+                      memory=memory or bench_mod.BENCH_MEMORY, cpus=int(cpus),
                       tcg_thread="multi" if mttcg else "single")
     except kbuild.BuildError as exc:
         raise _fail(exc)

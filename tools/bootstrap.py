@@ -79,10 +79,14 @@ TOOLS = (
     # TOA without a module (kernel/toa_bpf): clang builds the BPF object with
     # libbpf-dev's helper headers, bpftool loads, pins and attaches it
     "clang", "libbpf-dev", "bpftool",
+    # the benchmark's user-space peer: HAProxy in TCP mode (docs/benchmarks.md,
+    # tools/bench/haproxy_peer.py)
+    "haproxy",
 )
 # Services those packages enable that must not run on this machine: the
-# guests start their own daemons in their namespaces (docs/cluster.md).
-SILENT_UNITS = ("bird.service",)
+# guests start their own daemons in their namespaces (docs/cluster.md,
+# docs/benchmarks.md).
+SILENT_UNITS = ("bird.service", "haproxy.service")
 # dpkg-query patterns of every package the kernel plan looks at
 KERNEL_PATTERNS = ("linux-image-*", "linux-headers-*", "linux-source-*")
 

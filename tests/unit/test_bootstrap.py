@@ -162,18 +162,23 @@ class Units:
         self.acted.append(cmd)
 
 
-@pytest.mark.parametrize("enabled,active,systemd,expected", [
-    ("enabled", "active", True, [["systemctl", "disable", "bird.service"],
-                                 ["systemctl", "stop", "bird.service"]]),
-    ("enabled", "inactive", False, [["systemctl", "disable", "bird.service"]]),
+@pytest.mark.parametrize("enabled,active,systemd,actions", [
+    ("enabled", "active", True, ["disable", "stop"]),
+    ("enabled", "inactive", False, ["disable"]),
     ("disabled", "inactive", True, []),
-    ("disabled", "active", True, [["systemctl", "stop", "bird.service"]]),
+    ("disabled", "active", True, ["stop"]),
 ])
-def test_the_package_daemons_are_silenced_on_the_host(enabled, active, systemd, expected):
-    units = Units(enabled, active)
+def test_the_package_daemons_are_silenced_on_the_host(enabled, active, systemd, actions):
+    units = Units(enabled, active)      # every unit in the same state
+    expected = [["systemctl", action, unit]
+                for unit in bootstrap.SILENT_UNITS for action in actions]
     assert bootstrap.silence_units(units.run, units.act, systemd) == expected
     assert units.acted == expected
 
 
 def test_bird_is_among_the_tools():
     assert "bird2" in bootstrap.TOOLS and "bird.service" in bootstrap.SILENT_UNITS
+
+
+def test_haproxy_is_among_the_tools_and_does_not_run_on_the_host():
+    assert "haproxy" in bootstrap.TOOLS and "haproxy.service" in bootstrap.SILENT_UNITS

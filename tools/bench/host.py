@@ -51,7 +51,7 @@ def run(kver: str, *, quick: bool = False, only: str | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     word = re.sub(r"[^A-Za-z0-9_.-]+", "-", only).strip("-") if only else ""
     stem = (("bench-quick" if quick else "bench") + (f"-only-{word}" if word else "")
-            + ("-mttcg" if tcg_thread == "multi" else ""))
+            + ("-mttcg" if tcg_thread == "multi" else "") + (f"-{cpus}cpu" if cpus != 2 else ""))
     result_file = out_dir / f"result-{stem}.json"
     result_file.unlink(missing_ok=True)
     build_gen()

@@ -51,7 +51,7 @@ def verdict(key: str, value: float | None) -> str:
 
 def rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     out = []
-    for key in (*KEYS, "bytes_fnat_vs_nat_ratio"):
+    for key in (*KEYS, "bytes_fnat_vs_nat_ratio", "bytes_fnat_vs_nft_ratio"):
         value = result.get(key)
         target = ""
         if key in TARGETS:

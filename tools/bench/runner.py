@@ -41,6 +41,9 @@ from netaddr import IPAddress
 
 from tools import netlab
 from tools.bench import keepalived as ka_bench
+from tools.bench import haproxy_peer, nft_peer
+from tools.bench.saturation import (Window, busy_share, cost_ratio, lower_bound,
+                                    paired_figure)
 from tools.netlab import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +62,11 @@ POOL_MARK, POOL_UDP, POOL_TCP = 7, 9002, 83
 #: The TOA figure: a FULLNAT service of its own to rs1's ``gen serve-peer``
 TCP_TOA, RS_TOA = 84, 8084
 POOL_LADDR_NET = "10.0.4"
+#: HAProxy on the peers' address -> rs1's ``gen echo --proxy``; FULLNAT to
+#: rs1's ``gen echo`` for the same exchanges (request/response of RR_SIZE)
+TCP_HAPROXY, RS_HAPROXY = 88, 8088
+TCP_ECHO, RS_ECHO = 89, 8089
+RR_SIZE = 64
 COOKIE_PORT = 7000                      # a local listener in the balancer
 DEFENDED_VIP = "10.0.0.102"             # a SYNPROXY address without UDP services
 DEFENDED_UDP_PORT = 9999                # UDP there: dropped by defence_udp_drop
@@ -68,7 +76,7 @@ FLOOD_NET = "10.96.0.0/12"              # sources of gen.c's floods
 SRC_NET = "10.64.0.0/10"                # generated client addresses
 #: Source /16 of each purpose's generated flows: 10.BASE.0.0/16.
 BASE = {"pps_nat": 64, "pps_fnat": 65, "mem_nat": 66, "mem_fnat": 67, "big": 68,
-        "udp_drop": 69, "pool": 70}
+        "udp_drop": 69, "pool": 70, "pps_nft": 71, "mem_nft": 72}
 
 #: Target of each figure (reported, never asserted): (comparison, value).
 TARGETS = {
@@ -88,6 +96,13 @@ TARGETS = {
     "acl_drop_vs_synproxy_ratio": (">=", 1.5),
     "toa_ebpf_vs_none_cps_ratio": (">=", 0.95),
     "toa_module_vs_none_cps_ratio": (">=", 0.95),
+    # against what an operator would use instead (tools/bench/nft_peer.py,
+    # tools/bench/haproxy.cfg); request/response has no goal of its own
+    "fnat_vs_nft_pps_ratio": (">=", 1.0),
+    "fnat_vs_nft_cps_ratio": (">=", 1.0),
+    "synproxy_vs_nft_synproxy_ratio": (">=", 1.0),
+    "fnat_vs_haproxy_cps_ratio": (">=", 2.0),
+    "fnat_vs_haproxy_pps_ratio": (">=", 1.0),
 }
 RATIO_KEYS = tuple(TARGETS)
 #: Every key the JSON document has, besides context.
@@ -101,6 +116,10 @@ KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie
         "acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio",
         # TOA on the real server: the BPF variant and toa.ko against neither
         "toa_ebpf_vs_none_cps_ratio", "toa_module_vs_none_cps_ratio",
+        # the peers: nftables full NAT and synproxy, HAProxy in TCP mode
+        "fnat_vs_nft_pps_ratio", "fnat_vs_nft_cps_ratio", "synproxy_vs_nft_synproxy_ratio",
+        "fnat_vs_haproxy_cps_ratio", "fnat_vs_haproxy_pps_ratio",
+        "bytes_per_session_nft", "bytes_per_session_haproxy",
         # keepalived (tools/bench/keepalived.py)
         "keepalived_load_vs_restore_ratio", "keepalived_check_cpu_percent")
 
@@ -125,13 +144,14 @@ class Params:
     acl_entries: int = 100_000    # deny entries of the list benchmark
     scraped_services: int = 1000  # lvs-exporter: services of the scraped table,
     scraped_dests: int = 4        # each with this many real servers
+    held: int = 10_000            # idle TCP connections of the proxy memory figure
 
 
 FULL = Params()
 QUICK = Params(repeats=1, seconds=1.0, warmup=0.5, flows=100, sessions=5000, big=20_000,
                laddrs=4, concurrency=16, rules=500, services=50, max_passes=3,
                many_services=2000, pool_laddrs=2, pool_window=0.25,
-               scraped_services=50, acl_entries=5000)
+               scraped_services=50, acl_entries=5000, held=500)
 
 
 # ---------------------------------------------------------------- helpers
@@ -204,6 +224,7 @@ class Lab:
         self.ipvs = None
         self.procs: list[subprocess.Popen] = []
         self.rps_cpu: int | None = None
+        self.gen_cpus: list[int] = [0]
         self.svc: dict[str, Any] = {}
         self.serving = False
 
@@ -236,18 +257,28 @@ class Lab:
 
         t = self.topo
         sh("modprobe pktgen")
+        # the nftables peer's modules, now: none is loaded while measuring
+        # (conntrack's hooks only run while the peer's table exists)
+        sh("modprobe -a " + " ".join(nft_peer.MODULES))
+        # conntrack sized for the sessions of the memory run, as IPVS's
+        # table is (ip_vs.conn_tab_bits=20); nftables' wiki on synproxy:
+        # no loose pick-up of connections conntrack has not seen start
+        sh(f"sysctl -qw net.netfilter.nf_conntrack_max={4 * self.p.sessions}")
+        Path("/sys/module/nf_conntrack/parameters/hashsize").write_text(
+            str(2 * self.p.sessions))
+        t.sysctl(t.lb, net__netfilter__nf_conntrack_tcp_loose=0,
+                 net__netfilter__nf_conntrack_udp_timeout=24 * 3600)
         t.sysctl(t.lb, net__ipv4__conf__all__rp_filter=0,
                  net__ipv4__conf__default__rp_filter=0, net__ipv4__conf__eth0__rp_filter=0)
         t.sysctl(t.client, net__ipv4__ip_local_port_range="10000 65000")
         t.ip_batch(t.lb, [f"route add {SRC_NET} via {netlab.CLIENT4}"]
-                   + [f"addr add 10.0.3.{i}/32 dev vip0" for i in range(1, self.p.laddrs + 1)])
+                   + [f"addr add 10.0.3.{i}/32 dev vip0" for i in range(1, self.p.laddrs + 1)]
+                   + [f"addr add {nft_peer.PEER_VIP}/32 dev vip0"])
         # RS: drop UDP on arrival (counted by the interface first): the
         # real server's own cost stays out of the packet rates.
         t.sh(t.rs(1), "tc qdisc add dev eth0 clsact && tc filter add dev eth0 ingress "
                       "protocol ip prio 1 u32 match ip protocol 17 0xff action drop")
-        if os.cpu_count() and os.cpu_count() >= 2:
-            self.rps_cpu = 1
-            t.sh(t.lb, "echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus")
+        self.cpu_layout()
         self.lb_mac = self.link(t.lb, "eth0")["address"]
         # pktgen: one device on CPU 0's thread, added once (removing and
         # adding again races with the thread, which removes asynchronously)
@@ -278,6 +309,33 @@ class Lab:
         if self.fullnat:
             service("udp_fnat", Protocol.UDP, UDP_FNAT, UDP_FNAT, Forward.FULLNAT)
             service("tcp_fnat", Protocol.TCP, TCP_FNAT, RS_TCP[TCP_FNAT], Forward.FULLNAT)
+        self.nft = nft_peer.NftPeer(t.lb, [netlab.rs_addr(1)])
+        self.nft_missing = self.nft.available()
+
+    def cpu_layout(self) -> None:
+        """The balancer's receive work (both of its sides: eth0 from the
+        client, p1 from the real server) on CPU 1 with RPS; the generators
+        on every other CPU.  With three CPUs or more, the client's and the
+        real server's receive work and the servers go to the generators'
+        CPUs too, so that CPU 1 does the balancer's work only (with two,
+        they stay where the packets arrive: CPU 0 is the generator's)."""
+        t = self.topo
+        ncpu = os.cpu_count() or 1
+        if ncpu < 2:
+            return
+        self.rps_cpu = 1
+        self.gen_cpus = [c for c in range(ncpu) if c != self.rps_cpu]
+        for dev in ("eth0", "p1"):
+            t.sh(t.lb, f"echo {1 << self.rps_cpu:x} > /sys/class/net/{dev}/queues/rx-0/rps_cpus")
+        if ncpu >= 3:
+            mask = f"{sum(1 << c for c in self.gen_cpus):x}"
+            for ns in (t.client, t.rs(1)):
+                t.sh(ns, f"echo {mask} > /sys/class/net/eth0/queues/rx-0/rps_cpus")
+
+    def on_gen_cpus(self, ns: str, *argv: str) -> list[str]:
+        """A command line running ``argv`` in ``ns`` on the generators' CPUs."""
+        return ["ip", "netns", "exec", ns, "taskset", "-c",
+                ",".join(map(str, self.gen_cpus)), *argv]
 
     # ------------------------------------------------------------ counters
     def link(self, ns: str, dev: str) -> dict:
@@ -334,54 +392,86 @@ class Lab:
         proc.wait(timeout=60)
 
     def forward_rate(self, port: int, nflows: int, base: int,
-                     seconds: float) -> dict[str, float]:
-        """Packets per second reaching the real server (and offered)."""
-        self.pktgen_setup(port, nflows, base)
+                     seconds: float, dst: str = VIP) -> dict[str, Any]:
+        """Packets per second reaching the real server (and offered), and
+        the window's evidence of saturation (``window``)."""
+        self.pktgen_setup(port, nflows, base, dst=dst)
         proc = self.pktgen_start()
         try:
             time.sleep(self.p.warmup)
-            rs0, tx0, t0 = self.rx(self.topo.rs(1)), self.rx(self.topo.lb), time.monotonic()
+            before = self.probe()
             time.sleep(seconds)
-            rs1, tx1, t1 = self.rx(self.topo.rs(1)), self.rx(self.topo.lb), time.monotonic()
+            after = self.probe()
         finally:
             self.pktgen_stop(proc)
-        return {"pps": (rs1 - rs0) / (t1 - t0), "offered_pps": (tx1 - tx0) / (t1 - t0)}
+        w = self.window(before, after, delivered="rs_rx")
+        return {"pps": w.rate, "offered_pps": w.offered, "window": w}
 
-    def fill(self, name: str, port: int, nflows: int, base: int) -> dict[str, float]:
-        """Create nflows live UDP sessions on service ``name``; returns the count."""
-        before = self.conns(name)
-        self.pktgen_setup(port, nflows, base, count=nflows)
+    # ------------------------------------------------------------ saturation
+    def probe(self) -> dict[str, Any]:
+        """Counters a window's evidence is made of: packets the balancer's
+        eth0 took, packets the client's side of that link could not hand
+        over (the balancer's receive backlog was full: veth counts them as
+        the sender's tx_dropped), packets the real server and the client
+        received, and the CPUs' times."""
+        t = self.topo
+        client = self.link(t.client, "eth0")["stats64"]
+        return {"t": time.monotonic(), "lb_rx": self.rx(t.lb), "rs_rx": self.rx(t.rs(1)),
+                "client_rx": client["rx"]["packets"], "backlog": client["tx"]["dropped"],
+                "cpu": cpu_times()}
+
+    def window(self, before: dict[str, Any], after: dict[str, Any],
+               delivered: str | None = None, rate: float | None = None) -> Window:
+        """The evidence between two probes: open loop when ``delivered``
+        names the counter of what was delivered, closed loop (only the CPU)
+        when ``rate`` is given instead."""
+        dt = after["t"] - before["t"]
+        cpu = f"cpu{self.rps_cpu if self.rps_cpu is not None else 0}"
+        busy = busy_share(before["cpu"].get(cpu, []), after["cpu"].get(cpu, []))
+        if delivered is None:
+            return Window(rate=rate or 0.0, busy=busy)
+        dropped = (after["backlog"] - before["backlog"]) / dt
+        taken = (after["lb_rx"] - before["lb_rx"]) / dt
+        return Window(rate=(after[delivered] - before[delivered]) / dt,
+                      offered=taken + dropped, dropped=dropped, busy=busy)
+
+    def fill(self, name: str, port: int, nflows: int, base: int, dst: str = VIP,
+             count: Callable[[], int] | None = None) -> dict[str, float]:
+        """Create nflows live UDP sessions on service ``name`` (or to ``dst``,
+        counted by ``count``); returns the count."""
+        count = count or (lambda: self.conns(name))
+        before = count()
+        self.pktgen_setup(port, nflows, base, count=nflows, dst=dst)
         started = time.monotonic()
         rate = 0
         for n in range(self.p.max_passes):
             t0 = time.monotonic()
-            c0 = self.conns(name)
+            c0 = count()
             self.topo.sh(self.topo.client, "echo start > /proc/net/pktgen/pgctrl",
                          timeout=3600)
-            made = self.conns(name) - before
-            rate = (self.conns(name) - c0) / max(time.monotonic() - t0, 1e-3)
+            made = count() - before
+            rate = (count() - c0) / max(time.monotonic() - t0, 1e-3)
             log(f"  fill {name}: pass {n + 1}: {made}/{self.flows} sessions")
             if made >= self.flows * 0.999:
                 break
             # the next passes at 80 % of what this one created per second
-            self.pktgen_setup(port, nflows, base, count=nflows,
+            self.pktgen_setup(port, nflows, base, count=nflows, dst=dst,
                               ratep=max(1000, int(rate * 0.8)) if rate else 0)
-        return {"sessions": self.conns(name) - before,
-                "seconds": time.monotonic() - started}
+        return {"sessions": count() - before, "seconds": time.monotonic() - started}
+
+    def conntrack_count(self) -> int:
+        """Conntrack entries of the balancer's namespace (the nftables peer's
+        sessions)."""
+        return int(self.topo.sh(self.topo.lb, f"cat {nft_peer.CONNTRACK_COUNT}").stdout)
 
     # ------------------------------------------------------------ TCP
     def serve(self) -> None:
         """The TCP servers of rs1 (once)."""
         if self.serving:
             return
-        gen = gen_binary()
-        proc = subprocess.Popen(["ip", "netns", "exec", self.topo.rs(1), gen, "serve",
-                                 *map(str, (*RS_TCP.values(), POOL_TCP))],
-                                stdout=subprocess.PIPE, text=True)
-        self.procs.append(proc)
-        assert proc.stdout is not None
-        if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the connection server did not start")
+        self.start_server(self.on_gen_cpus(self.topo.rs(1), gen_binary(), "serve",
+                                           *map(str, (*RS_TCP.values(), POOL_TCP))),
+                          "the connection server")
         self.serving = True
 
     def pool_service(self, laddrs: int) -> int:
@@ -416,27 +506,128 @@ class Lab:
         runs in ``cgroup`` (its sockets are that cgroup's)."""
         from ipvsadm_py import Dest, Forward, LocalAddress, Protocol, Service
 
-        svc = Service(protocol=Protocol.TCP, addr=IPAddress(VIP), port=TCP_TOA, scheduler="rr")
+        self.fnat_tcp_service("toa", TCP_TOA, RS_TOA)
+        self.start_server(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec ip netns exec '
+                           '"$1" "$2" serve-peer "$3"', str(cgroup), self.topo.rs(1),
+                           gen_binary(), str(RS_TOA)], "the serve-peer server")
+
+    def echo_service(self) -> None:
+        """rs1's echo servers (``gen echo`` on RS_ECHO, ``gen echo --proxy``
+        on RS_HAPROXY) and the FULLNAT service VIP:TCP_ECHO to the first."""
+        if "echo" in self.svc:
+            return
+        for args in ([str(RS_ECHO)], ["--proxy", str(RS_HAPROXY)]):
+            self.start_server(self.on_gen_cpus(self.topo.rs(1), gen_binary(), "echo", *args),
+                              f"gen echo {' '.join(args)}")
+        self.fnat_tcp_service("echo", TCP_ECHO, RS_ECHO)
+
+    def fnat_tcp_service(self, name: str, port: int, rport: int) -> None:
+        """TCP VIP:port, FULLNAT to rs1:rport with the lab's local addresses."""
+        from ipvsadm_py import Dest, Forward, LocalAddress, Protocol, Service
+
+        svc = Service(protocol=Protocol.TCP, addr=IPAddress(VIP), port=port, scheduler="rr")
         self.ipvs.add_service(svc)
         for i in range(1, self.p.laddrs + 1):
             self.ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(f"10.0.3.{i}")))
-        self.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)), port=RS_TOA,
+        self.ipvs.add_dest(svc, Dest(addr=IPAddress(netlab.rs_addr(1)), port=rport,
                                      forward=Forward.FULLNAT, weight=1))
-        self.svc["toa"] = svc
-        proc = subprocess.Popen(
-            ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec ip netns exec "$1" "$2" '
-             'serve-peer "$3"', str(cgroup), self.topo.rs(1), gen_binary(), str(RS_TOA)],
-            stdout=subprocess.PIPE, text=True)
+        self.svc[name] = svc
+
+    def start_server(self, argv: list[str], what: str) -> None:
+        """Start a server of the lab (stopped with it); returns once it said
+        "ready"."""
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         self.procs.append(proc)
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != "ready":
-            raise RuntimeError("the serve-peer server did not start")
+            raise RuntimeError(f"{what} did not start")
 
-    def connect_rate(self, port: int, seconds: float) -> dict[str, float]:
-        out = sh(f"ip netns exec {self.topo.client} taskset -c 0 {gen_binary()} connect "
-                 f"{VIP} {port} {seconds} {self.p.concurrency}")
-        done, failed, elapsed = out.split()
-        return {"cps": int(done) / float(elapsed), "failed": int(failed)}
+    def rr_rate(self, dst: str, port: int, seconds: float,
+                per_connection: int = 0) -> dict[str, Any]:
+        """Request/response exchanges of RR_SIZE bytes per second over
+        CONCURRENCY connections (closed loop); ``per_connection`` > 0 opens
+        a new connection after that many exchanges (1: a connection per
+        exchange, the connection rate of a proxy, which answers a
+        handshake itself before it reaches a server)."""
+        rate, failed, (before, after) = self.closed_loop(
+            lambda conc: ["rr", dst, str(port), str(seconds), str(conc), str(RR_SIZE),
+                          str(per_connection)], seconds)
+        return {"rate": rate, "failed": failed,
+                "window": self.window(before, after, rate=rate)}
+
+    def hold(self, dst: str, port: int, count: int, rs_port: int) -> subprocess.Popen:
+        """``count`` idle connections to dst:port, held until :meth:`release`;
+        returns once rs1 has that many established on ``rs_port`` (a proxy
+        opens its server side after the client's handshake)."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.topo.client, gen_binary(), "hold",
+                                 dst, str(port), str(count)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        words = proc.stdout.readline().split()
+        if len(words) != 2 or not all(w.isdigit() for w in words):
+            self.release(proc)
+            raise RuntimeError(f"gen hold {dst}:{port} said {' '.join(words)!r}")
+        proc.held = int(words[0])            # type: ignore[attr-defined]
+
+        def established() -> int:
+            out = self.topo.sh(self.topo.rs(1), "ss -Htn state established "
+                               f"'( sport = :{rs_port} )' | wc -l").stdout
+            return int(out)
+        try:
+            netlab.wait_for(lambda: established() >= proc.held,  # type: ignore[attr-defined]
+                            timeout=600, interval=1)
+        except TimeoutError:
+            self.release(proc)
+            raise RuntimeError(f"{proc.held} connections held to {dst}:{port}, "  # type: ignore
+                               f"{established()} established on rs1:{rs_port} after 600 s")
+        return proc
+
+    @staticmethod
+    def release(proc: subprocess.Popen) -> None:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        proc.wait(timeout=120)
+
+    def connect_rate(self, port: int, seconds: float, dst: str = VIP) -> dict[str, Any]:
+        """New connections per second (closed loop: CONCURRENCY in flight),
+        with the measured CPU's busy share over the window's middle half
+        (``window``)."""
+        cps, failed, (before, after) = self.closed_loop(
+            lambda conc: ["connect", dst, str(port), str(seconds), str(conc)], seconds)
+        return {"cps": cps, "failed": failed, "window": self.window(before, after, rate=cps)}
+
+    def closed_loop(self, args: Callable[[int], list[str]],
+                    seconds: float) -> tuple[float, int, tuple[dict, dict]]:
+        """One generator per generator CPU, pinned there, with ``args(its
+        share of CONCURRENCY)``; each prints "done failed elapsed_s".  The
+        summed rate, the failures, and two probes around the middle half of
+        ``seconds`` (the processes' start and end, a launch under emulation,
+        stay out of the CPU shares)."""
+        share = max(1, self.p.concurrency // len(self.gen_cpus))
+        procs = [subprocess.Popen(["ip", "netns", "exec", self.topo.client, "taskset", "-c",
+                                   str(cpu), gen_binary(), *args(share)],
+                                  stdout=subprocess.PIPE, text=True) for cpu in self.gen_cpus]
+        try:
+            time.sleep(seconds / 4)
+            before = self.probe()
+            time.sleep(seconds / 2)
+            after = self.probe()
+            outs = [proc.communicate(timeout=seconds + 600)[0] for proc in procs]
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        bad = [proc.returncode for proc in procs if proc.returncode != 0]
+        if bad:
+            raise RuntimeError(f"gen {args(share)[0]} failed with status {bad[0]}")
+        rate, failed = 0.0, 0
+        for out in outs:
+            done, fails, elapsed = out.split()
+            rate += int(done) / float(elapsed)
+            failed += int(fails)
+        return rate, failed, (before, after)
 
     def flood(self, dst: str, port: int, kind: str, seconds: float) -> dict[str, float]:
         """SYN or ACK flood from the client; rates of what the lb took and answered."""
@@ -446,15 +637,24 @@ class Lab:
         t.sh(t.client, "tc qdisc add dev eth0 clsact && tc filter add dev eth0 ingress "
                        "protocol ip prio 1 u32 match ip protocol 6 0xff action drop")
         try:
-            c0, l0, s0 = self.rx(t.client), self.rx(t.lb), time.monotonic()
-            out = sh(f"ip netns exec {t.client} taskset -c 0 {gen_binary()} flood eth0 "
-                     f"{self.lb_mac} {FLOOD_NET} {dst} {port} {kind} {seconds}")
-            c1, l1, s1 = self.rx(t.client), self.rx(t.lb), time.monotonic()
+            before = self.probe()
+            # one flooder per generator CPU, each with packets of its own (seed)
+            procs = [subprocess.Popen(
+                ["ip", "netns", "exec", t.client, "taskset", "-c", str(cpu), gen_binary(),
+                 "flood", "eth0", self.lb_mac, FLOOD_NET, dst, str(port), kind, str(seconds),
+                 str(seed)], stdout=subprocess.PIPE, text=True)
+                for seed, cpu in enumerate(self.gen_cpus, 1)]
+            outs = [proc.communicate(timeout=seconds + 600)[0] for proc in procs]
+            after = self.probe()
         finally:
             t.sh(t.client, "tc qdisc del dev eth0 clsact", check=False)
-        sent, elapsed = out.split()
-        return {"answered_pps": (c1 - c0) / (s1 - s0), "taken_pps": (l1 - l0) / (s1 - s0),
-                "sent_pps": int(sent) / float(elapsed)}
+        if any(proc.returncode for proc in procs):
+            raise RuntimeError(f"gen flood failed: {[proc.returncode for proc in procs]}")
+        sent = sum(int(out.split()[0]) / float(out.split()[1]) for out in outs)
+        w = self.window(before, after, delivered="client_rx")
+        dt = after["t"] - before["t"]
+        return {"answered_pps": w.rate, "taken_pps": (after["lb_rx"] - before["lb_rx"]) / dt,
+                "sent_pps": sent, "window": w}
 
 
     def restore(self, lines: list[str]) -> None:
@@ -592,53 +792,176 @@ class Bench:
 
     # -------------------------------------------------------- packet rates
     def pps(self, lab: Lab) -> None:
+        """UDP packets/s forwarded: NAT, FULLNAT and the nftables peer's
+        full NAT, interleaved (nat, fnat, nft, nat, ...)."""
         if not lab.fullnat:
             self.null("fnat_vs_nat_pps_ratio", "not available yet: FULLNAT is missing")
-        runs = {"nat": [], "fnat": [], "nat_offered": [], "fnat_offered": []}
-        for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
-            if name == "fnat" and not lab.fullnat:
-                continue
+            self.null("fnat_vs_nft_pps_ratio", "not available yet: FULLNAT is missing")
+        elif lab.nft_missing:
+            self.null("fnat_vs_nft_pps_ratio", lab.nft_missing)
+        kinds = [("nat", VIP, UDP_NAT), ("fnat", VIP, UDP_FNAT),
+                 ("nft", nft_peer.PEER_VIP, nft_peer.UDP_PORT)]
+        kinds = [k for k in kinds if (k[0] != "fnat" or lab.fullnat)
+                 and (k[0] != "nft" or (lab.fullnat and not lab.nft_missing))]
+        for name, _, port in kinds[:2]:
             lab.fill(f"udp_{name}", port, self.p.flows, BASE[f"pps_{name}"])  # before timing
+        windows: dict[str, list[Window]] = {name: [] for name, _, _ in kinds}
         for _ in range(self.p.repeats):
-            for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
-                if name == "fnat" and not lab.fullnat:
-                    continue
-                r = lab.forward_rate(port, self.p.flows, BASE[f"pps_{name}"],
-                                     self.p.seconds)
-                runs[name].append(r["pps"])
-                runs[f"{name}_offered"].append(r["offered_pps"])
-                log(f"  {name}: {r['pps']:.0f} pps at the RS (offered {r['offered_pps']:.0f})")
-        self.samples["pps"] = runs
-        self.result["nat_pps"] = median(runs["nat"])
-        self.result["fnat_pps"] = median(runs["fnat"])
-        self.context["offered_pps"] = median(runs["nat_offered"] + runs["fnat_offered"])
-        if lab.fullnat:
-            self.result["fnat_vs_nat_pps_ratio"] = paired_ratio(runs["fnat"], runs["nat"])
-            self.context["fnat_vs_nat_pps_ratio_of_medians"] = ratio(
-                self.result["fnat_pps"], self.result["nat_pps"])
+            for name, dst, port in kinds:
+                with lab.nft.active() if name == "nft" else contextlib.nullcontext():
+                    r = lab.forward_rate(port, self.p.flows, BASE[f"pps_{name}"],
+                                         self.p.seconds, dst=dst)
+                windows[name].append(r["window"])
+                log(f"  {name}: {r['window'].describe()}")
+        self.windows("pps", windows)
+        for name in windows:
+            self.result[f"{name}_pps"] = median([w.rate for w in windows[name]])
+        self.context["offered_pps"] = median(
+            [w.offered for ws in windows.values() for w in ws if w.offered is not None])
+        self.figure("fnat_vs_nat_pps_ratio", windows, "fnat", "nat")
+        self.figure("fnat_vs_nft_pps_ratio", windows, "fnat", "nft")
+
+    def windows(self, name: str, windows: dict[str, list[Window]]) -> None:
+        """Every window of a step, with its evidence, in the JSON's samples."""
+        self.samples[name] = {k: [w.as_json() for w in ws] for k, ws in windows.items()}
+
+    def figure(self, key: str, windows: dict[str, list[Window]], num: str, den: str) -> None:
+        """``key``: the saturated pairs' median ratio of ``num`` to ``den``,
+        or null with the reason (tools/bench/saturation.py)."""
+        if key in self.reasons or not windows.get(num) or not windows.get(den):
+            return
+        value, why = paired_figure(windows[num], windows[den])
+        if all(w.offered is None for w in windows[num] + windows[den]):    # closed loop
+            self.context[f"{key}_by_cpu_cost"] = cost_ratio(windows[num], windows[den])
+        if value is None:
+            bound = lower_bound(windows[num], windows[den])
+            if bound is not None:
+                self.context[f"{key}_lower_bound"] = bound
+                why = (f"{why}; the {den} windows were saturated, so the {num} capacity is at "
+                       f"least {bound:.2f} times theirs (context {key}_lower_bound)")
+            self.null(key, why or "not measured")
+        else:
+            self.result[key] = value
+            self.context[f"{key}_all_pairs"] = paired_ratio(
+                [w.rate for w in windows[num]], [w.rate for w in windows[den]])
 
     # -------------------------------------------------------- connections
     def cps(self, lab: Lab) -> None:
+        """New TCP connections/s: NAT, FULLNAT and the nftables peer's full
+        NAT to the same server program, interleaved."""
         if not lab.fullnat:
-            self.null("fnat_vs_nat_cps_ratio", "not available yet: FULLNAT is missing")
+            for key in ("fnat_vs_nat_cps_ratio", "fnat_vs_nft_cps_ratio"):
+                self.null(key, "not available yet: FULLNAT is missing")
+        elif lab.nft_missing:
+            self.null("fnat_vs_nft_cps_ratio", lab.nft_missing)
         lab.serve()
-        runs: dict[str, list] = {"nat": [], "fnat": [], "failed": []}
+        kinds = [("nat", VIP, TCP_NAT), ("fnat", VIP, TCP_FNAT),
+                 ("nft", nft_peer.PEER_VIP, nft_peer.TCP_PORT)]
+        kinds = [k for k in kinds if (k[0] != "fnat" or lab.fullnat)
+                 and (k[0] != "nft" or (lab.fullnat and not lab.nft_missing))]
+        windows: dict[str, list[Window]] = {name: [] for name, _, _ in kinds}
+        failed: list[int] = []
         lab.connect_rate(TCP_NAT, min(1.0, self.p.seconds))      # warm up both paths
         for _ in range(self.p.repeats):
-            for name, port in (("nat", TCP_NAT), ("fnat", TCP_FNAT)):
-                if name == "fnat" and not lab.fullnat:
-                    continue
-                r = lab.connect_rate(port, self.p.seconds)
-                runs[name].append(r["cps"])
-                runs["failed"].append(r["failed"])
-                log(f"  {name}: {r['cps']:.0f} connections/s ({r['failed']} failed)")
-        self.samples["cps"] = runs
-        self.result["nat_cps"] = median(runs["nat"])
-        self.result["fnat_cps"] = median(runs["fnat"])
-        if lab.fullnat:
-            self.result["fnat_vs_nat_cps_ratio"] = paired_ratio(runs["fnat"], runs["nat"])
-            self.context["fnat_vs_nat_cps_ratio_of_medians"] = ratio(
-                self.result["fnat_cps"], self.result["nat_cps"])
+            for name, dst, port in kinds:
+                with lab.nft.active() if name == "nft" else contextlib.nullcontext():
+                    r = lab.connect_rate(port, self.p.seconds, dst=dst)
+                windows[name].append(r["window"])
+                failed.append(r["failed"])
+                log(f"  {name}: {r['window'].describe()} ({r['failed']} failed)")
+        self.windows("cps", windows)
+        self.samples["cps"]["failed"] = failed
+        for name in windows:
+            self.result[f"{name}_cps"] = median([w.rate for w in windows[name]])
+        self.figure("fnat_vs_nat_cps_ratio", windows, "fnat", "nat")
+        self.figure("fnat_vs_nft_cps_ratio", windows, "fnat", "nft")
+
+    # -------------------------------------------------------- HAProxy
+    def haproxy(self, lab: Lab) -> None:
+        """FULLNAT against HAProxy in TCP mode (tools/bench/haproxy.cfg, one
+        thread pinned to the balancer's CPU, PROXY protocol v2 to the
+        server), over the same echo server: new connections per second (a
+        connection per 64-byte exchange), exchanges per second over kept
+        connections, and the memory of idle connections."""
+        keys = ("fnat_vs_haproxy_cps_ratio", "fnat_vs_haproxy_pps_ratio",
+                "bytes_per_session_haproxy")
+        why = haproxy_peer.available() or (
+            None if lab.fullnat else "not available yet: FULLNAT is missing")
+        if why is not None:
+            for key in keys:
+                self.null(key, why)
+            return
+        lab.echo_service()
+        t = lab.topo
+        kinds = (("fnat", VIP, TCP_ECHO), ("haproxy", nft_peer.PEER_VIP, TCP_HAPROXY))
+        windows: dict[str, list[Window]] = {f"{n}_{m}": [] for n, _, _ in kinds
+                                            for m in ("cps", "rr")}
+        failed: list[int] = []
+        hx_cpu: list[float] = []
+        with haproxy_peer.Haproxy(t.lb, f"{nft_peer.PEER_VIP}:{TCP_HAPROXY}",
+                                  [(netlab.rs_addr(1), RS_HAPROXY)], cpu=lab.rps_cpu) as hx:
+            for _, dst, port in kinds:                              # warm up, checked
+                r = lab.rr_rate(dst, port, min(1.0, self.p.seconds), per_connection=1)
+                if r["rate"] <= 0 or r["failed"]:
+                    raise RuntimeError(f"no exchange through {dst}:{port} ({r})")
+            for _ in range(self.p.repeats):
+                for mode, per_conn in (("cps", 1), ("rr", 0)):
+                    for name, dst, port in kinds:
+                        c0 = hx.cpu_seconds()
+                        r = lab.rr_rate(dst, port, self.p.seconds, per_connection=per_conn)
+                        if name == "haproxy":
+                            hx_cpu.append(hx.cpu_seconds() - c0)
+                        windows[f"{name}_{mode}"].append(r["window"])
+                        failed.append(r["failed"])
+                        log(f"  {name} {mode}: {r['window'].describe()} ({r['failed']} failed)")
+            self.windows("haproxy", windows)
+            self.samples["haproxy"]["failed"] = failed
+            self.context["haproxy_cpu_seconds_per_window"] = hx_cpu
+            for name in windows:
+                self.result[f"{name}_per_s"] = median([w.rate for w in windows[name]])
+            self.figure("fnat_vs_haproxy_cps_ratio", windows, "fnat_cps", "haproxy_cps")
+            self.figure("fnat_vs_haproxy_pps_ratio", windows, "fnat_rr", "haproxy_rr")
+            # last: a failure here leaves the rates above standing
+            self.held_memory(lab, hx)
+
+    def held_memory(self, lab: Lab, hx: haproxy_peer.Haproxy) -> None:
+        """Bytes per idle TCP connection held through each balancer, beyond
+        what the two endpoints' sockets cost: slab growth with ``held``
+        connections straight to the server (the endpoints alone), through
+        FULLNAT, and through HAProxy (plus HAProxy's resident memory)."""
+        n = self.p.held
+        out: dict[str, Any] = {}
+        for name, dst, port, rs_port in (
+                ("direct", netlab.rs_addr(1), RS_ECHO, RS_ECHO), ("fnat", VIP, TCP_ECHO, RS_ECHO),
+                ("haproxy", nft_peer.PEER_VIP, TCP_HAPROXY, RS_HAPROXY)):
+            s0, m0 = slab(), hx.rss_bytes()
+            proc = lab.hold(dst, port, n, rs_port)
+            try:
+                time.sleep(1)
+                s1, m1 = slab(), hx.rss_bytes()
+            finally:
+                lab.release(proc)
+            growth = slab_growth(s0, s1)
+            held = proc.held                       # type: ignore[attr-defined]
+            out[name] = {"held": held, "slab_growth_bytes": sum(growth.values()),
+                         "rss_growth_bytes": m1 - m0,
+                         "largest_changes": dict(sorted(growth.items(),
+                                                        key=lambda kv: -abs(kv[1]))[:6])}
+            log(f"  {held} idle connections {name}: slab +{sum(growth.values())}, "
+                f"haproxy RSS +{m1 - m0}")
+            if held < n:
+                raise RuntimeError(f"only {held} of {n} connections held ({name})")
+            time.sleep(2)            # the reset sockets are freed (RCU) before the next
+        base = out["direct"]["slab_growth_bytes"]
+        self.context["held_connections"] = out
+        hx_bytes = (out["haproxy"]["slab_growth_bytes"] - base
+                    + out["haproxy"]["rss_growth_bytes"]) / n
+        fnat_bytes = (out["fnat"]["slab_growth_bytes"] - base) / n
+        self.context["bytes_per_tcp_session_fnat"] = round(fnat_bytes)
+        if hx_bytes <= 0:
+            self.null("bytes_per_session_haproxy", f"no measurable growth ({out['haproxy']})")
+        else:
+            self.result["bytes_per_session_haproxy"] = round(hx_bytes)
 
     # -------------------------------------------------------- port pool
     def lport_pool(self, lab: Lab) -> None:
@@ -689,6 +1012,9 @@ class Bench:
 
     # -------------------------------------------------------- floods
     def floods(self, lab: Lab) -> None:
+        """SYN/ACKs per second under a spoofed SYN flood: the kernel's own
+        syncookies (a listener in the balancer), our SYNPROXY, and the
+        nftables peer's synproxy; and ACK-flood drops of our SYNPROXY."""
         t = lab.topo
         t.sysctl(t.lb, net__ipv4__tcp_syncookies=2)          # cookies for every SYN
         listener = None
@@ -696,35 +1022,68 @@ class Bench:
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.bind((LB_ADDR, COOKIE_PORT))
         listener.listen(16)
-        runs: dict[str, list] = {"syncookie": [], "synproxy": [], "ackflood": []}
+        windows: dict[str, list[Window]] = {"syncookie": [], "synproxy": [], "ackflood": [],
+                                            "nft_synproxy": []}
         why = synproxy_support(lab)
+        nft_why = why or lab.nft_missing or self.nft_synproxy_works(lab)
         try:
             for _ in range(self.p.repeats):
                 r = lab.flood(LB_ADDR, COOKIE_PORT, "syn", self.p.seconds)
-                runs["syncookie"].append(r["answered_pps"])
-                log(f"  syncookie: {r['answered_pps']:.0f} SYN/ACK/s "
-                    f"(sent {r['sent_pps']:.0f}/s, lb took {r['taken_pps']:.0f}/s)")
+                windows["syncookie"].append(r["window"])
+                log(f"  syncookie: {r['window'].describe()} SYN/ACKs")
                 if why is None:
                     r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
-                    runs["synproxy"].append(r["answered_pps"])
-                    log(f"  synproxy: {r['answered_pps']:.0f} SYN/ACK/s")
+                    windows["synproxy"].append(r["window"])
+                    log(f"  synproxy: {r['window'].describe()} SYN/ACKs")
+                if nft_why is None:
+                    with lab.nft.active():
+                        r = lab.flood(nft_peer.PEER_VIP, nft_peer.SYNPROXY_PORT, "syn",
+                                      self.p.seconds)
+                    windows["nft_synproxy"].append(r["window"])
+                    log(f"  nft synproxy: {r['window'].describe()} SYN/ACKs")
+                if why is None:
                     r = lab.flood(VIP, TCP_SYNPROXY, "ack", self.p.seconds)
-                    runs["ackflood"].append(r["taken_pps"] - r["answered_pps"])
-                    log(f"  ack flood: {r['taken_pps']:.0f} dropped/s")
+                    w = r["window"]
+                    # what it dropped: taken and not answered
+                    windows["ackflood"].append(dataclasses.replace(
+                        w, rate=max(r["taken_pps"] - w.rate, 0.0)))
+                    log(f"  ack flood: {r['taken_pps'] - w.rate:.0f} dropped/s "
+                        f"({w.describe()})")
         finally:
             listener.close()
-        self.samples["floods"] = runs
-        self.result["syncookie_pps"] = median(runs["syncookie"])
+        self.windows("floods", {k: v for k, v in windows.items() if v})
+        self.result["syncookie_pps"] = median([w.rate for w in windows["syncookie"]])
+        if nft_why is not None:
+            self.null("synproxy_vs_nft_synproxy_ratio", nft_why)
         if why is not None:
             for key in ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"):
                 self.null(key, why)
             return
-        self.result["synproxy_pps"] = median(runs["synproxy"])
-        self.result["ackflood_drop_pps"] = median(runs["ackflood"])
-        self.result["synproxy_vs_syncookie_ratio"] = paired_ratio(runs["synproxy"],
-                                                                  runs["syncookie"])
-        self.result["ackflood_drop_vs_synflood_ratio"] = paired_ratio(runs["ackflood"],
-                                                                      runs["synproxy"])
+        self.result["synproxy_pps"] = median([w.rate for w in windows["synproxy"]])
+        self.result["nft_synproxy_pps"] = median([w.rate for w in windows["nft_synproxy"]])
+        self.result["ackflood_drop_pps"] = median([w.rate for w in windows["ackflood"]])
+        self.figure("synproxy_vs_syncookie_ratio", windows, "synproxy", "syncookie")
+        self.figure("synproxy_vs_nft_synproxy_ratio", windows, "synproxy", "nft_synproxy")
+        self.figure("ackflood_drop_vs_synflood_ratio", windows, "ackflood", "synproxy")
+
+    def nft_synproxy_works(self, lab: Lab) -> str | None:
+        """None when a real connection through the nftables peer's synproxy
+        reaches the real server (its ``gen serve`` accepts and closes: the
+        client reads the end of the stream, not a reset or a silence);
+        else why not.  A synproxy that answers SYNs and never opens the
+        server's side would otherwise be measured as a fast one."""
+        lab.serve()
+        with lab.nft.active():
+            with lab.topo.inside(lab.topo.client):
+                sock = socket.create_connection((nft_peer.PEER_VIP, nft_peer.SYNPROXY_PORT),
+                                                timeout=10)
+            try:
+                data = sock.recv(16)
+            except OSError as exc:
+                return f"nftables synproxy did not reach the real server: {exc!r}"
+            finally:
+                sock.close()
+        return None if data == b"" else f"nftables synproxy: unexpected data {data!r}"
 
     # -------------------------------------------------------- deny lists
     def acl(self, lab: Lab) -> None:
@@ -1068,21 +1427,31 @@ class Bench:
                 sh("modprobe toa")      # as the guest had it (tests may follow)
 
     def memory(self, lab: Lab) -> None:
+        """Slab bytes per live UDP session: IPVS NAT, FULLNAT, and the
+        nftables peer's conntrack entries (its table on while it fills)."""
         growth_by: dict[str, Any] = {}
-        for name, port in (("nat", UDP_NAT), ("fnat", UDP_FNAT)):
+        kinds = [("nat", VIP, UDP_NAT), ("fnat", VIP, UDP_FNAT),
+                 ("nft", nft_peer.PEER_VIP, nft_peer.UDP_PORT)]
+        for name, dst, port in kinds:
             key = f"bytes_per_session_{name}"
             if name == "fnat" and not lab.fullnat:
                 self.null(key, "not available yet: FULLNAT is missing")
                 continue
+            if name == "nft" and lab.nft_missing:
+                self.null(key, lab.nft_missing)
+                continue
             before = slab()
-            made = lab.fill(f"udp_{name}", port, self.p.sessions, BASE[f"mem_{name}"])
-            time.sleep(1)                  # RCU-freed objects of the fill are back
-            after = slab()
+            with lab.nft.active() if name == "nft" else contextlib.nullcontext():
+                made = lab.fill(f"udp_{name}", port, self.p.sessions, BASE[f"mem_{name}"],
+                                dst=dst, count=lab.conntrack_count if name == "nft" else None)
+                time.sleep(1)                  # RCU-freed objects of the fill are back
+                after = slab()
             growth = slab_growth(before, after)
             count = made["sessions"]
             # Caches that grew by at least one byte per session are the
-            # sessions' (ip_vs_conn, any kmalloc-N of a hash entry); the rest is
-            # the guest's background (dentries, inodes, sk_buffs in flight).
+            # sessions' (ip_vs_conn or nf_conntrack, any kmalloc-N of a hash
+            # entry or extension); the rest is the guest's background
+            # (dentries, inodes, sk_buffs in flight).
             kept = {k: v for k, v in growth.items() if count and v >= count}
             total = sum(kept.values())
             top = dict(sorted(growth.items(), key=lambda kv: -abs(kv[1]))[:8])
@@ -1100,6 +1469,8 @@ class Bench:
         self.context["memory"] = growth_by
         self.result["bytes_fnat_vs_nat_ratio"] = ratio(self.result["bytes_per_session_fnat"],
                                                        self.result["bytes_per_session_nat"])
+        self.result["bytes_fnat_vs_nft_ratio"] = ratio(self.result["bytes_per_session_fnat"],
+                                                       self.result["bytes_per_session_nft"])
 
     # -------------------------------------------------------- big table
     def lookup(self, lab: Lab) -> None:
@@ -1154,18 +1525,24 @@ class Bench:
             conn_tab = lab.ipvs.info().conn_tab_size
             self.context.update(rps_cpu=lab.rps_cpu, conn_tab_size=conn_tab,
                                 fullnat=lab.fullnat, laddrs=self.p.laddrs)
-            self.step("packet rates (pktgen, UDP)", lambda: self.pps(lab),
-                      ("fnat_vs_nat_pps_ratio",))
+            self.step("packet rates (pktgen, UDP; nftables peer)", lambda: self.pps(lab),
+                      ("fnat_vs_nat_pps_ratio", "fnat_vs_nft_pps_ratio"))
             # UDP sessions never expire here (24 h timeout); the TCP ones of the
             # connection runs do (10 s after the reset), so memory comes first.
-            self.step("memory per session", lambda: self.memory(lab),
-                      ("bytes_per_session_nat", "bytes_per_session_fnat"))
+            self.step("memory per session (nftables peer)", lambda: self.memory(lab),
+                      ("bytes_per_session_nat", "bytes_per_session_fnat",
+                       "bytes_per_session_nft"))
             self.step("big session table", lambda: self.lookup(lab),
                       ("lookup_1m_vs_1k_ratio",))
-            self.step("connections per second", lambda: self.cps(lab),
-                      ("fnat_vs_nat_cps_ratio",))
-            self.step("SYN/ACK floods", lambda: self.floods(lab),
-                      ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio"))
+            self.step("connections per second (nftables peer)", lambda: self.cps(lab),
+                      ("fnat_vs_nat_cps_ratio", "fnat_vs_nft_cps_ratio"))
+            self.step("HAProxy peer (connections, exchanges, idle memory)",
+                      lambda: self.haproxy(lab),
+                      ("fnat_vs_haproxy_cps_ratio", "fnat_vs_haproxy_pps_ratio",
+                       "bytes_per_session_haproxy"))
+            self.step("SYN/ACK floods (nftables peer)", lambda: self.floods(lab),
+                      ("synproxy_vs_syncookie_ratio", "ackflood_drop_vs_synflood_ratio",
+                       "synproxy_vs_nft_synproxy_ratio"))
             self.step("deny lists (nftables)", lambda: self.acl(lab),
                       ("acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio"))
             self.step("UDP drops against the number of services", lambda: self.udp_drop(lab),
@@ -1406,8 +1783,29 @@ def softnet_drops() -> list[int]:
             for line in Path("/proc/net/softnet_stat").read_text().splitlines()]
 
 
+@contextlib.contextmanager
+def fd_limit_raised():
+    """As many open files as the kernel allows (fs.nr_open) for this process
+    and the programs it starts meanwhile: the idle-connection figure holds
+    tens of thousands of sockets in ``gen hold``, ``gen echo`` and HAProxy.
+    Root in the guest may raise its hard limit; elsewhere the limits stay.
+    The old limits come back after (the test guest's pytest goes on)."""
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    nr_open = int(Path("/proc/sys/fs/nr_open").read_text())
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nr_open, nr_open))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
 def run(quick: bool = False, only: str | None = None, mttcg: bool = False) -> dict[str, Any]:
-    return Bench(QUICK if quick else FULL, quick, only, mttcg).run()
+    with fd_limit_raised():
+        return Bench(QUICK if quick else FULL, quick, only, mttcg).run()
 
 
 def main(argv: list[str] | None = None) -> int:
