@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tools.bench.saturation import Window, busy_share, cost_ratio, lower_bound, paired_figure
+from tools.bench.saturation import (Window, busy_share, cost_ratio, lower_bound, median_figure,
+                                    paired_figure)
 
 
 def test_open_loop_saturated_by_excess_drops_or_cpu():
@@ -79,3 +80,13 @@ def test_cost_ratio_compares_cpu_per_unit_of_rate():
     peer = [Window(1000, busy=0.95), Window(1000, busy=0.95)]
     assert cost_ratio(fnat, peer) == pytest.approx(9.5)
     assert cost_ratio([Window(4000)], [Window(1000, busy=0.9)]) is None
+
+
+def test_median_figure_of_runs_not_interleaved():
+    many = [Window(900, busy=0.95), Window(950, busy=0.97), Window(100, busy=0.2)]
+    few = [Window(1000, busy=0.99), Window(1000, busy=0.98)]
+    value, why = median_figure(many, few)
+    assert why is None and value == pytest.approx(0.925)
+    value, why = median_figure(many, [Window(1000, busy=0.3), Window(1000, busy=0.99),
+                                      Window(1000, busy=0.4)])
+    assert value is None and why.startswith("not saturated: 3 of 6 windows")

@@ -43,7 +43,7 @@ from tools import netlab
 from tools.bench import keepalived as ka_bench
 from tools.bench import haproxy_peer, nft_peer
 from tools.bench.saturation import (Window, busy_share, cost_ratio, lower_bound,
-                                    paired_figure)
+                                    median_figure, paired_figure)
 from tools.netlab import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -665,19 +665,22 @@ class Lab:
         path.write_text("\n".join(lines) + "\n")
         sh(f"ip netns exec {self.topo.lb} ipvsadm -R < {path}", timeout=3600)
 
-    def udp_drop_rate(self, seconds: float) -> float:
-        """UDP packets/s to DEFENDED_VIP that defence_udp_drop dropped."""
+    def udp_drop_rate(self, seconds: float) -> Window:
+        """UDP packets/s to DEFENDED_VIP that defence_udp_drop dropped (the
+        window's rate), with the evidence of saturation."""
         self.pktgen_setup(DEFENDED_UDP_PORT, self.p.flows, BASE["udp_drop"],
                           dst=DEFENDED_VIP)
         proc = self.pktgen_start()
         try:
             time.sleep(self.p.warmup)
-            d0, t0 = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0), time.monotonic()
+            before = self.probe()
+            before["drops"] = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0)
             time.sleep(seconds)
-            d1, t1 = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0), time.monotonic()
+            after = self.probe()
+            after["drops"] = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0)
         finally:
             self.pktgen_stop(proc)
-        return (d1 - d0) / (t1 - t0)
+        return self.window(before, after, delivered="drops")
 
 
 def filler_rules(first: int, last: int, verb: str = "-A") -> list[str]:
@@ -763,8 +766,9 @@ class Bench:
         self.mttcg = mttcg      # the guest runs multi-threaded TCG: no module reloads
         self.result: dict[str, Any] = {k: None for k in KEYS}
         self.reasons: dict[str, str] = {}
-        self.samples: dict[str, list] = {}
+        self.samples: dict[str, Any] = {}
         self.context: dict[str, Any] = {}
+        self.fnat_pps_windows: list[Window] = []
 
     def null(self, key: str, reason: str) -> None:
         self.result[key] = None
@@ -814,6 +818,7 @@ class Bench:
                 windows[name].append(r["window"])
                 log(f"  {name}: {r['window'].describe()}")
         self.windows("pps", windows)
+        self.fnat_pps_windows = windows.get("fnat", [])     # the big table's baseline
         for name in windows:
             self.result[f"{name}_pps"] = median([w.rate for w in windows[name]])
         self.context["offered_pps"] = median(
@@ -984,15 +989,15 @@ class Bench:
         # session in TIME_WAIT, which IPVS keeps for 120 s: wait past that.
         drain = 180
 
-        def runs(resting: int) -> list[float]:
-            rates = []
+        def runs(resting: int) -> list[Window]:
+            windows = []
             for _ in range(self.p.repeats):
                 netlab.wait_for(lambda: lab.conns("pool") <= resting, timeout=drain,
                                 interval=0.5)
                 r = lab.connect_rate(POOL_TCP, window)
-                rates.append(r["cps"])
-                log(f"  {r['cps']:.0f} connections/s ({r['failed']} failed)")
-            return rates
+                windows.append(r["window"])
+                log(f"  {r['window'].describe()} ({r['failed']} failed)")
+            return windows
 
         log(f"  pool of {size} local ports, empty:")
         empty = runs(0)
@@ -1001,14 +1006,19 @@ class Bench:
         used = lab.conns("pool")
         log(f"  pool {used}/{size} used ({made['seconds']:.0f} s to fill):")
         full = runs(used)
-        self.samples["lport_pool"] = {"empty": empty, "full": full}
+        self.windows("lport_pool", {"empty": empty, "full": full})
         self.context["lport_pool"] = {"size": size, "used": used,
                                       "used_fraction": used / size,
                                       "window_s": window,
                                       "fill_seconds": made["seconds"]}
-        self.result["lport_empty_cps"] = median(empty)
-        self.result["lport_full_cps"] = median(full)
-        self.result["lport_full_vs_empty_cps_ratio"] = ratio(median(full), median(empty))
+        self.result["lport_empty_cps"] = median([w.rate for w in empty])
+        self.result["lport_full_cps"] = median([w.rate for w in full])
+        # not paired: filling the pool takes minutes
+        value, why = median_figure(full, empty)
+        if value is None:
+            self.null("lport_full_vs_empty_cps_ratio", why or "not measured")
+        else:
+            self.result["lport_full_vs_empty_cps_ratio"] = value
 
     # -------------------------------------------------------- floods
     def floods(self, lab: Lab) -> None:
@@ -1101,32 +1111,36 @@ class Bench:
             for key in keys:
                 self.null(key, "not available: nft (Debian package nftables) is missing")
             return
-        runs: dict[str, list] = {"none": [], "deny": [], "answered": [], "dropped": []}
-        self.samples["acl"] = runs
-        if not lab.fullnat:
-            self.null(keys[0], "not available yet: FULLNAT is missing")
-        else:
-            self._acl_pps(lab, lists, runs)
-        why = None if "tcp_synproxy" in lab.svc else synproxy_support(lab)
-        if why is not None:
-            self.null(keys[1], why)
-            return
-        flood = make_target(VIP, "tcp", TCP_SYNPROXY)
-        for _ in range(self.p.repeats):
-            r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
-            runs["answered"].append(r["answered_pps"])
-            lists.add(Kind.DENY, flood, [Entry(parse_network(FLOOD_NET))])
-            try:
+        runs: dict[str, list[Window]] = {"none": [], "deny": [], "answered": [], "dropped": []}
+        try:
+            if not lab.fullnat:
+                self.null(keys[0], "not available yet: FULLNAT is missing")
+            else:
+                self._acl_pps(lab, lists, runs)
+            why = None if "tcp_synproxy" in lab.svc else synproxy_support(lab)
+            if why is not None:
+                self.null(keys[1], why)
+                return
+            flood = make_target(VIP, "tcp", TCP_SYNPROXY)
+            for _ in range(self.p.repeats):
                 r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
-                runs["dropped"].append(r["taken_pps"] - r["answered_pps"])
-            finally:
-                lists.flush(Kind.DENY, flood)
-            log(f"  SYN flood: SYNPROXY answered {runs['answered'][-1]:.0f}/s, "
-                f"denied and dropped {runs['dropped'][-1]:.0f}/s")
-        self.result["acl_drop_pps"] = median(runs["dropped"])
-        self.result[keys[1]] = paired_ratio(runs["dropped"], runs["answered"])
+                runs["answered"].append(r["window"])
+                lists.add(Kind.DENY, flood, [Entry(parse_network(FLOOD_NET))])
+                try:
+                    r = lab.flood(VIP, TCP_SYNPROXY, "syn", self.p.seconds)
+                    # what it dropped: taken and not answered
+                    runs["dropped"].append(dataclasses.replace(
+                        r["window"], rate=max(r["taken_pps"] - r["answered_pps"], 0.0)))
+                finally:
+                    lists.flush(Kind.DENY, flood)
+                log(f"  SYN flood: SYNPROXY answered {runs['answered'][-1].describe()}; "
+                    f"denied and dropped {runs['dropped'][-1].describe()}")
+            self.result["acl_drop_pps"] = median([w.rate for w in runs["dropped"]])
+            self.figure(keys[1], runs, "dropped", "answered")
+        finally:
+            self.windows("acl", {k: v for k, v in runs.items() if v})
 
-    def _acl_pps(self, lab: Lab, lists: Any, runs: dict[str, list]) -> None:
+    def _acl_pps(self, lab: Lab, lists: Any, runs: dict[str, list[Window]]) -> None:
         """Windows with the list and without it alternate, paired: the list
         is loaded once, and for each window without it our chain is taken
         off its hook (the set stays loaded; packets pass as without a
@@ -1146,19 +1160,19 @@ class Bench:
             for _ in range(self.p.repeats):
                 r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"],
                                      self.p.seconds)
-                runs["deny"].append(r["pps"])
+                runs["deny"].append(r["window"])
                 lists.nft.run(detach_commands())
                 try:
                     r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"],
                                          self.p.seconds)
-                    runs["none"].append(r["pps"])
+                    runs["none"].append(r["window"])
                 finally:
                     lists.nft.run(attach_commands([AccessList(Kind.DENY, target)]))
-                log(f"  FULLNAT UDP: {runs['deny'][-1]:.0f} pps with {self.p.acl_entries} "
-                    f"deny entries, {runs['none'][-1]:.0f} without")
+                log(f"  FULLNAT UDP with {self.p.acl_entries} deny entries: "
+                    f"{runs['deny'][-1].describe()}; without: {runs['none'][-1].describe()}")
         finally:
             lists.remove()
-        self.result["acl_100k_vs_none_pps_ratio"] = paired_ratio(runs["deny"], runs["none"])
+        self.figure("acl_100k_vs_none_pps_ratio", runs, "deny", "none")
 
     # -------------------------------------------------------- defence
     def udp_drop(self, lab: Lab) -> None:
@@ -1189,29 +1203,32 @@ class Bench:
         # Each repeat measures with estimation off (the figure: the drop
         # path alone) and on (context: what a host with that many services
         # also pays), back to back.
-        runs: dict[str, list] = {"few": [], "many": [], "few_est": [], "many_est": []}
+        runs: dict[str, list[Window]] = {"few": [], "many": [], "few_est": [], "many_est": []}
         try:
             for size, count in (("few", few), ("many", self.p.many_services)):
                 lab.restore(filler_rules(few - have, count - have))
                 for _ in range(self.p.repeats):
                     for estimating, name in ((0, size), (1, f"{size}_est")):
                         lab.topo.sysctl(lab.topo.lb, net__ipv4__vs__run_estimation=estimating)
-                        rate = lab.udp_drop_rate(self.p.seconds)
-                        runs[name].append(rate)
+                        w = lab.udp_drop_rate(self.p.seconds)
+                        runs[name].append(w)
                         log(f"  {count} services, estimation {'on' if estimating else 'off'}: "
-                            f"{rate:.0f} UDP drops/s")
+                            f"UDP drops {w.describe()}")
         finally:
             lab.topo.sysctl(lab.topo.lb, net__ipv4__vs__run_estimation=1)
             lab.restore(filler_rules(0, self.p.many_services - have, verb="-D"))
             lab.ipvs.delete_service(svc)
-        self.samples["udp_drop"] = runs
+        self.windows("udp_drop", runs)
         self.context["udp_drop_services"] = {"few": few, "many": self.p.many_services}
         for name in runs:
-            self.result[f"udp_drop_{name}_pps"] = median(runs[name])
-        self.result[key] = ratio(self.result["udp_drop_many_pps"],
-                                 self.result["udp_drop_few_pps"])
-        self.context["udp_drop_50k_vs_10_ratio_estimating"] = ratio(
-            self.result["udp_drop_many_est_pps"], self.result["udp_drop_few_est_pps"])
+            self.result[f"udp_drop_{name}_pps"] = median([w.rate for w in runs[name]])
+        value, why = median_figure(runs["many"], runs["few"])
+        if value is None:
+            self.null(key, why or "not measured")
+        else:
+            self.result[key] = value
+        self.context["udp_drop_50k_vs_10_ratio_estimating"] = median_figure(
+            runs["many_est"], runs["few_est"])[0]
 
     # -------------------------------------------------------- exporter
     def exporter(self, lab: Lab) -> None:
@@ -1257,6 +1274,7 @@ class Bench:
                 shares = cpu_shares(cpu0, cpu_times())
                 run = scraper.last_run
                 return {"pps": r["pps"], "offered_pps": r["offered_pps"],
+                        "saturation": r["window"].as_json(),
                         "scrapes": done[0], "cpu": shares,
                         "scrape_seconds": run.get("scrape_seconds"),
                         "scrape_error": run.get("error"),
@@ -1319,17 +1337,24 @@ class Bench:
         self.samples["exporter"] = {"scrape_seconds": times, "runs": runs}
         self.context["exporter"] = ctx
 
-        def pair(name: str) -> float | None:
-            return paired_ratio([w["pps"] for w in runs[name]["scraped"]],
-                                [w["pps"] for w in runs[name]["idle"]])
-        ctx["ratios"] = {name: pair(name) for name in runs}
+        def pair(name: str) -> tuple[float | None, str | None]:
+            sides = [[Window.of(w["saturation"]) for w in runs[name][side]]
+                     for side in ("scraped", "idle")]
+            return paired_figure(*sides)
+        ctx["ratios"] = {name: pair(name)[0] for name in runs}
+        ctx["ratios_all_pairs"] = {
+            name: paired_ratio([w["pps"] for w in runs[name]["scraped"]],
+                               [w["pps"] for w in runs[name]["idle"]]) for name in runs}
         self.result["exporter_scrape_seconds"] = median(times)
-        self.result["scrape_vs_idle_pps_ratio"] = pair("softirq_cpu")
-        if self.quick:
-            self.null("scrape_every_15s_vs_idle_pps_ratio",
-                      "quick mode: its windows take 30 s each")
-        else:
-            self.result["scrape_every_15s_vs_idle_pps_ratio"] = pair("interval")
+        for key, name in (("scrape_vs_idle_pps_ratio", "softirq_cpu"),
+                          ("scrape_every_15s_vs_idle_pps_ratio", "interval")):
+            value, why = pair(name)
+            if self.quick and name == "interval":
+                self.null(key, "quick mode: its windows take 30 s each")
+            elif value is None:
+                self.null(key, why or "not measured")
+            else:
+                self.result[key] = value
 
     # -------------------------------------------------------- TOA
     def toa(self, lab: Lab) -> None:
@@ -1365,13 +1390,13 @@ class Bench:
         module = Path("/sys/module/toa").exists()
         try:
             lab.toa_server(cgroup)
-            runs: dict[str, list] = {"module": [], "none": [], "ebpf": []}
+            runs: dict[str, list[Window]] = {"module": [], "none": [], "ebpf": []}
             lab.connect_rate(TCP_TOA, min(1.0, self.p.seconds))          # warm up
             stats = Path("/proc/net/toa_stats")
             before = _toa_ok(stats) if module else 0
             for _ in range(self.p.repeats if module else 0):
-                runs["module"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["cps"])
-                log(f"  toa.ko: {runs['module'][-1]:.0f} connections/s")
+                runs["module"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["window"])
+                log(f"  toa.ko: {runs['module'][-1].describe()}")
             if module:
                 self.context["toa_module_getname_toa_ok"] = _toa_ok(stats) - before
                 sh("rmmod toa")
@@ -1381,42 +1406,45 @@ class Bench:
             stats_switch = Path("/proc/sys/kernel/bpf_stats_enabled")
             with _bpf_stats(stats_switch):
                 for _ in range(2 * self.p.repeats):
-                    runs["none"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["cps"])
-                    log(f"  neither: {runs['none'][-1]:.0f} connections/s")
+                    runs["none"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["window"])
+                    log(f"  neither: {runs['none'][-1].describe()}")
                     if not bpf_ok:
                         continue
                     toa_bpf.attach(cgroup, pins)
                     try:
                         ran = toa_bpf.run_time_ns(pins)
                         started = time.monotonic_ns()
-                        runs["ebpf"].append(lab.connect_rate(TCP_TOA, self.p.seconds)["cps"])
+                        runs["ebpf"].append(
+                            lab.connect_rate(TCP_TOA, self.p.seconds)["window"])
                         window_ns += time.monotonic_ns() - started
                         prog_ns += toa_bpf.run_time_ns(pins) - ran
                     finally:
                         toa_bpf.detach(cgroup, pins)
-                    log(f"  BPF variant: {runs['ebpf'][-1]:.0f} connections/s")
+                    log(f"  BPF variant: {runs['ebpf'][-1].describe()}")
             if window_ns:
                 # the programs' own time (kernel.bpf_stats_enabled), as a share
                 # of the windows' time on all CPUs
                 self.context["toa_ebpf_programs_cpu_share"] = round(
                     prog_ns / (window_ns * (os.cpu_count() or 1)), 4)
-            self.samples["toa_cps"] = runs
+            self.windows("toa_cps", runs)
             for name in runs:
-                self.context[f"toa_{name}_cps"] = median(runs[name])
+                self.context[f"toa_{name}_cps"] = median([w.rate for w in runs[name]])
             if bpf_ok:
                 seen = toa_bpf.stats(pins)
                 self.context["toa_ebpf_counters"] = {k: v for k, v in seen.items() if v}
                 if not seen["getname_toa_ok"]:
                     raise RuntimeError("the BPF variant named no client: no TOA reached "
                                        "the server, the figure would measure nothing")
-                self.result["toa_ebpf_vs_none_cps_ratio"] = paired_ratio(runs["ebpf"],
-                                                                          runs["none"])
+                self.figure("toa_ebpf_vs_none_cps_ratio", runs, "ebpf", "none")
             if module:
                 if not self.context["toa_module_getname_toa_ok"]:
                     raise RuntimeError("toa.ko named no client: no TOA reached the server")
                 # not paired: toa.ko is measured before it is unloaded, once
-                self.result["toa_module_vs_none_cps_ratio"] = ratio(
-                    median(runs["module"]), median(runs["none"]))
+                value, why = median_figure(runs["module"], runs["none"])
+                if value is None:
+                    self.null("toa_module_vs_none_cps_ratio", why or "not measured")
+                else:
+                    self.result["toa_module_vs_none_cps_ratio"] = value
             else:
                 self.null("toa_module_vs_none_cps_ratio", "toa.ko is not loaded in this guest")
         finally:
@@ -1478,26 +1506,30 @@ class Bench:
         if not lab.fullnat:
             self.null("lookup_1m_vs_1k_ratio", "not available yet: FULLNAT is missing")
             return
-        small = self.result.get("fnat_pps")
         made = lab.fill("udp_fnat", UDP_FNAT, self.p.big, BASE["big"])
-        rates, hot = [], []
+        big: list[Window] = []
+        hot: list[Window] = []
         for _ in range(self.p.repeats):
             r = lab.forward_rate(UDP_FNAT, self.p.big, BASE["big"], self.p.seconds)
-            rates.append(r["pps"])
+            big.append(r["window"])
             log(f"  {self.p.big} flows over a table of {made['sessions']} new sessions: "
-                f"{r['pps']:.0f} pps")
+                f"{r['window'].describe()}")
             # context: the small flow set again, now beside the big table
             r = lab.forward_rate(UDP_FNAT, self.p.flows, BASE["pps_fnat"], self.p.seconds)
-            hot.append(r["pps"])
-            log(f"  {self.p.flows} flows beside that table: {r['pps']:.0f} pps")
-        self.samples["lookup_big"] = rates
-        self.samples["lookup_small_flows_big_table"] = hot
-        self.result["fnat_pps_big_table"] = median(rates)
-        self.result["fnat_pps_small_flows_big_table"] = median(hot)
+            hot.append(r["window"])
+            log(f"  {self.p.flows} flows beside that table: {r['window'].describe()}")
+        self.windows("lookup", {"big": big, "small_flows_big_table": hot})
+        self.result["fnat_pps_big_table"] = median([w.rate for w in big])
+        self.result["fnat_pps_small_flows_big_table"] = median([w.rate for w in hot])
         self.context["big_table_sessions"] = made["sessions"]
         self.context["big_table_fill_seconds"] = made["seconds"]
         self.context["small_table_flows"] = self.p.flows
-        self.result["lookup_1m_vs_1k_ratio"] = ratio(self.result["fnat_pps_big_table"], small)
+        # the baseline: the FULLNAT windows of the packet-rate step (a small table)
+        value, why = median_figure(big, self.fnat_pps_windows)
+        if value is None:
+            self.null("lookup_1m_vs_1k_ratio", why or "not measured")
+        else:
+            self.result["lookup_1m_vs_1k_ratio"] = value
 
     # -------------------------------------------------------- control plane
     def control(self, lab: Lab) -> None:

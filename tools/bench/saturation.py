@@ -21,7 +21,8 @@ The busy CPU is evidence for an open-loop window too.
 (feature, baseline, feature, baseline, ...), keeps the pairs whose two
 windows were both saturated, and returns the median of their ratios; when
 fewer than half of the pairs are left, the figure is None and the reason
-names what the windows showed.
+names what the windows showed.  ``median_figure`` does the same for runs
+that could not be interleaved (a median of each side's saturated windows).
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class Window:
             parts.append(f"measured CPU {100 * self.busy:.0f} % busy")
         return ", ".join(parts)
 
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> "Window":
+        """The window an :meth:`as_json` record describes."""
+        return cls(rate=record["rate"], offered=record.get("offered"),
+                   dropped=record.get("dropped", 0.0), busy=record.get("busy"))
+
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"rate": round(self.rate, 1)}
         if self.offered is not None:
@@ -96,6 +103,23 @@ def paired_figure(nums: list[Window], dens: list[Window]) -> tuple[float | None,
     shown = "; ".join(unsaturated[:4]) + ("; ..." if len(unsaturated) > 4 else "")
     return None, (f"not saturated: {len(pairs) - len(kept)} of {len(pairs)} pairs had a "
                   f"window where the balancer was not the limit ({shown})")
+
+
+def median_figure(nums: list[Window], dens: list[Window]) -> tuple[float | None, str | None]:
+    """For runs that could not be interleaved (a table that takes minutes
+    to change, a module loaded once): the median of the saturated windows
+    of one over that of the other; None and the reason unless at least
+    half of each side's windows (and one) were saturated."""
+    if not nums or not dens:
+        return None, "no windows were measured"
+    hot = [[w.rate for w in side if w.verdict() is None] for side in (nums, dens)]
+    if all(vals and 2 * len(vals) >= len(side) for vals, side in zip(hot, (nums, dens))):
+        if statistics.median(hot[1]):
+            return statistics.median(hot[0]) / statistics.median(hot[1]), None
+    cold = [w.verdict() for side in (nums, dens) for w in side if w.verdict() is not None]
+    shown = "; ".join(cold[:4]) + ("; ..." if len(cold) > 4 else "")
+    return None, (f"not saturated: {len(cold)} of {len(nums) + len(dens)} windows, "
+                  f"where the balancer was not the limit ({shown})")
 
 
 def lower_bound(nums: list[Window], dens: list[Window]) -> float | None:
