@@ -36,6 +36,13 @@ def test_round_robin_map_holds_every_server():
     assert '[2, "10.0.2.13"]' in text
 
 
+def test_as_many_sources_as_fullnat_has_local_addresses():
+    text = json.dumps(nft_peer.ruleset(["10.0.2.11"], sources=4))
+    assert '"range": ["10.0.5.1", "10.0.5.4"]' in text
+    with pytest.raises(ValueError):
+        nft_peer.ruleset(["10.0.2.11"], sources=0)
+
+
 @needs_root_nft
 def test_the_kernel_takes_the_ruleset_and_it_reads_back_as_documented(netns):
     peer = nft_peer.NftPeer(netns, ["10.0.2.11", "10.0.2.12"])

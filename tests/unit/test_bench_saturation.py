@@ -56,6 +56,8 @@ def test_busy_share_from_proc_stat_jiffies():
     after = [150, 0, 100, 900, 50, 0, 100, 0]       # 200 busy of 300
     assert busy_share(before, after) == pytest.approx(200 / 300)
     assert busy_share(before, before) is None
+    stolen = [150, 0, 100, 900, 50, 0, 100, 100]    # 100 stolen by the host: idle
+    assert busy_share(before, stolen) == pytest.approx(200 / 400)
 
 
 def test_as_json_records_the_verdict():

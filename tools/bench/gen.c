@@ -13,7 +13,8 @@
  *   gen connect ADDR PORT SECONDS CONCURRENCY
  *       keep CONCURRENCY non-blocking connects in flight for SECONDS; every
  *       completed handshake is closed at once with a reset (SO_LINGER 0, so
- *       no TIME_WAIT).  Prints "completed failed elapsed_s".
+ *       no TIME_WAIT).  Prints "timing" when its clock starts, then
+ *       "completed failed elapsed_s".
  *
  *   gen echo [--proxy] PORT...
  *       echo back on each TCP port (any address) whatever each connection
@@ -30,8 +31,8 @@
  *       reached the server and came back).  The clock starts once every
  *       connection slot has been established once (or after 10 s,
  *       whichever comes first); a connection that fails or closes early
- *       counts as failed and is opened again.  Prints
- *       "transactions failed elapsed_s".
+ *       counts as failed and is opened again.  Prints "timing" when its
+ *       clock starts, then "transactions failed elapsed_s".
  *
  *   gen hold ADDR PORT COUNT
  *       open COUNT connections (at most 256 handshakes in flight) and keep
@@ -188,6 +189,8 @@ static int connect_loop(int argc, char **argv)
 	ep = epoll_create1(0);
 	start = now();
 	end = start + seconds;
+	printf("timing\n");		/* a reader may time its own window from here */
+	fflush(stdout);
 	for (i = 0; i < conc; i++)
 		inflight += start_connect(ep, &sa) >= 0;
 	while (now() < end) {
@@ -597,6 +600,8 @@ static int rr_loop(int argc, char **argv)
 			st.timing = 1;
 			start = t;
 			end = start + seconds;
+			printf("timing\n");
+			fflush(stdout);
 		}
 		if (st.timing && t >= end)
 			break;

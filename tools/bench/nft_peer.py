@@ -7,8 +7,8 @@ benchmark's balancer namespace (``table ip lvs_bench_peer``):
 - **full NAT**: a stateful DNAT in ``prerouting`` to the real servers with a
   ``numgen inc`` map (round robin, the documented way to balance with
   nftables; the map holds every real server of the benchmark), and an SNAT
-  in ``postrouting`` to a range of 64 addresses (as many as FULLNAT's local
-  addresses), matched on the connection's original destination, so only
+  in ``postrouting`` to a range of as many addresses as FULLNAT's local
+  addresses (64; 4 in the quick run), matched on the connection's original destination, so only
   the peer's flows are translated.  Conntrack keeps the translation, as
   IPVS keeps its sessions.
 - **synproxy** in front of a TCP service: SYNs to it are not tracked
@@ -41,7 +41,7 @@ UDP_PORT = 9003                         # UDP full NAT -> the real servers' same
 TCP_PORT = 86                           # TCP full NAT -> RS_PORTS[TCP_PORT]
 SYNPROXY_PORT = 87                      # synproxy, then full NAT -> RS_PORTS[...]
 RS_PORTS = {UDP_PORT: UDP_PORT, TCP_PORT: 8081, SYNPROXY_PORT: 8082}
-SNAT_RANGE = ("10.0.5.1", "10.0.5.64")  # as many source addresses as FULLNAT's
+SNAT_NET = "10.0.5"                     # source addresses 10.0.5.1 upwards
 SYNPROXY_OPTIONS = {"mss": 1460, "wscale": 7, "flags": ["timestamp", "sack-perm"]}
 #: What the ruleset needs, loaded before the benchmark starts (no module is
 #: loaded while it measures).
@@ -78,8 +78,11 @@ def _dnat(servers: list[str], port: int) -> Command:
     return {"dnat": {"addr": pick, "port": port}}
 
 
-def ruleset(servers: list[str]) -> list[Command]:
-    """The peer's table, as commands of one nftables JSON transaction."""
+def ruleset(servers: list[str], sources: int = 64) -> list[Command]:
+    """The peer's table, as commands of one nftables JSON transaction; SNAT
+    to ``sources`` addresses (as many as FULLNAT's local addresses)."""
+    if not 1 <= sources <= 254:
+        raise ValueError(f"{sources} source addresses: 1 to 254")
     ct_state = {"ct": {"key": "state"}}
     pure_syn = _eq({"&": [{"payload": {"protocol": "tcp", "field": "flags"}},
                           ["fin", "syn", "rst", "ack"]]}, "syn")
@@ -99,7 +102,7 @@ def ruleset(servers: list[str]) -> list[Command]:
               _dnat(servers, RS_PORTS[SYNPROXY_PORT])),
         _rule("nat_postrouting",
               _eq({"ct": {"key": "ip daddr", "dir": "original"}}, PEER_VIP),
-              {"snat": {"addr": {"range": list(SNAT_RANGE)}}}),
+              {"snat": {"addr": {"range": [f"{SNAT_NET}.1", f"{SNAT_NET}.{sources}"]}}}),
         _rule("filter_input", *_to("tcp", SYNPROXY_PORT),
               _eq(ct_state, ["invalid", "untracked"], "in"), {"synproxy": SYNPROXY_OPTIONS}),
         _rule("filter_input", *_to("tcp", SYNPROXY_PORT), _eq(ct_state, "invalid", "in"),
@@ -111,9 +114,10 @@ def ruleset(servers: list[str]) -> list[Command]:
 class NftPeer:
     """The peer's table in namespace ``netns``: added and deleted per window."""
 
-    def __init__(self, netns: str, servers: list[str]) -> None:
+    def __init__(self, netns: str, servers: list[str], sources: int = 64) -> None:
         self.netns = netns
         self.servers = servers
+        self.sources = sources
         self.nft = Nft(netns=netns)
 
     def available(self) -> str | None:
@@ -123,7 +127,7 @@ class NftPeer:
         return None
 
     def load(self) -> None:
-        self.nft.run(ruleset(self.servers))
+        self.nft.run(ruleset(self.servers, self.sources))
 
     def unload(self) -> None:
         self.nft.run([{"delete": {"table": {"family": FAMILY, "name": TABLE}}}])

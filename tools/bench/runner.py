@@ -225,6 +225,9 @@ class Lab:
         self.procs: list[subprocess.Popen] = []
         self.rps_cpu: int | None = None
         self.gen_cpus: list[int] = [0]
+        self.restore_files: dict[Path, str] = {}
+        self.affinity: set[int] | None = None
+        self.nft_missing: str | None = None
         self.svc: dict[str, Any] = {}
         self.serving = False
 
@@ -245,12 +248,21 @@ class Lab:
         for proc in self.procs:
             proc.kill()
             proc.wait()
-        if self.ipvs is not None:
-            try:
-                self.ipvs.flush()
-            finally:
-                self.ipvs.close()
-        self.topo.down()
+        try:
+            if self.ipvs is not None:
+                try:
+                    self.ipvs.flush()
+                finally:
+                    self.ipvs.close()
+            self.topo.down()
+        finally:
+            # what the lab changed outside its namespaces, back as it was
+            # (the test guest's other tests follow)
+            for path, value in self.restore_files.items():
+                with contextlib.suppress(OSError):
+                    path.write_text(value)
+            if self.affinity is not None:
+                os.sched_setaffinity(0, self.affinity)
 
     def _setup(self) -> None:
         from ipvsadm_py import IPVS, Dest, Forward, LocalAddress, Protocol, Service, Timeouts
@@ -259,15 +271,21 @@ class Lab:
         sh("modprobe pktgen")
         # the nftables peer's modules, now: none is loaded while measuring
         # (conntrack's hooks only run while the peer's table exists)
-        sh("modprobe -a " + " ".join(nft_peer.MODULES))
-        # conntrack sized for the sessions of the memory run, as IPVS's
-        # table is (ip_vs.conn_tab_bits=20); nftables' wiki on synproxy:
-        # no loose pick-up of connections conntrack has not seen start
-        sh(f"sysctl -qw net.netfilter.nf_conntrack_max={4 * self.p.sessions}")
-        Path("/sys/module/nf_conntrack/parameters/hashsize").write_text(
-            str(2 * self.p.sessions))
-        t.sysctl(t.lb, net__netfilter__nf_conntrack_tcp_loose=0,
-                 net__netfilter__nf_conntrack_udp_timeout=24 * 3600)
+        # (a kernel without one of them: the peer's figures say so)
+        loaded = netlab.run(["modprobe", "-a", *nft_peer.MODULES], check=False)
+        if loaded.returncode != 0:
+            self.nft_missing = ("the nftables peer's modules did not load: "
+                                + (loaded.stderr.strip() or f"status {loaded.returncode}"))
+        else:
+            # conntrack sized for the sessions of the memory run, as IPVS's
+            # table is (ip_vs.conn_tab_bits=20); nftables' wiki on synproxy:
+            # no loose pick-up of connections conntrack has not seen start
+            self.set_file(Path("/proc/sys/net/netfilter/nf_conntrack_max"),
+                          4 * self.p.sessions)
+            self.set_file(Path("/sys/module/nf_conntrack/parameters/hashsize"),
+                          2 * self.p.sessions)
+            t.sysctl(t.lb, net__netfilter__nf_conntrack_tcp_loose=0,
+                     net__netfilter__nf_conntrack_udp_timeout=24 * 3600)
         t.sysctl(t.lb, net__ipv4__conf__all__rp_filter=0,
                  net__ipv4__conf__default__rp_filter=0, net__ipv4__conf__eth0__rp_filter=0)
         t.sysctl(t.client, net__ipv4__ip_local_port_range="10000 65000")
@@ -309,8 +327,13 @@ class Lab:
         if self.fullnat:
             service("udp_fnat", Protocol.UDP, UDP_FNAT, UDP_FNAT, Forward.FULLNAT)
             service("tcp_fnat", Protocol.TCP, TCP_FNAT, RS_TCP[TCP_FNAT], Forward.FULLNAT)
-        self.nft = nft_peer.NftPeer(t.lb, [netlab.rs_addr(1)])
-        self.nft_missing = self.nft.available()
+        self.nft = nft_peer.NftPeer(t.lb, [netlab.rs_addr(1)], sources=self.p.laddrs)
+        self.nft_missing = self.nft_missing or self.nft.available()
+
+    def set_file(self, path: Path, value: object) -> None:
+        """Write a global setting, to be written back when the lab closes."""
+        self.restore_files.setdefault(path, path.read_text().strip())
+        path.write_text(str(value))
 
     def cpu_layout(self) -> None:
         """The balancer's receive work (both of its sides: eth0 from the
@@ -325,6 +348,10 @@ class Lab:
             return
         self.rps_cpu = 1
         self.gen_cpus = [c for c in range(ncpu) if c != self.rps_cpu]
+        # this process and the commands it starts (probes, nft, ip) keep off
+        # the measured CPU too; HAProxy pins itself there
+        self.affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, self.gen_cpus)
         for dev in ("eth0", "p1"):
             t.sh(t.lb, f"echo {1 << self.rps_cpu:x} > /sys/class/net/{dev}/queues/rx-0/rps_cpus")
         if ncpu >= 3:
@@ -580,6 +607,9 @@ class Lab:
             self.release(proc)
             raise RuntimeError(f"{proc.held} connections held to {dst}:{port}, "  # type: ignore
                                f"{established()} established on rs1:{rs_port} after 600 s")
+        except BaseException:
+            self.release(proc)
+            raise
         return proc
 
     @staticmethod
@@ -605,29 +635,41 @@ class Lab:
         ``seconds`` (the processes' start and end, a launch under emulation,
         stay out of the CPU shares)."""
         share = max(1, self.p.concurrency // len(self.gen_cpus))
-        procs = [subprocess.Popen(["ip", "netns", "exec", self.topo.client, "taskset", "-c",
-                                   str(cpu), gen_binary(), *args(share)],
-                                  stdout=subprocess.PIPE, text=True) for cpu in self.gen_cpus]
-        try:
+        with self.generators(lambda cpu: args(share)) as procs:
+            for proc in procs:                  # each says when its clock starts
+                assert proc.stdout is not None
+                if proc.stdout.readline().strip() != "timing":
+                    raise RuntimeError(f"gen {args(share)[0]} did not start timing")
             time.sleep(seconds / 4)
             before = self.probe()
             time.sleep(seconds / 2)
             after = self.probe()
             outs = [proc.communicate(timeout=seconds + 600)[0] for proc in procs]
-        finally:
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-        bad = [proc.returncode for proc in procs if proc.returncode != 0]
-        if bad:
-            raise RuntimeError(f"gen {args(share)[0]} failed with status {bad[0]}")
         rate, failed = 0.0, 0
         for out in outs:
             done, fails, elapsed = out.split()
             rate += int(done) / float(elapsed)
             failed += int(fails)
         return rate, failed, (before, after)
+
+    @contextlib.contextmanager
+    def generators(self, args: Callable[[int], list[str]]):
+        """One ``gen`` in the client per generator CPU, pinned there, with
+        ``args(cpu)``; yields the processes, and checks after the block that
+        each ended well (killed if the block failed)."""
+        procs = [subprocess.Popen(["ip", "netns", "exec", self.topo.client, "taskset", "-c",
+                                   str(cpu), gen_binary(), *args(cpu)],
+                                  stdout=subprocess.PIPE, text=True) for cpu in self.gen_cpus]
+        try:
+            yield procs
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.communicate()
+        bad = [proc.returncode for proc in procs if proc.returncode != 0]
+        if bad:
+            raise RuntimeError(f"gen {args(self.gen_cpus[0])[0]} failed with status {bad[0]}")
 
     def flood(self, dst: str, port: int, kind: str, seconds: float) -> dict[str, float]:
         """SYN or ACK flood from the client; rates of what the lb took and answered."""
@@ -636,20 +678,21 @@ class Lab:
         # or its neighbour entry for the client fails after ~30 s of flood
         t.sh(t.client, "tc qdisc add dev eth0 clsact && tc filter add dev eth0 ingress "
                        "protocol ip prio 1 u32 match ip protocol 6 0xff action drop")
+        # the flooders run past both ends of the window: their start and
+        # exit (a launch under emulation) stay out of it
+        total = self.p.warmup + seconds + 0.5
         try:
-            before = self.probe()
             # one flooder per generator CPU, each with packets of its own (seed)
-            procs = [subprocess.Popen(
-                ["ip", "netns", "exec", t.client, "taskset", "-c", str(cpu), gen_binary(),
-                 "flood", "eth0", self.lb_mac, FLOOD_NET, dst, str(port), kind, str(seconds),
-                 str(seed)], stdout=subprocess.PIPE, text=True)
-                for seed, cpu in enumerate(self.gen_cpus, 1)]
-            outs = [proc.communicate(timeout=seconds + 600)[0] for proc in procs]
-            after = self.probe()
+            with self.generators(lambda cpu: [
+                    "flood", "eth0", self.lb_mac, FLOOD_NET, dst, str(port), kind, str(total),
+                    str(1 + self.gen_cpus.index(cpu))]) as procs:
+                time.sleep(self.p.warmup)
+                before = self.probe()
+                time.sleep(seconds)
+                after = self.probe()
+                outs = [proc.communicate(timeout=total + 600)[0] for proc in procs]
         finally:
             t.sh(t.client, "tc qdisc del dev eth0 clsact", check=False)
-        if any(proc.returncode for proc in procs):
-            raise RuntimeError(f"gen flood failed: {[proc.returncode for proc in procs]}")
         sent = sum(int(out.split()[0]) / float(out.split()[1]) for out in outs)
         w = self.window(before, after, delivered="client_rx")
         dt = after["t"] - before["t"]
@@ -798,15 +841,9 @@ class Bench:
     def pps(self, lab: Lab) -> None:
         """UDP packets/s forwarded: NAT, FULLNAT and the nftables peer's
         full NAT, interleaved (nat, fnat, nft, nat, ...)."""
-        if not lab.fullnat:
-            self.null("fnat_vs_nat_pps_ratio", "not available yet: FULLNAT is missing")
-            self.null("fnat_vs_nft_pps_ratio", "not available yet: FULLNAT is missing")
-        elif lab.nft_missing:
-            self.null("fnat_vs_nft_pps_ratio", lab.nft_missing)
-        kinds = [("nat", VIP, UDP_NAT), ("fnat", VIP, UDP_FNAT),
-                 ("nft", nft_peer.PEER_VIP, nft_peer.UDP_PORT)]
-        kinds = [k for k in kinds if (k[0] != "fnat" or lab.fullnat)
-                 and (k[0] != "nft" or (lab.fullnat and not lab.nft_missing))]
+        kinds = self.measurable(lab, [("nat", VIP, UDP_NAT), ("fnat", VIP, UDP_FNAT),
+                                      ("nft", nft_peer.PEER_VIP, nft_peer.UDP_PORT)],
+                                ("fnat_vs_nat_pps_ratio", "fnat_vs_nft_pps_ratio"))
         for name, _, port in kinds[:2]:
             lab.fill(f"udp_{name}", port, self.p.flows, BASE[f"pps_{name}"])  # before timing
         windows: dict[str, list[Window]] = {name: [] for name, _, _ in kinds}
@@ -825,6 +862,19 @@ class Bench:
             [w.offered for ws in windows.values() for w in ws if w.offered is not None])
         self.figure("fnat_vs_nat_pps_ratio", windows, "fnat", "nat")
         self.figure("fnat_vs_nft_pps_ratio", windows, "fnat", "nft")
+
+    def measurable(self, lab: Lab, kinds: list[tuple[str, str, int]],
+                   keys: tuple[str, str]) -> list[tuple[str, str, int]]:
+        """Of NAT, FULLNAT and the nftables peer (``kinds``: name, address,
+        port), those this guest can measure; the figures (``keys``: FULLNAT
+        vs NAT, FULLNAT vs nftables) that cannot be made are null with why."""
+        if not lab.fullnat:
+            for key in keys:
+                self.null(key, "not available yet: FULLNAT is missing")
+        elif lab.nft_missing:
+            self.null(keys[1], lab.nft_missing)
+        return [k for k in kinds if (k[0] != "fnat" or lab.fullnat)
+                and (k[0] != "nft" or (lab.fullnat and not lab.nft_missing))]
 
     def windows(self, name: str, windows: dict[str, list[Window]]) -> None:
         """Every window of a step, with its evidence, in the JSON's samples."""
@@ -854,16 +904,10 @@ class Bench:
     def cps(self, lab: Lab) -> None:
         """New TCP connections/s: NAT, FULLNAT and the nftables peer's full
         NAT to the same server program, interleaved."""
-        if not lab.fullnat:
-            for key in ("fnat_vs_nat_cps_ratio", "fnat_vs_nft_cps_ratio"):
-                self.null(key, "not available yet: FULLNAT is missing")
-        elif lab.nft_missing:
-            self.null("fnat_vs_nft_cps_ratio", lab.nft_missing)
         lab.serve()
-        kinds = [("nat", VIP, TCP_NAT), ("fnat", VIP, TCP_FNAT),
-                 ("nft", nft_peer.PEER_VIP, nft_peer.TCP_PORT)]
-        kinds = [k for k in kinds if (k[0] != "fnat" or lab.fullnat)
-                 and (k[0] != "nft" or (lab.fullnat and not lab.nft_missing))]
+        kinds = self.measurable(lab, [("nat", VIP, TCP_NAT), ("fnat", VIP, TCP_FNAT),
+                                      ("nft", nft_peer.PEER_VIP, nft_peer.TCP_PORT)],
+                                ("fnat_vs_nat_cps_ratio", "fnat_vs_nft_cps_ratio"))
         windows: dict[str, list[Window]] = {name: [] for name, _, _ in kinds}
         failed: list[int] = []
         lab.connect_rate(TCP_NAT, min(1.0, self.p.seconds))      # warm up both paths
@@ -956,7 +1000,11 @@ class Bench:
                 f"haproxy RSS +{m1 - m0}")
             if held < n:
                 raise RuntimeError(f"only {held} of {n} connections held ({name})")
-            time.sleep(2)            # the reset sockets are freed (RCU) before the next
+            # the next run starts from the same slab: FULLNAT's reset
+            # sessions gone (IPVS keeps a closed one for seconds), sockets
+            # freed (RCU)
+            netlab.wait_for(lambda: lab.conns("echo") == 0, timeout=120, interval=0.5)
+            time.sleep(2)
         base = out["direct"]["slab_growth_bytes"]
         self.context["held_connections"] = out
         hx_bytes = (out["haproxy"]["slab_growth_bytes"] - base
@@ -1084,15 +1132,14 @@ class Bench:
         server's side would otherwise be measured as a fast one."""
         lab.serve()
         with lab.nft.active():
-            with lab.topo.inside(lab.topo.client):
-                sock = socket.create_connection((nft_peer.PEER_VIP, nft_peer.SYNPROXY_PORT),
-                                                timeout=10)
             try:
-                data = sock.recv(16)
+                with lab.topo.inside(lab.topo.client):
+                    sock = socket.create_connection(
+                        (nft_peer.PEER_VIP, nft_peer.SYNPROXY_PORT), timeout=10)
+                with sock:
+                    data = sock.recv(16)
             except OSError as exc:
                 return f"nftables synproxy did not reach the real server: {exc!r}"
-            finally:
-                sock.close()
         return None if data == b"" else f"nftables synproxy: unexpected data {data!r}"
 
     # -------------------------------------------------------- deny lists

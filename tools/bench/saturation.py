@@ -151,9 +151,10 @@ def cost_ratio(nums: list[Window], dens: list[Window]) -> float | None:
 
 def busy_share(before: list[int], after: list[int]) -> float | None:
     """Non-idle share of one CPU between two /proc/stat readings (user nice
-    system idle iowait irq softirq steal); None when no tick passed."""
+    system idle iowait irq softirq steal); None when no tick passed.  Time
+    stolen by the host counts as idle: the CPU did not work then."""
     d = [a - b for a, b in zip(after[:8], before[:8])]
     total = sum(d)
     if total <= 0:
         return None
-    return 1 - (d[3] + d[4]) / total
+    return 1 - (d[3] + d[4] + d[7]) / total
