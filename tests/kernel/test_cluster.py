@@ -507,11 +507,14 @@ class HeldFlows:
 def _silence(lab: Lab, i: int, on: bool) -> None:
     """Drop every packet between the router and balancer ``i``, both ways,
     carrier up (a failed switch port, a hung box): only BFD or the BGP hold
-    time can tell."""
+    time can tell.  The balancer's side goes silent first: the other way
+    round, a balancer whose own BFD saw the router fall silent (the second
+    tc command can take seconds under emulation) still got its BGP Cease
+    out, and the router named that instead of BFD."""
     verb = "add" if on else "del"
     loss = " netem loss 100%" if on else ""
-    lab.topo.sh(lab.topo.router, f"tc qdisc {verb} dev f{i} root{loss}")
     lab.topo.sh(lab.topo.lb(i), f"tc qdisc {verb} dev eth0 root{loss}")
+    lab.topo.sh(lab.topo.router, f"tc qdisc {verb} dev f{i} root{loss}")
 
 
 def test_silent_loss_is_found_by_bfd_and_the_others_flows_are_counted(lab, kver, toa_off):
