@@ -92,3 +92,8 @@ def test_median_figure_of_runs_not_interleaved():
     value, why = median_figure(many, [Window(1000, busy=0.3), Window(1000, busy=0.99),
                                       Window(1000, busy=0.4)])
     assert value is None and why.startswith("not saturated: 3 of 6 windows")
+
+
+def test_taken_is_offered_less_what_the_backlog_refused():
+    assert Window(900, offered=1200, dropped=200).taken == 1000
+    assert Window(900, busy=0.95).taken is None

@@ -332,6 +332,11 @@ class Lab:
             service("udp_fnat", Protocol.UDP, UDP_FNAT, UDP_FNAT, Forward.FULLNAT)
             service("tcp_fnat", Protocol.TCP, TCP_FNAT, RS_TCP[TCP_FNAT], Forward.FULLNAT)
         self.nft = nft_peer.NftPeer(t.lb, [netlab.rs_addr(1)], sources=self.p.laddrs)
+
+    def tables_for(self, name: str) -> contextlib.AbstractContextManager:
+        """The nftables peer's table for a window of ``name`` (``nft``), none
+        for the others'."""
+        return self.nft.active() if name == "nft" else contextlib.nullcontext()
         self.nft_missing = self.nft_missing or self.nft.available()
 
     def set_file(self, path: Path, value: object) -> None:
@@ -374,15 +379,6 @@ class Lab:
 
     def rx(self, ns: str, dev: str = "eth0") -> int:
         return self.stats(ns, dev)["rx_packets"]
-
-    def ext_stat(self, name: str) -> int:
-        """One extended counter of the balancer's namespace, read in this
-        process (the file is that of the namespace it is opened in)."""
-        from ipvsadm_py import procfs
-
-        with self.topo.inside(self.topo.lb):
-            text = Path("/proc/self/net", Path(procfs.EXT_STATS_PROC).name).read_text()
-        return procfs.parse_ext_stats(text).get(name, 0)
 
     def stats(self, ns: str, dev: str = "eth0") -> Any:
         """The interface's counters (IFLA_STATS64) over a netlink socket of
@@ -655,7 +651,8 @@ class Lab:
     def closed_loop(self, args: Callable[[int], list[str]],
                     seconds: float) -> tuple[float, int, tuple[dict, dict]]:
         """One generator per generator CPU, pinned there, with ``args(its
-        share of CONCURRENCY)``; each prints "done failed elapsed_s".  The
+        share of CONCURRENCY)``; each prints "timing" when its clock starts,
+        then "done failed elapsed_s".  The
         summed rate, the failures, and two probes around the middle half of
         ``seconds`` (the processes' start and end, a launch under emulation,
         stay out of the CPU shares)."""
@@ -720,9 +717,7 @@ class Lab:
             t.sh(t.client, "tc qdisc del dev eth0 clsact", check=False)
         sent = sum(int(out.split()[0]) / float(out.split()[1]) for out in outs)
         w = self.window(before, after, delivered="client_rx")
-        dt = after["t"] - before["t"]
-        return {"answered_pps": w.rate, "taken_pps": (after["lb_rx"] - before["lb_rx"]) / dt,
-                "sent_pps": sent, "window": w}
+        return {"answered_pps": w.rate, "taken_pps": w.taken, "sent_pps": sent, "window": w}
 
 
     def restore(self, lines: list[str]) -> None:
@@ -742,10 +737,10 @@ class Lab:
         try:
             time.sleep(self.p.warmup)
             before = self.probe()
-            before["drops"] = self.ext_stat("defence_udp_drop")
+            before["drops"] = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0)
             time.sleep(seconds)
             after = self.probe()
-            after["drops"] = self.ext_stat("defence_udp_drop")
+            after["drops"] = _ns_ext_stats(self.topo.lb).get("defence_udp_drop", 0)
         finally:
             self.pktgen_stop(proc)
         return self.window(before, after, delivered="drops")
@@ -874,7 +869,7 @@ class Bench:
         windows: dict[str, list[Window]] = {name: [] for name, _, _ in kinds}
         for _ in range(self.p.repeats):
             for name, dst, port in kinds:
-                with lab.nft.active() if name == "nft" else contextlib.nullcontext():
+                with lab.tables_for(name):
                     r = lab.forward_rate(port, self.p.flows, BASE[f"pps_{name}"],
                                          self.p.seconds, dst=dst)
                 windows[name].append(r["window"])
@@ -900,6 +895,15 @@ class Bench:
             self.null(keys[1], lab.nft_missing)
         return [k for k in kinds if (k[0] != "fnat" or lab.fullnat)
                 and (k[0] != "nft" or (lab.fullnat and not lab.nft_missing))]
+
+    def put(self, key: str, made: tuple[float | None, str | None]) -> None:
+        """A figure from ``paired_figure``/``median_figure``: its value, or
+        null with the reason."""
+        value, why = made
+        if value is None:
+            self.null(key, why or "not measured")
+        else:
+            self.result[key] = value
 
     def windows(self, name: str, windows: dict[str, list[Window]]) -> None:
         """Every window of a step, with its evidence, in the JSON's samples."""
@@ -938,7 +942,7 @@ class Bench:
         lab.connect_rate(TCP_NAT, min(1.0, self.p.seconds))      # warm up both paths
         for _ in range(self.p.repeats):
             for name, dst, port in kinds:
-                with lab.nft.active() if name == "nft" else contextlib.nullcontext():
+                with lab.tables_for(name):
                     r = lab.connect_rate(port, self.p.seconds, dst=dst)
                 windows[name].append(r["window"])
                 failed.append(r["failed"])
@@ -1087,11 +1091,7 @@ class Bench:
         self.result["lport_empty_cps"] = median([w.rate for w in empty])
         self.result["lport_full_cps"] = median([w.rate for w in full])
         # not paired: filling the pool takes minutes
-        value, why = median_figure(full, empty)
-        if value is None:
-            self.null("lport_full_vs_empty_cps_ratio", why or "not measured")
-        else:
-            self.result["lport_full_vs_empty_cps_ratio"] = value
+        self.put("lport_full_vs_empty_cps_ratio", median_figure(full, empty))
 
     # -------------------------------------------------------- floods
     def floods(self, lab: Lab) -> None:
@@ -1294,11 +1294,7 @@ class Bench:
         self.context["udp_drop_services"] = {"few": few, "many": self.p.many_services}
         for name in runs:
             self.result[f"udp_drop_{name}_pps"] = median([w.rate for w in runs[name]])
-        value, why = median_figure(runs["many"], runs["few"])
-        if value is None:
-            self.null(key, why or "not measured")
-        else:
-            self.result[key] = value
+        self.put(key, median_figure(runs["many"], runs["few"]))
         self.context["udp_drop_50k_vs_10_ratio_estimating"] = median_figure(
             runs["many_est"], runs["few_est"])[0]
 
@@ -1420,13 +1416,10 @@ class Bench:
         self.result["exporter_scrape_seconds"] = median(times)
         for key, name in (("scrape_vs_idle_pps_ratio", "softirq_cpu"),
                           ("scrape_every_15s_vs_idle_pps_ratio", "interval")):
-            value, why = pair(name)
             if self.quick and name == "interval":
                 self.null(key, "quick mode: its windows take 30 s each")
-            elif value is None:
-                self.null(key, why or "not measured")
             else:
-                self.result[key] = value
+                self.put(key, pair(name))
 
     # -------------------------------------------------------- TOA
     def toa(self, lab: Lab) -> None:
@@ -1512,11 +1505,8 @@ class Bench:
                 if not self.context["toa_module_getname_toa_ok"]:
                     raise RuntimeError("toa.ko named no client: no TOA reached the server")
                 # not paired: toa.ko is measured before it is unloaded, once
-                value, why = median_figure(runs["module"], runs["none"])
-                if value is None:
-                    self.null("toa_module_vs_none_cps_ratio", why or "not measured")
-                else:
-                    self.result["toa_module_vs_none_cps_ratio"] = value
+                self.put("toa_module_vs_none_cps_ratio",
+                         median_figure(runs["module"], runs["none"]))
             else:
                 self.null("toa_module_vs_none_cps_ratio", "toa.ko is not loaded in this guest")
         finally:
@@ -1541,7 +1531,7 @@ class Bench:
                 self.null(key, lab.nft_missing)
                 continue
             before = slab()
-            with lab.nft.active() if name == "nft" else contextlib.nullcontext():
+            with lab.tables_for(name):
                 made = lab.fill(f"udp_{name}", port, self.p.sessions, BASE[f"mem_{name}"],
                                 dst=dst, count=lab.conntrack_count if name == "nft" else None)
                 time.sleep(1)                  # RCU-freed objects of the fill are back
@@ -1597,11 +1587,7 @@ class Bench:
         self.context["big_table_fill_seconds"] = made["seconds"]
         self.context["small_table_flows"] = self.p.flows
         # the baseline: the FULLNAT windows of the packet-rate step (a small table)
-        value, why = median_figure(big, self.fnat_pps_windows)
-        if value is None:
-            self.null("lookup_1m_vs_1k_ratio", why or "not measured")
-        else:
-            self.result["lookup_1m_vs_1k_ratio"] = value
+        self.put("lookup_1m_vs_1k_ratio", median_figure(big, self.fnat_pps_windows))
 
     # -------------------------------------------------------- control plane
     def control(self, lab: Lab) -> None:
@@ -1873,11 +1859,19 @@ def cpu_shares(before: dict[str, list[int]], after: dict[str, list[int]]) -> dic
 
 def _ns_ext_stats(ns: str) -> dict[str, int]:
     """The extended counters of namespace ``ns`` (totals over all CPUs; empty
-    without the file)."""
+    without the file), read in this process: /proc/self/net is the
+    namespace's the file is opened in, and no process is launched (a large
+    part of a second under emulation, longer than a quick window)."""
+    from pyroute2 import netns as pyr_netns
+
     from ipvsadm_py import procfs
 
-    text = netlab.run(["ip", "netns", "exec", ns, "cat", procfs.EXT_STATS_PROC],
-                      check=False).stdout
+    pyr_netns.pushns(ns)
+    try:
+        path = Path("/proc/self/net", Path(procfs.EXT_STATS_PROC).name)
+        text = path.read_text() if path.exists() else ""
+    finally:
+        pyr_netns.popns()
     return procfs.parse_ext_stats(text)
 
 

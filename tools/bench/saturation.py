@@ -49,6 +49,12 @@ class Window:
     dropped: float = 0.0           # per second, at the balancer's receive backlog
     busy: float | None = None      # the measured CPU's non-idle share, 0..1
 
+    @property
+    def taken(self) -> float | None:
+        """Open loop: what the balancer took (offered, less what its backlog
+        refused), per second."""
+        return None if self.offered is None else self.offered - self.dropped
+
     def verdict(self) -> str | None:
         """None when the window shows the balancer saturated, else why not."""
         if self.offered is not None:
