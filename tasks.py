@@ -229,19 +229,20 @@ def kernels(c, kver=None):
             "tier": "only the kernel tests of a tier (tests/tiers.py): core, the set of a "
                     "secondary kernel line; sanitizer, the set for the debug kernel",
             "secondary": "without --kver: also the core tier on the secondary kernel "
-                         "lines, after the primary lines (docs/kernels.md)",
+                         "lines (the default; --no-secondary: the primary lines only; "
+                         "docs/kernels.md)",
             "installed_only": "without --kver: the host's installed kernels only (6.1 and "
                             "bookworm-backports' 6.12), each with the whole suite"},
       iterable=["kver"])
 def test(c, kver=None, unit=False, k=None, x=False, no_build=False, tier=None,
-         secondary=False, installed_only=False):
+         secondary=True, installed_only=False):
     """The whole test suite: host tests, then kernel tests in one guest per kernel.
 
     Without --kver: the whole suite on the primary lines (Debian 12's 6.1,
     Debian 13's newest 6.12, built in a trixie build root and unpacked for
-    the guest); --secondary adds the core tier on the secondary lines
-    (bookworm-backports' 6.12, trixie-backports' newest, bullseye's 5.10),
-    whose guests boot once the primary lines' guests are done.
+    the guest), and the core tier on the secondary lines (bookworm-backports'
+    6.12, trixie-backports' newest, bullseye's 5.10; --no-secondary leaves
+    them out), whose guests take a slot as soon as one frees.
     """
     args = [sys.executable, "-m", "pytest"]
     if not unit and not no_build and "debug" in (kver or []):

@@ -52,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # 2-core machine, and CI's 90 min must still hold the build before it
     group.addoption("--guest-timeout", type=float, default=4800,
                     help="seconds one guest may run (default 4800)")
+    group.addoption("--guest-slots", type=int, default=2,
+                    help="guests booted at once (default 2: one per core of this "
+                         "machine; the others wait for a free slot)")
     group.addoption("--guest-report", help=argparse.SUPPRESS)
     group.addoption("--tier", choices=sorted(tiers.TIERS),
                     help="only the kernel tests of this tier (tests/tiers.py)")
@@ -128,6 +131,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept = [i for i in items if wanted(i)]
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
+    whole = [k for k in kernel_targets(config) if tier_of(config, k) is None]
+    if len(whole) > 1:
+        # tests of the tooling (tiers.ONCE): on the first whole-suite kernel only
+        kept = [i for i in items if _kver_of(i) in (None, whole[0])
+                or tiers.entry_of(i.nodeid, tiers.ONCE) is None]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
     # Host tests first; then kernel tests grouped by kernel, "last" ones last;
     # in a tier, in the order of its entries.
     order = {k: n for n, k in enumerate(kernel_targets(config))}
@@ -170,7 +180,7 @@ class HostRunner:
         self.results: dict[str, dict[str, list[pytest.TestReport]]] = {}
         self.status: dict[str, int] = {}
         self.items: dict[str, list[pytest.Item]] = {}
-        self.threads: dict[str, threading.Thread] = {}
+        self.done: dict[str, threading.Event] = {}
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
@@ -245,31 +255,42 @@ class HostRunner:
         finally:
             self.results.setdefault(kver, {})
 
-    def _start_guests(self, kver: str) -> None:
-        """Boot the guests of ``kver``'s group at once, each in a thread of its
-        own: much of a kernel test's time is waiting (timers, retries,
-        captures), which the guests then do side by side.  The kernels of the
-        whole suite are one group and the secondary lines (``--core-kver``)
-        another, booted when the first group's results have been replayed:
-        five emulated guests at once on two cores ran past their time."""
-        secondary = is_secondary(self.config, kver)
-        group = [k for k in self.items if is_secondary(self.config, k) == secondary]
-        for one in group:
-            if one in self.threads:
-                continue
-            thread = threading.Thread(target=self._run_guest_safely, args=(one,),
-                                      name=f"guest-{one}", daemon=True)
-            self.threads[one] = thread
-            thread.start()
+    def _start_guests(self) -> None:
+        """Boot every kernel's guest, ``--guest-slots`` of them at a time, in
+        the order of the kernels (the primary lines first): a slot that
+        frees takes the next kernel at once, so a secondary line's short
+        guest runs while the other primary line's long one is still busy.
+        Much of a kernel test's time is waiting (timers, retries, captures),
+        which two guests then do side by side; five emulated guests at once
+        on two cores ran past their time."""
+        pending = [k for k in kernel_targets(self.config) if k in self.items]
+        pending += [k for k in self.items if k not in pending]
+        for one in pending:
+            self.done[one] = threading.Event()
+        lock = threading.Lock()
+
+        def slot() -> None:
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    one = pending.pop(0)
+                try:
+                    self._run_guest_safely(one)
+                finally:
+                    self.done[one].set()
+
+        for n in range(max(1, min(self.config.getoption("guest_slots"), len(pending)))):
+            threading.Thread(target=slot, name=f"guest-slot-{n}", daemon=True).start()
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None):
         if not item.get_closest_marker("kernel"):
             return None
         kver = _kver_of(item) or "?"
-        if kver not in self.results:
-            self._start_guests(kver)
-            self.threads[kver].join()
+        if not self.done:
+            self._start_guests()
+        self.done[kver].wait()
         item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         reports = self.results[kver].get(item.nodeid) or [self._missing_report(item, kver)]
         for rep in reports:

@@ -61,6 +61,14 @@ CORE = (
     "test_zz_kernel_log.py",
 )
 
+#: Tests of our tooling that need a guest but not a particular kernel line:
+#: in a run of several whole-suite kernels they run on the first one only
+#: (the benchmark's smoke test: every rate figure under the test guests'
+#: emulation is null anyway, and it costs four minutes a guest).
+ONCE = (
+    "test_bench_quick.py",
+)
+
 TIERS: dict[str, tuple[str, ...]] = {"sanitizer": SANITIZER, "core": CORE}
 KERNEL_TESTS = "tests/kernel/"
 
@@ -72,10 +80,15 @@ def position(nodeid: str, tier: str) -> int | None:
     """Index of the first entry of ``tier`` that selects the test ``nodeid``,
     None if none does (KeyError: no such tier).  Tests of a tier run in the
     order of its entries: a guest stopped early has run the first ones."""
+    return entry_of(nodeid, TIERS[tier])
+
+
+def entry_of(nodeid: str, entries: tuple[str, ...]) -> int | None:
+    """Index of the first of ``entries`` that selects the test ``nodeid``."""
     if not nodeid.startswith(KERNEL_TESTS):
         return None
     rest = nodeid[len(KERNEL_TESTS):]
-    for index, entry in enumerate(TIERS[tier]):
+    for index, entry in enumerate(entries):
         if (rest == entry or rest.startswith(entry + "::") or rest.startswith(entry + "[")
                 or ("[" in entry and rest.startswith(entry))):
             return index

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -56,23 +58,24 @@ def test_the_sanitizer_tier_starts_with_the_fuzz_and_ends_with_the_log_check():
     assert tiers.SANITIZER[-1] == "test_zz_kernel_log.py"
 
 
+def collected(*options: str) -> list[str]:
+    """The kernel tests' node ids that ``pytest --collect-only OPTIONS`` lists."""
+    res = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                          "-p", "no:cacheprovider", "tests/kernel", *options],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return [line for line in res.stdout.splitlines() if line.startswith("tests/kernel/")]
+
+
 def test_a_secondary_kernel_runs_the_core_tier_beside_a_whole_suite():
     """``--core-kver K`` beside ``--kver P``: P gets every kernel test, K only
     the core tier's, in the tier's order (what ./inv test asks of pytest)."""
-    import subprocess
-    import sys
-
     from tools import kbuild
     installed = kbuild.installed_kernels()
     if not installed:
         pytest.skip("no 6.1/6.12 kernel with headers here")
     full, secondary = installed[0], "9.9.9-secondary-amd64"
-    res = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
-                          "-p", "no:cacheprovider", "tests/kernel",
-                          "--kver", full, "--core-kver", secondary],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    ids = [line for line in res.stdout.splitlines() if line.startswith("tests/kernel/")]
+    ids = collected("--kver", full, "--core-kver", secondary)
     on_full = [n for n in ids if full in n]
     on_core = [n for n in ids if secondary in n]
     assert len(on_full) + len(on_core) == len(ids)
@@ -82,3 +85,24 @@ def test_a_secondary_kernel_runs_the_core_tier_beside_a_whole_suite():
         {n for n in on_full if tiers.in_tier(n, "core")}
     positions = [tiers.position(n, "core") for n in on_core]
     assert positions == sorted(positions)
+
+
+def test_tooling_tests_run_on_the_first_whole_suite_kernel_only():
+    """tiers.ONCE: with two whole-suite kernels the benchmark's smoke test is
+    collected for the first only; every other kernel test for both."""
+    from tools import kbuild
+    installed = kbuild.installed_kernels()
+    if len(installed) < 2:
+        pytest.skip("needs two installed 6.1/6.12 kernels")
+    first, second = installed[:2]
+    ids = collected("--kver", first, "--kver", second)
+    once = [n for n in ids if tiers.entry_of(n, tiers.ONCE) is not None]
+    assert once and all(first in n for n in once)
+    others = [n for n in ids if n not in once]
+    assert {n.replace(second, first) for n in others if second in n} == \
+        {n for n in others if first in n}
+
+
+@pytest.mark.parametrize("entry", tiers.ONCE)
+def test_every_once_entry_names_a_kernel_test_file(entry):
+    assert (ROOT / tiers.KERNEL_TESTS / entry.split("::")[0]).is_file()
