@@ -3,8 +3,8 @@
 The primary lines run the whole suite, in every run and so in CI: Debian
 12's 6.1 (installed on the host) and Debian 13's 6.12 (the newest image of
 trixie, security updates included, built in the trixie root).  Every other
-supported line runs the core tier (tests/tiers.py) with ``./inv test
---secondary``: bookworm-backports' 6.12 (installed on the host), the newest
+supported line runs the core tier (tests/tiers.py), in every run too unless
+``--no-secondary``: bookworm-backports' 6.12 (installed on the host), the newest
 line of trixie-backports and bullseye's 5.10.  The
 kernels of other releases are resolved from Debian's archive at each run
 (buildroot.newest_kernel()), so a new upload is tested as soon as it is
