@@ -48,8 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "every installed 6.1/6.12 kernel)")
     group.addoption("--no-kernel", action="store_true",
                     help="deselect kernel tests (host-only run)")
-    # 80 min: a whole-suite guest takes 60-70 min beside one other on a
-    # 2-core machine, and CI's 90 min must still hold the build before it
+    # 80 min: a whole-suite guest took 60-70 min beside one other on a
+    # 2-core machine (42-50 min since 2026-12-05), and CI's 90 min must
+    # still hold the build before it
     group.addoption("--guest-timeout", type=float, default=4800,
                     help="seconds one guest may run (default 4800)")
     group.addoption("--guest-slots", type=int, default=2,
@@ -260,9 +261,9 @@ class HostRunner:
         the order of the kernels (the primary lines first): a slot that
         frees takes the next kernel at once, so a secondary line's short
         guest runs while the other primary line's long one is still busy.
-        Much of a kernel test's time is waiting (timers, retries, captures),
-        which two guests then do side by side; five emulated guests at once
-        on two cores ran past their time."""
+        A guest's emulator keeps about one core busy: two at once on this
+        2-core machine each take about 1.2 times as long as alone, and five
+        at once ran past their time."""
         pending = [k for k in kernel_targets(self.config) if k in self.items]
         pending += [k for k in self.items if k not in pending]
         for one in pending:
