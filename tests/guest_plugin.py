@@ -261,9 +261,9 @@ class HostRunner:
         the order of the kernels (the primary lines first): a slot that
         frees takes the next kernel at once, so a secondary line's short
         guest runs while the other primary line's long one is still busy.
-        A guest's emulator keeps about one core busy: two at once on this
-        2-core machine each take about 1.2 times as long as alone, and five
-        at once ran past their time."""
+        A guest's emulator keeps about one core busy, so two fit this 2-core
+        machine (6.1's whole suite: 52 min alone, about as long beside
+        another guest) and five at once ran past their time."""
         pending = [k for k in kernel_targets(self.config) if k in self.items]
         pending += [k for k in self.items if k not in pending]
         for one in pending:

@@ -332,12 +332,12 @@ class Lab:
             service("udp_fnat", Protocol.UDP, UDP_FNAT, UDP_FNAT, Forward.FULLNAT)
             service("tcp_fnat", Protocol.TCP, TCP_FNAT, RS_TCP[TCP_FNAT], Forward.FULLNAT)
         self.nft = nft_peer.NftPeer(t.lb, [netlab.rs_addr(1)], sources=self.p.laddrs)
+        self.nft_missing = self.nft_missing or self.nft.available()
 
     def tables_for(self, name: str) -> contextlib.AbstractContextManager:
         """The nftables peer's table for a window of ``name`` (``nft``), none
         for the others'."""
         return self.nft.active() if name == "nft" else contextlib.nullcontext()
-        self.nft_missing = self.nft_missing or self.nft.available()
 
     def set_file(self, path: Path, value: object) -> None:
         """Write a global setting, to be written back when the lab closes."""
@@ -1859,16 +1859,17 @@ def cpu_shares(before: dict[str, list[int]], after: dict[str, list[int]]) -> dic
 
 def _ns_ext_stats(ns: str) -> dict[str, int]:
     """The extended counters of namespace ``ns`` (totals over all CPUs; empty
-    without the file), read in this process: /proc/self/net is the
-    namespace's the file is opened in, and no process is launched (a large
-    part of a second under emulation, longer than a quick window)."""
+    without the file), read in this process: /proc/thread-self/net is that
+    of the namespace this thread is in (/proc/self/net is the main
+    thread's), and no process is launched (a large part of a second under
+    emulation, longer than a quick window)."""
     from pyroute2 import netns as pyr_netns
 
     from ipvsadm_py import procfs
 
     pyr_netns.pushns(ns)
     try:
-        path = Path("/proc/self/net", Path(procfs.EXT_STATS_PROC).name)
+        path = Path("/proc/thread-self/net", Path(procfs.EXT_STATS_PROC).name)
         text = path.read_text() if path.exists() else ""
     finally:
         pyr_netns.popns()
