@@ -6,8 +6,9 @@ sanitizer``).  That guest is several times slower than one of a Debian
 kernel, so the tier takes the tests that drive our code through its
 allocations, locks, timers and unload paths once each, not the whole suite:
 the netlink fuzz, FULLNAT and SYNPROXY sessions made, expired and deleted
-under load (with the SYNPROXY flow locks raced on two CPUs), the TOA unload
-storm and the final kernel-log and kmemleak scan.
+under load (with the SYNPROXY flow locks raced on two CPUs), sessions synced
+to a backup and its fuzzed sync messages, the TOA unload storm and the final
+kernel-log and kmemleak scan.
 A test may also run fewer rounds in a tier (``reduced``).
 """
 
@@ -32,6 +33,8 @@ SANITIZER = (
     "test_synproxy.py::test_ack_storm_on_a_session_is_cut",
     "test_synproxy_race.py",
     "test_synproxy_unload.py",
+    "test_sync.py::test_tcp_stream_survives_fail_over",
+    "test_sync.py::test_fuzzed_messages_break_nothing",
     "test_toa.py::test_records_are_freed_with_their_sockets",
     "test_toa_unload.py",
     "test_unload.py",
@@ -41,7 +44,8 @@ SANITIZER = (
 #: What every secondary kernel line runs (README, Kernel lines): the build
 #: is the guest's start, then load and unload, upstream's own IPVS
 #: selftest, FULLNAT over IPv4 and IPv6 with TCP and UDP and TOA, SYNPROXY
-#: beside a small spoofed SYN flood, toa.ko naming the client, the
+#: beside a small spoofed SYN flood, a FULLNAT+SYNPROXY stream across a
+#: fail-over and the backup's refusals, toa.ko naming the client, the
 #: real-server installer's DKMS build where the guest has the kernel's
 #: headers (bookworm-backports' 6.12), the BPF TOA's checks, the kernel log.
 CORE = (
@@ -54,6 +58,8 @@ CORE = (
     "test_fnat.py::test_real_server_application_sees_the_client_through_toa",
     "test_synproxy.py::test_requests_through_synproxy",
     "test_synproxy.py::test_spoofed_syn_flood_while_clients_work",
+    "test_sync.py::test_tcp_stream_survives_fail_over",
+    "test_sync.py::test_backup_refuses_what_it_cannot_place",
     "test_toa.py::test_toa_on_the_handshake_ack_names_the_client",
     "test_toa_installer.py::test_install_status_selftest_uninstall",
     "test_toa_bpf_installer.py::test_check_names_what_is_missing",

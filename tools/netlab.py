@@ -69,15 +69,16 @@ def hex_addr(addr: str) -> str:
     return socket.inet_aton(addr).hex().upper()
 
 
-def wait_for(predicate, timeout: float = 30, interval: float = 0.2):
-    """Poll until ``predicate()`` is truthy; returns its value or raises."""
+def wait_for(predicate, timeout: float = 30, interval: float = 0.2, what: str = ""):
+    """Poll until ``predicate()`` is truthy; returns its value or raises
+    TimeoutError (naming ``what`` was awaited)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout} s")
+            raise TimeoutError(f"{what or 'condition'} not met within {timeout} s")
         time.sleep(interval)
 
 
@@ -103,14 +104,62 @@ def run(cmd: Sequence[str] | str, *, check: bool = True, input: str | None = Non
 
 
 @dataclasses.dataclass
-class Topology:
+class Namespaces:
+    """The network namespaces of a lab: made by ``up()`` (a subclass's
+    wiring), all removed by ``down()``; a ``with`` block does both."""
+
+    created: list[str] = dataclasses.field(default_factory=list)
+
+    def sh(self, ns: str, cmd: str, *, check: bool = True,
+           timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """Run a shell command in namespace ``ns``."""
+        return run(["ip", "netns", "exec", ns, "sh", "-c", cmd], check=check,
+                   timeout=timeout)
+
+    def ip_batch(self, ns: str, lines: Sequence[str]) -> None:
+        run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
+
+    @contextlib.contextmanager
+    def inside(self, ns: str) -> Iterator[None]:
+        """Sockets created in this block belong to namespace ``ns``."""
+        pyr_netns.pushns(ns)
+        try:
+            yield
+        finally:
+            pyr_netns.popns()
+
+    def _add_ns(self, name: str) -> None:
+        run(["ip", "netns", "add", name])
+        self.created.append(name)
+        self.ip_batch(name, ["link set lo up"])
+
+    def up(self) -> "Namespaces":
+        raise NotImplementedError
+
+    def down(self) -> None:
+        for name in reversed(self.created):
+            run(["ip", "netns", "del", name], check=False)
+        self.created.clear()
+
+    def __enter__(self):
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+@dataclasses.dataclass
+class Topology(Namespaces):
     """Namespaces ``client``, ``lb``, ``rs1..rsN`` wired as in the drawing."""
 
     n_rs: int = 2
     rs_routes: Sequence[str] | str = "default"
     client_routes: Sequence[str] | str = "default"
     prefix: str = ""
-    created: list[str] = dataclasses.field(default_factory=list)
 
     # ------------------------------------------------------------ names
     @property
@@ -129,15 +178,6 @@ class Topology:
         return [self.rs(i) for i in range(1, self.n_rs + 1)]
 
     # ------------------------------------------------------------ helpers
-    def sh(self, ns: str, cmd: str, *, check: bool = True,
-           timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        """Run a shell command in namespace ``ns``."""
-        return run(["ip", "netns", "exec", ns, "sh", "-c", cmd], check=check,
-                   timeout=timeout)
-
-    def ip_batch(self, ns: str, lines: Sequence[str]) -> None:
-        run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
-
     def sysctl(self, ns: str, **values: object) -> None:
         args = [f"{k.replace('__', '.')}={v}" for k, v in values.items()]
         run(["ip", "netns", "exec", ns, "sysctl", "-qw", *args])
@@ -153,23 +193,12 @@ class Topology:
         """The stock ipvsadm, in the balancer's namespace."""
         return self.sh(self.lb, f"ipvsadm {args}", check=check)
 
-    @contextlib.contextmanager
-    def inside(self, ns: str) -> Iterator[None]:
-        """Sockets created in this block belong to namespace ``ns``."""
-        pyr_netns.pushns(ns)
-        try:
-            yield
-        finally:
-            pyr_netns.popns()
-
     # ------------------------------------------------------------ life cycle
     def _add_ns(self, name: str) -> None:
-        run(["ip", "netns", "add", name])
-        self.created.append(name)
+        super()._add_ns(name)
         # Addresses must be usable at once: no duplicate address detection.
         self.sysctl(name, net__ipv6__conf__all__accept_dad=0,
                     net__ipv6__conf__default__accept_dad=0)
-        self.ip_batch(name, ["link set lo up"])
 
     def up(self) -> "Topology":
         for name in (self.client, self.lb, *self.servers):
@@ -237,21 +266,6 @@ class Topology:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{addr} is not reachable from {ns}")
                 time.sleep(0.2)
-
-    def down(self) -> None:
-        for name in reversed(self.created):
-            run(["ip", "netns", "del", name], check=False)
-        self.created.clear()
-
-    def __enter__(self) -> "Topology":
-        try:
-            return self.up()
-        except BaseException:
-            self.down()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()
 
     # ------------------------------------------------------------ RS setups
     def rs_for_dr(self, family: int) -> None:

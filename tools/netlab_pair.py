@@ -25,12 +25,8 @@ own subnet: they answer the local addresses, which must follow the master.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
-from typing import Iterator
-
-from pyroute2 import netns as pyr_netns
 
 from tools import netlab
 
@@ -47,12 +43,11 @@ def rs_addr(index: int) -> str:
 
 
 @dataclasses.dataclass
-class PairTopology:
+class PairTopology(netlab.Namespaces):
     """Namespaces ``client``, ``router``, ``lb1``, ``lb2``, ``rs1..rsN``."""
 
     n_rs: int = 2
     prefix: str = "p-"
-    created: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def client(self) -> str:
@@ -73,32 +68,12 @@ class PairTopology:
         return [self.rs(i) for i in range(1, self.n_rs + 1)]
 
     # ------------------------------------------------------------ helpers
-    def sh(self, ns: str, cmd: str, *, check: bool = True, timeout: float = 120):
-        return netlab.run(["ip", "netns", "exec", ns, "sh", "-c", cmd], check=check,
-                          timeout=timeout)
-
-    def ip_batch(self, ns: str, lines: list[str]) -> None:
-        netlab.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n")
-
-    @contextlib.contextmanager
-    def inside(self, ns: str) -> Iterator[None]:
-        pyr_netns.pushns(ns)
-        try:
-            yield
-        finally:
-            pyr_netns.popns()
-
     def addresses(self, ns: str) -> set[str]:
         """IPv4 addresses configured in ``ns``."""
         out = self.sh(ns, "ip -4 -o addr show").stdout
         return {line.split()[3].split("/")[0] for line in out.splitlines()}
 
     # ------------------------------------------------------------ life cycle
-    def _add_ns(self, name: str) -> None:
-        netlab.run(["ip", "netns", "add", name])
-        self.created.append(name)
-        self.ip_batch(name, ["link set lo up"])
-
     def _veth(self, a: str, a_dev: str, b: str, b_dev: str) -> None:
         netlab.run(["ip", "-n", a, "link", "add", a_dev, "type", "veth", "peer", "name",
                     b_dev, "netns", b])
@@ -154,18 +129,3 @@ class PairTopology:
     def cut(self, i: int) -> None:
         """Take balancer ``i``'s front link down at the router (no carrier)."""
         self.ip_batch(self.router, [f"link set f{i} down"])
-
-    def down(self) -> None:
-        for name in reversed(self.created):
-            netlab.run(["ip", "netns", "del", name], check=False)
-        self.created.clear()
-
-    def __enter__(self) -> "PairTopology":
-        try:
-            return self.up()
-        except BaseException:
-            self.down()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.down()

@@ -174,6 +174,21 @@ EXT_STATS = {
     "synproxy_opts_lost": "Cookie ACKs whose TCP options offer had expired",
     "sync_seq_ignored": "Sequence data of sync messages not copied into a FULLNAT or "
                         "SYNPROXY session",
+    "sync_fullnat_sent": "FULLNAT and SYNPROXY sessions a master put into sync messages "
+                         "with their state",
+    "sync_fullnat_recv": "FULLNAT and SYNPROXY sessions a backup took from sync messages",
+    "sync_fullnat_no_dest": "Synced FULLNAT sessions refused: their real server is not "
+                            "configured here",
+    "sync_fullnat_no_laddr": "Synced FULLNAT sessions refused: their local address is not "
+                             "one of the service's here",
+    "sync_fullnat_conflict": "Synced FULLNAT sessions refused: their local tuple is held by "
+                             "another session",
+    "sync_fullnat_bad": "Synced FULLNAT or SYNPROXY entries refused: malformed, unknown "
+                        "version, or without their state",
+    "sync_msg_dropped": "Sync messages a backup dropped whole (short, inconsistent "
+                        "sizes, undecodable)",
+    "sync_conn_skipped": "Entries of sync messages a backup skipped (unknown mandatory "
+                         "option, bad flags, state or protocol)",
     "defence_ip_frag_drop": "Fragments to a SYNPROXY address dropped by the defence",
     "defence_tcp_drop": "TCP segments without session to a SYNPROXY address dropped",
     "defence_udp_drop": "UDP datagrams without session or service to a SYNPROXY "

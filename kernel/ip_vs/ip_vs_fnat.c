@@ -141,7 +141,7 @@ static void ip_vs_fnat_key_of(const struct ip_vs_conn *cp,
 }
 
 /* Insert @cp under its bucket lock unless its RS-side tuple is taken. */
-static bool ip_vs_fnat_hash_unique(struct ip_vs_conn *cp)
+bool ip_vs_fnat_hash_unique(struct ip_vs_conn *cp)
 {
 	struct ip_vs_fnat_key k;
 	unsigned int hash;
@@ -268,19 +268,23 @@ static bool ip_vs_fnat_try_laddr(struct ip_vs_conn *cp,
 /**
  * ip_vs_fnat_conn_bind - give a new FULLNAT connection its local address
  * @cp: a connection just bound to its dest, not yet visible anywhere
+ * @p: the parameters it was created from (a synced one's carry the
+ *     master's FULLNAT and SYNPROXY state, see ip_vs_fnat_sync.c)
  *
  * Called by ip_vs_conn_new() for every connection, after
  * ip_vs_bind_dest(): the forwarding method is the one ip_vs_bind_dest()
  * read once from the dest into cp->flags, so the session, its transmitter
- * and its expiry agree whatever the dest says a moment later.  For FULLNAT, picks
- * the service's local addresses round robin and a free local port of one
- * of them; the connection then holds a reference on the address and is
+ * and its expiry agree whatever the dest says a moment later.  A synced
+ * connection takes the master's local address and port.  Otherwise, for
+ * FULLNAT, picks the service's local addresses round robin and a free
+ * local port of one of them; the connection then holds a reference on the address and is
  * in the RS-side table.  Returns 0, or a negative errno when the
  * connection must not be created (no local address, ports exhausted,
  * unsupported combination; never for a template); the failure is counted
  * and existing connections are not affected.
  */
-int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp)
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp,
+			 const struct ip_vs_conn_param *p)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
 	struct ip_vs_dest *dest = cp->dest;
@@ -291,13 +295,16 @@ int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp)
 
 	/* unhashed: what ip_vs_fnat_conn_expire() has nothing to release */
 	INIT_HLIST_NODE(&cp->l_list);
-	if (!ip_vs_conn_fnat(cp) || (cp->flags & IP_VS_CONN_F_TEMPLATE))
+	if (cp->flags & IP_VS_CONN_F_TEMPLATE)
 		return 0;
 	cp->local = NULL;
-	if (!dest)	/* synced, bound later: it has no RS side (dropped) */
+	/* synced: the master's local address, port and sequence state */
+	if (cp->flags & IP_VS_CONN_F_SYNC)
+		return ip_vs_fnat_sync_bind(cp, p->fnat_sync);
+	if (!ip_vs_conn_fnat(cp))
 		return 0;
-	/* Synced or one-packet connections have no RS side we could keep */
-	if ((cp->flags & (IP_VS_CONN_F_SYNC | IP_VS_CONN_F_ONE_PACKET)) ||
+	/* One-packet connections have no RS side we could keep */
+	if ((cp->flags & IP_VS_CONN_F_ONE_PACKET) || !dest ||
 	    cp->daf != cp->af ||
 	    (cp->protocol != IPPROTO_TCP && cp->protocol != IPPROTO_UDP))
 		return -EPROTONOSUPPORT;

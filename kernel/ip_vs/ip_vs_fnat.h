@@ -82,6 +82,15 @@ void ip_vs_synproxy_icmp_seq(const struct ip_vs_conn *cp, __be32 *seq);
 struct ip_vs_laddr *ip_vs_laddr_next(struct ip_vs_service *svc,
 				     struct ip_vs_laddr *prev);
 void ip_vs_laddr_put(struct ip_vs_laddr *laddr);
+struct ip_vs_laddr *ip_vs_laddr_get(struct ip_vs_service *svc,
+				    const union nf_inet_addr *addr);
+
+/* ip_vs_fnat.c: insert @cp in the RS-side table unless its tuple is taken */
+bool ip_vs_fnat_hash_unique(struct ip_vs_conn *cp);
+
+/* ip_vs_fnat_sync.c: a synced connection's FULLNAT and SYNPROXY state */
+int ip_vs_fnat_sync_bind(struct ip_vs_conn *cp,
+			 const struct ip_vs_fnat_sync *fs);
 
 /* ip_vs_fnat_tcp.c: TCP of a FULLNAT connection.  @thoff is the offset of
  * the TCP header from skb->data (the network header); the headers up to

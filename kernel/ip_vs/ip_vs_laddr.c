@@ -112,6 +112,25 @@ found:
 	return laddr;
 }
 
+/**
+ * ip_vs_laddr_get - the local address @addr of @svc, with a reference
+ * @svc: the service, under rcu_read_lock()
+ * @addr: the address, of the service's family
+ *
+ * Returns NULL when @svc has no such address (or it is being deleted).
+ */
+struct ip_vs_laddr *ip_vs_laddr_get(struct ip_vs_service *svc,
+				    const union nf_inet_addr *addr)
+{
+	struct ip_vs_laddr *laddr;
+
+	list_for_each_entry_rcu(laddr, &svc->laddr_list, n_list)
+		if (ip_vs_addr_equal(svc->af, &laddr->addr, addr) &&
+		    refcount_inc_not_zero(&laddr->refcnt))
+			return laddr;
+	return NULL;
+}
+
 static struct ip_vs_laddr *ip_vs_laddr_find(struct ip_vs_service *svc,
 					    const union nf_inet_addr *addr)
 {

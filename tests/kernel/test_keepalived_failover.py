@@ -26,12 +26,14 @@ import time
 
 import pytest
 
+from ipvsadm_py import IPVS
 from tools import whoami
 from tools.keepalived_lab import Keepalived, record, services, wait_table
 from tools.netlab import connect, wait_for
 from tools.netlab_pair import LADDRS, VIP, PairTopology, rs_addr
 from tests.kernel.keepalived_support import (explained, require_keepalived,  # noqa: F401
                                              servers, toa_on)
+from tests.kernel.sync_support import echo_stream
 
 pytestmark = pytest.mark.kernel
 
@@ -39,18 +41,23 @@ PORT = 80
 KEY = f"tcp {VIP}:{PORT}"
 
 
-def config(index: int) -> str:
+def config(index: int, sync: bool = False) -> str:
+    """lb``index``'s file; with ``sync``, keepalived runs IPVS's connection
+    sync daemons on the back link (master on the VRRP master) and the
+    service does SYNPROXY."""
     state, prio = ("MASTER", 150) if index == 1 else ("BACKUP", 100)
     rs = "".join(f"    real_server {rs_addr(i)} {PORT} {{\n        weight 1\n"
                  f"        TCP_CHECK {{\n            connect_timeout 2\n        }}\n    }}\n"
                  for i in (1, 2))
     laddr_vips = "".join(f"        {a}/32 dev eth1\n" for a in LADDRS)
-    return (f"global_defs {{\n    router_id lb{index}\n}}\n"
+    sync_defs = "    lvs_sync_daemon eth1 VI_1\n" if sync else ""
+    synproxy = "    syn_proxy\n" if sync else ""
+    return (f"global_defs {{\n    router_id lb{index}\n{sync_defs}}}\n"
             f"vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n"
             f"    virtual_router_id 51\n    priority {prio}\n    advert_int 1\n"
             f"    virtual_ipaddress {{\n        {VIP}/24 dev eth0\n{laddr_vips}    }}\n}}\n"
             f"virtual_server {VIP} {PORT} {{\n    delay_loop 2\n    lb_algo rr\n"
-            f"    lb_kind FNAT\n    protocol TCP\n    local_address {{\n"
+            f"    lb_kind FNAT\n    protocol TCP\n{synproxy}    local_address {{\n"
             + "".join(f"        {a}\n" for a in LADDRS) + f"    }}\n{rs}}}\n")
 
 
@@ -149,3 +156,48 @@ def test_backup_takes_over_vip_and_local_addresses(tmp_path, kver, toa_on, event
         finally:
             for ka in lbs.values():
                 ka.stop()
+
+
+def test_stream_survives_fail_over_with_lvs_sync_daemon(tmp_path, kver, toa_on):
+    """keepalived's ``lvs_sync_daemon`` drives our sync unchanged: a TCP
+    stream through the FULLNAT+SYNPROXY VIP, synced to lb2, goes on through
+    lb2 when lb1's front link is cut (VRRP moves the VIP and the local
+    addresses): every byte echoed, no reset."""
+    require_keepalived()
+    with PairTopology() as topo:
+        servers(topo, 4, PORT, 2)
+        lbs = {i: Keepalived(topo.lb(i), tmp_path, name=f"lb{i}") for i in (1, 2)}
+        try:
+            with explained(*lbs.values()):
+                for i, ka in lbs.items():
+                    ka.start(config(i, sync=True))
+                wait_for(lambda: owns(topo, 1), timeout=90)
+                for i in (1, 2):
+                    wait_table(topo.lb(i), lambda t: len(t.get(KEY, {}).get("dests", [])) == 2)
+                wait_for(lambda: {d.state for d in daemons(topo, 1)} == {"master"} and
+                         {d.state for d in daemons(topo, 2)} == {"backup"}, timeout=60)
+                sock = connect(topo, topo.client, VIP, PORT)
+                cport = sock.getsockname()[1]
+                assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
+
+                def fail_over() -> None:
+                    wait_for(lambda: f" {cport:04X} " in topo.sh(
+                        topo.lb(2), "cat /proc/net/ip_vs_conn").stdout, timeout=60,
+                        what="the session on lb2")
+                    topo.cut(1)
+                    wait_for(lambda: owns(topo, 2), timeout=60)
+
+                with sock:
+                    echo_stream(sock, fail_over)
+                # lb2 is the master now, its daemon too
+                wait_for(lambda: "master" in {d.state for d in daemons(topo, 2)}, timeout=60)
+        finally:
+            for ka in lbs.values():
+                ka.stop()
+
+
+def daemons(topo: PairTopology, index: int):
+    """The sync daemons running in lb``index`` (ipvsadm-py's library)."""
+    with topo.inside(topo.lb(index)):
+        with IPVS() as ipvs:
+            return ipvs.daemons()

@@ -60,7 +60,9 @@ PINNED_LB = {
         "synproxy_conn_reused_finwait", "synproxy_conn_reused_closewait",
         "synproxy_conn_reused_lastack", "synproxy_no_dest", "synproxy_stale_ack",
         "synproxy_syn_retry", "synproxy_hs_fail", "synproxy_opts_lost",
-        "sync_seq_ignored", "defence_ip_frag_drop", "defence_tcp_drop",
+        "sync_seq_ignored", "sync_fullnat_sent", "sync_fullnat_recv", "sync_fullnat_no_dest",
+        "sync_fullnat_no_laddr", "sync_fullnat_conflict", "sync_fullnat_bad",
+        "sync_msg_dropped", "sync_conn_skipped", "defence_ip_frag_drop", "defence_tcp_drop",
         "defence_udp_drop")),
 }
 PINNED_RS = {

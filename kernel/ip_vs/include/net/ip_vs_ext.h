@@ -27,6 +27,7 @@ struct netlink_callback;
 struct nlattr;
 struct netns_ipvs;
 struct ip_vs_conn;
+struct ip_vs_conn_param;
 struct ip_vs_dest;
 struct ip_vs_service;
 struct ip_vs_dest_user_kern;
@@ -87,6 +88,25 @@ static inline void ip_vs_fnat_seq_flags(struct ip_vs_fnat_seq *fs, u32 set,
 		new = (old & ~clear) | set;
 	} while (cmpxchg(&fs->flags, old, new) != old);
 }
+
+/* The FULLNAT and SYNPROXY state of a sync message's entry, as a backup
+ * read it (ip_vs_fnat_sync.c has the wire format).  IP_VS_SYNC_OPT_FNAT
+ * is the type of its sync v1 parameter: mandatory (no IPVS_OPT_F_PARAM
+ * bit), so backups without our extensions skip the entry.
+ */
+#define IP_VS_SYNC_OPT_FNAT	0x30
+
+struct ip_vs_fnat_sync {
+	union nf_inet_addr	laddr;
+	__be16			lport;
+	__u8			version;	/* 0: none read yet */
+	__u8			flags;
+	__u32			delta;
+	__u32			rs_isn;
+	__u32			c_nxt;
+	__u32			sp_delta;
+	__u32			seq_flags;
+};
 
 /* A FULLNAT local address of a service.  Connections hold a reference,
  * so deleting an address in use only unlinks it from the service; it is
@@ -166,6 +186,14 @@ enum ip_vs_ext_stat {
 	IP_VS_EXT_SP_HS_FAIL,
 	IP_VS_EXT_SP_OPTS_LOST,
 	IP_VS_EXT_SYNC_SEQ_IGNORED,
+	IP_VS_EXT_SYNC_FNAT_SENT,
+	IP_VS_EXT_SYNC_FNAT_RECV,
+	IP_VS_EXT_SYNC_FNAT_NO_DEST,
+	IP_VS_EXT_SYNC_FNAT_NO_LADDR,
+	IP_VS_EXT_SYNC_FNAT_CONFLICT,
+	IP_VS_EXT_SYNC_FNAT_BAD,
+	IP_VS_EXT_SYNC_MSG_DROPPED,
+	IP_VS_EXT_SYNC_CONN_SKIPPED,
 	IP_VS_EXT_DEF_FRAG_DROP,
 	IP_VS_EXT_DEF_TCP_DROP,
 	IP_VS_EXT_DEF_UDP_DROP,
@@ -231,7 +259,8 @@ int ip_vs_laddr_dump(struct sk_buff *skb, struct netlink_callback *cb,
 		     struct ip_vs_service *svc);
 
 /* ip_vs_fnat.c: FULLNAT connections and packets */
-int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp);
+int ip_vs_fnat_conn_bind(struct ip_vs_conn *cp,
+			 const struct ip_vs_conn_param *p);
 void ip_vs_fnat_conn_expire(struct ip_vs_conn *cp);
 bool ip_vs_fnat_conn_reuse(struct ip_vs_conn *cp);
 int ip_vs_fnat_xmit(struct sk_buff *skb, struct ip_vs_conn *cp,
@@ -295,6 +324,26 @@ int ip_vs_synproxy_icmp_in(struct ip_vs_conn *cp, struct sk_buff *skb,
  * sessions, whose own state shares that storage; counted.
  */
 bool ip_vs_ext_sync_seq_ok(struct ip_vs_conn *cp, bool opt);
+
+/* ip_vs_sync.c (patched in): FULLNAT and SYNPROXY sessions in sync
+ * messages.  A master asks ip_vs_fnat_sync_len() whether an entry needs
+ * our parameter (> 0: its length; -1: do not sync the connection now)
+ * and writes it with ip_vs_fnat_sync_put(); a backup reads it with
+ * ip_vs_fnat_sync_parse() into the entry's ip_vs_conn_param, whose
+ * connection ip_vs_fnat_conn_bind() places, and an existing connection
+ * takes it with ip_vs_fnat_sync_update() unless ip_vs_fnat_sync_same()
+ * says the master replaced the session.  ip_vs_ext_sync_dropped() counts
+ * what a backup could not read.
+ */
+int ip_vs_fnat_sync_len(const struct ip_vs_conn *cp);
+__u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, __u8 *p, int len);
+int ip_vs_fnat_sync_parse(struct netns_ipvs *ipvs, int af, const __u8 *p,
+			  unsigned int plen, struct ip_vs_fnat_sync *fs);
+bool ip_vs_fnat_sync_same(const struct ip_vs_conn *cp,
+			  const struct ip_vs_fnat_sync *fs);
+void ip_vs_fnat_sync_update(struct ip_vs_conn *cp,
+			    const struct ip_vs_fnat_sync *fs);
+void ip_vs_ext_sync_dropped(struct netns_ipvs *ipvs, bool whole);
 
 /* ip_vs_ctl.c calls this on adding or editing a real server */
 int ip_vs_ext_dest_check(const struct ip_vs_service *svc,

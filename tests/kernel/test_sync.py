@@ -1,0 +1,415 @@
+"""FULLNAT and SYNPROXY sessions survive a balancer fail-over (connection sync).
+
+::
+
+    client ---- lb1 (master sync daemon) ---- rs1
+           \\--- lb2 (backup sync daemon) ---/
+                 lb1 s0 ---- s0 lb2: the sync link
+
+tests/kernel/sync_support.py has the lab: lb1 holds the gateway addresses,
+the VIPs and the local addresses until a fail-over moves them to lb2.  The
+same services are configured on both: TCP with FULLNAT and SYNPROXY (TOA
+on), UDP with FULLNAT.  The master is started with ipvsadm-py, the backup
+with the stock ipvsadm.  Streams cross the fail-over and must lose nothing;
+crafted and fuzzed sync messages go to the backup's daemon.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from netaddr import IPAddress
+
+from ipvsadm_py import IPVS, Dest, Forward, LocalAddress, Protocol, Service
+from tools import netlab, whoami
+from tools.guest_init import kernel_log_problems
+
+from tests.kernel import sync_support as ss
+
+pytestmark = pytest.mark.kernel
+
+TPORT, UPORT, BULK_PORT = 80, 53, 54
+TOA_ENABLED = Path("/sys/module/toa/parameters/enabled")
+
+
+def _services(pair: ss.Pair, lb: str, family: int, *, laddr: bool = True,
+              dest: bool = True) -> None:
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    mask = 128 if family == 6 else 0xFFFFFFFF
+    with pair.inside(lb):
+        ipvs = IPVS()
+    with ipvs:
+        for proto, port, synproxy in ((Protocol.TCP, TPORT, True), (Protocol.UDP, UPORT, False),
+                                      (Protocol.UDP, BULK_PORT, False)):
+            svc = Service(protocol=proto, addr=IPAddress(ss.VIP[family]), port=port, af=af,
+                          scheduler="rr", netmask=mask, synproxy=synproxy)
+            ipvs.add_service(svc)
+            if laddr:
+                ipvs.add_laddr(svc, LocalAddress(addr=IPAddress(ss.LADDR[family])))
+            if dest:
+                ipvs.add_dest(svc, Dest(addr=IPAddress(ss.RS[family]), port=port, af=af,
+                                        forward=Forward.FULLNAT, weight=1))
+
+
+@pytest.fixture
+def toa_on():
+    """toa.ko (loaded with our modules) reports the client as the peer."""
+    if not TOA_ENABLED.exists():
+        yield False
+        return
+    before = TOA_ENABLED.read_text().strip()
+    TOA_ENABLED.write_text("Y")
+    yield True
+    TOA_ENABLED.write_text(before)
+
+
+@pytest.fixture
+def pair():
+    with ss.Pair() as the_pair:
+        yield the_pair
+
+
+@pytest.fixture
+def servers(pair):
+    """On rs1, for each family: TCP whoami (then echo), UDP whoami, and a UDP
+    sink for the bulk sessions."""
+    started = []
+    for family in (4, 6):
+        for kind, port, cls in ((socket.SOCK_STREAM, TPORT, whoami.TcpWhoami),
+                                (socket.SOCK_DGRAM, UPORT, whoami.UdpWhoami)):
+            started.append(cls(whoami.listen(pair.inside, pair.rs, family, kind, port,
+                                             ss.RS[family]), "rs1"))
+    sinks = [whoami.listen(pair.inside, pair.rs, f, socket.SOCK_DGRAM, BULK_PORT, ss.RS[f])
+             for f in (4, 6)]
+    yield {(s.sock.family, s.sock.type): s for s in started}
+    for one in started:
+        one.close()
+    for sock in sinks:
+        sock.close()
+
+
+def _session_on(pair: ss.Pair, ns: str, proto: str, cport: int) -> list[str]:
+    mark = f" {cport:04X} "
+    return [line for line in pair.conns(ns) if line.startswith(proto) and mark in line]
+
+
+def _connect(pair: ss.Pair, family: int, port: int, kind: int) -> socket.socket:
+    af = socket.AF_INET if family == 4 else socket.AF_INET6
+    with pair.inside(pair.client):
+        sock = socket.socket(af, kind)
+    sock.settimeout(20)
+    sock.connect((ss.VIP[family], port))
+    return sock
+
+
+# ---------------------------------------------------------------- fail-over
+
+def _tcp_stream_across_fail_over(pair: ss.Pair, family: int, toa: bool,
+                                 before_fail_over=None) -> None:
+    sock = _connect(pair, family, TPORT, socket.SOCK_STREAM)
+    cport = sock.getsockname()[1]
+    sock.sendall(b"hello\n")
+    name, peer, _ = sock.recv(256).decode().split()
+    assert name == "rs1"
+    if toa:
+        assert peer == ss.CLIENT[family], "the real server should see the client through TOA"
+
+    def fail_over() -> None:
+        # the backup must hold the session (synced after the master's 3rd,
+        # 53rd, ... packet of it) before the master goes away
+        netlab.wait_for(lambda: _session_on(pair, pair.lbs[1], "TCP", cport), 60,
+                        what="the session on the backup")
+        if before_fail_over:
+            before_fail_over()
+        pair.fail_over()
+
+    ss.echo_stream(sock, fail_over)
+    sock.close()
+    # the second half went through the backup, which holds the session
+    assert _session_on(pair, pair.lbs[1], "TCP", cport)
+
+
+def _udp_flow_across_fail_over(pair: ss.Pair, family: int) -> None:
+    sock = _connect(pair, family, UPORT, socket.SOCK_DGRAM)
+    sock.settimeout(1)
+    cport = sock.getsockname()[1]
+    peers = set()
+    for index in range(40):
+        if index == 20:
+            netlab.wait_for(lambda: _session_on(pair, pair.lbs[1], "UDP", cport), 60,
+                        what="the session on the backup")
+            pair.fail_over()
+        payload = f"seq {index}".encode()
+        for _attempt in range(20):       # UDP: a datagram lost in the switch is sent again
+            sock.send(payload)
+            try:
+                reply = sock.recv(4096)
+            except TimeoutError:
+                continue
+            if reply.endswith(payload):
+                break
+        else:
+            raise AssertionError(f"datagram {index} never answered")
+        _name, peer, port = reply.split(b" | ")[0].decode().split()
+        peers.add((peer, int(port)))
+    sock.close()
+    # one session: the real server saw the same local address and port
+    # before and after the fail-over
+    assert len(peers) == 1, peers
+    assert next(iter(peers))[0] == ss.LADDR[family]
+
+
+def _check_counters(pair: ss.Pair) -> None:
+    backup = pair.ext_stats(pair.lbs[1])
+    master = pair.ext_stats(pair.lbs[0])
+    assert master["sync_fullnat_sent"] >= 1, master
+    assert backup["sync_fullnat_recv"] >= 1, backup
+    for name in ("sync_fullnat_bad", "sync_fullnat_no_laddr", "sync_fullnat_no_dest",
+                 "sync_fullnat_conflict", "sync_msg_dropped"):
+        assert backup[name] == 0, (name, backup)
+
+
+FAMILIES = pytest.mark.parametrize("family", [4, 6], ids=["ipv4", "ipv6"])
+
+
+@FAMILIES
+def test_tcp_stream_survives_fail_over(pair, servers, toa_on, family, kmsg_mark):
+    """A TCP stream through FULLNAT+SYNPROXY, with TOA, goes on through the
+    backup when the master goes away: every byte echoed, no reset."""
+    for lb in pair.lbs:
+        _services(pair, lb, family)
+    pair.start_daemons()
+    _tcp_stream_across_fail_over(pair, family, toa_on)
+    _check_counters(pair)
+    assert kernel_log_problems(kmsg_mark()) == []
+
+
+@FAMILIES
+def test_udp_flow_survives_fail_over(pair, servers, family, kmsg_mark):
+    """A UDP flow through FULLNAT goes on through the backup with the same
+    local address and port: the real server sees one session."""
+    for lb in pair.lbs:
+        _services(pair, lb, family)
+    pair.start_daemons()
+    _udp_flow_across_fail_over(pair, family)
+    _check_counters(pair)
+    assert kernel_log_problems(kmsg_mark()) == []
+
+
+def test_synced_session_holds_its_local_port(pair, servers):
+    """A synced session's local port is taken on the backup: the backup's
+    own new sessions never get that port (the range is narrowed to it and
+    one other), and the session's entry lists it."""
+    family = 4
+    for lb in pair.lbs:
+        _services(pair, lb, family)
+    pair.start_daemons()
+    sock = _connect(pair, family, UPORT, socket.SOCK_DGRAM)
+    for _ in range(4):
+        sock.send(b"x")
+        sock.recv(4096)
+    cport = sock.getsockname()[1]
+    line = netlab.wait_for(lambda: _session_on(pair, pair.lbs[1], "UDP", cport), 60,
+                       what="the session on the backup")[0]
+    lport = int(line.split()[-1], 16)
+    spare = lport + 1 if lport < 65535 else lport - 1
+    # the backup's own sessions: only lport and one other port in its range
+    pair.sh(pair.lbs[1], f"sysctl -qw net.ipv4.vs.fullnat_lport_min={min(lport, spare)} "
+                         f"net.ipv4.vs.fullnat_lport_max={max(lport, spare)}")
+    pair.fail_over()
+    others = []
+    for _ in range(3):
+        other = _connect(pair, family, UPORT, socket.SOCK_DGRAM)
+        other.settimeout(3)
+        other.send(b"y")
+        try:
+            others.append(other.recv(4096).split(b" | ")[0].decode().split()[2])
+        except TimeoutError:
+            others.append(None)
+        other.close()
+    sock.send(b"z")
+    assert int(sock.recv(4096).split(b" | ")[0].decode().split()[2]) == lport
+    # the first new session takes the other port; the synced one keeps lport
+    assert others[0] == str(spare), others
+    assert str(lport) not in others, others
+    sock.close()
+
+
+# ---------------------------------------------------------------- many sessions
+
+def test_ten_thousand_sessions_synced(pair, servers):
+    """10,000 live UDP sessions on the master: the backup holds all of them.
+    The memory they take on the backup is printed (per session)."""
+    family, count = 4, 10_000
+    for lb in pair.lbs:
+        _services(pair, lb, family)
+    # sync every session on its first packet; room for the bursts
+    pair.sh(pair.lbs[0], "sysctl -qw net.ipv4.vs.sync_threshold='1 0'")
+    pair.sh(pair.lbs[1], "sysctl -qw net.ipv4.vs.sync_sock_size=4194304")
+    pair.start_daemons()
+    slab_before = _slab_bytes()
+    sent = 0
+    while sent < count:
+        batch = min(1000, count - sent)
+        for port in range(20000 + sent, 20000 + sent + batch):   # a session per port
+            with pair.inside(pair.client):
+                one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with one:
+                one.bind((ss.CLIENT[4], port))
+                one.sendto(b"s", (ss.VIP[4], BULK_PORT))
+        sent += batch
+        netlab.wait_for(lambda: pair.ext_stats(pair.lbs[1])["sync_fullnat_recv"] >= sent, 120,
+                    interval=0.5, what=f"{sent} sessions on the backup")
+    master = [line for line in pair.conns(pair.lbs[0]) if f" {BULK_PORT:04X} " in line]
+    backup = [line for line in pair.conns(pair.lbs[1]) if f" {BULK_PORT:04X} " in line]
+    assert len(master) == count
+    assert len(backup) == count
+    # the same client port and local tuple on both sides
+    def tuples(lines):
+        return sorted((f[2], f[-2], f[-1]) for f in (line.split() for line in lines))
+    assert tuples(master) == tuples(backup)
+    stats = pair.ext_stats(pair.lbs[1])
+    assert stats["sync_fullnat_recv"] == count and stats["sync_fullnat_conflict"] == 0
+    slab_after = _slab_bytes()
+    if slab_before is not None and slab_after is not None:
+        # master and backup both grew by ``count`` connections in this guest
+        print(f"memory per synced session: {(slab_after - slab_before) / (2 * count):.0f} bytes")
+
+
+def _slab_bytes() -> int | None:
+    """Bytes in the ip_vs_conn slab (None when it is merged with others)."""
+    for line in Path("/proc/slabinfo").read_text().splitlines():
+        if line.startswith("ip_vs_conn "):
+            fields = line.split()
+            return int(fields[1]) * int(fields[3])
+    return None
+
+
+# ---------------------------------------------------------------- hostile input
+
+def _crafted(pair: ss.Pair, sock: socket.socket, family: int, cport: int, options: bytes,
+             **kw) -> None:
+    ss.send(sock, ss.message([ss.entry(family, proto=socket.IPPROTO_TCP, cport=cport,
+                                       vport=TPORT, dport=TPORT, options=options, **kw)]))
+
+
+def test_backup_refuses_what_it_cannot_place(pair, servers):
+    """Crafted messages to the backup: an unknown local address, a real
+    server it does not have, a local tuple in use, a malformed, a
+    version-0 and a FULLNAT entry without our parameter are not created
+    and each is counted; a newer version's longer parameter is read."""
+    family = 4
+    _services(pair, pair.lbs[1], family)
+    pair.sh(pair.lbs[1], "ipvsadm --start-daemon backup --mcast-interface s0")
+    sock = ss.sender(pair, pair.lbs[0])
+    seq = ss.SEQ_INIT | ss.SEQ_RS_ISN | ss.SEQ_C_NXT | ss.SP_EST
+    flags = ss.CONN_F_FULLNAT
+    both = ss.FNAT_F_FULLNAT | ss.FNAT_F_SYNPROXY
+    good = dict(lport=40000, flags=both, delta=7, rs_isn=9, c_nxt=11, sp_delta=13,
+                seq_flags=seq)
+    cases = [  # client port, option, extra entry fields, counter that moves
+        (1001, ss.fnat_option(family, **{**good, "laddr": "10.0.3.99"}), {}, "sync_fullnat_no_laddr"),
+        (1002, ss.fnat_option(family, **good), {"daddr": "10.0.2.99"}, "sync_fullnat_no_dest"),
+        (1003, ss.fnat_option(family, **{**good, "version": 0}), {}, "sync_fullnat_bad"),
+        (1004, ss.fnat_option(family, **good)[:-3], {}, None),      # truncated: whole message
+        (1005, b"", {}, "sync_fullnat_bad"),
+        (1006, ss.fnat_option(family, **{**good, "lport": 0}), {}, "sync_fullnat_bad"),
+        (1007, ss.fnat_option(family, **good) * 2, {}, "sync_fullnat_bad"),
+    ]
+    for cport, option, extra, counter in cases:
+        before = pair.ext_stats(pair.lbs[1])
+        raw = option
+        if cport == 1004:   # the option's length says more than the entry has
+            raw = bytes([ss.OPT_FNAT, 40]) + option[2:]
+        _crafted(pair, sock, family, cport, raw, flags=flags, **extra)
+        counter = counter or "sync_msg_dropped"
+        netlab.wait_for(lambda: pair.ext_stats(pair.lbs[1])[counter] > before[counter], 20,
+                    what=f"{counter} after the entry of client port {cport}")
+        assert not _session_on(pair, pair.lbs[1], "TCP", cport)
+    # accepted: version 1, and a version 2 with 8 more bytes
+    for cport, version, extra in ((2001, 1, b""), (2002, 2, b"\x01" * 8)):
+        _crafted(pair, sock, family, cport,
+                 ss.fnat_option(family, **{**good, "lport": 40000 + cport, "version": version},
+                                extra=extra), flags=flags)
+        line = netlab.wait_for(lambda: _session_on(pair, pair.lbs[1], "TCP", cport), 20,
+                           what=f"the session of client port {cport}")[0]
+        assert line.split()[-1] == f"{40000 + cport:04X}", line
+    # a second session on the same local tuple (same real server): refused
+    before = pair.ext_stats(pair.lbs[1])
+    _crafted(pair, sock, family, 3001,
+             ss.fnat_option(family, **{**good, "lport": 42001}), flags=flags)
+    netlab.wait_for(lambda: pair.ext_stats(pair.lbs[1])["sync_fullnat_conflict"] >
+                before["sync_fullnat_conflict"], 20, what="the conflict counted")
+    assert not _session_on(pair, pair.lbs[1], "TCP", 3001)
+    assert _session_on(pair, pair.lbs[1], "TCP", 2001)
+    sock.close()
+
+
+def _mutations(base: list[bytes], count: int, rng: random.Random):
+    for _ in range(count):
+        msg = bytearray(rng.choice(base))
+        how = rng.randrange(5)
+        if how == 0:            # flip bytes
+            for _ in range(rng.randint(1, 8)):
+                msg[rng.randrange(len(msg))] = rng.randrange(256)
+        elif how == 1:          # truncate, header size kept or fixed up
+            msg = msg[:rng.randrange(1, len(msg))]
+            if rng.random() < 0.5 and len(msg) >= 4:
+                struct.pack_into("!H", msg, 2, len(msg))
+        elif how == 2:          # random bytes after a valid header
+            msg = msg[:8] + bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
+            struct.pack_into("!H", msg, 2, len(msg))
+        elif how == 3:          # an option's length or type changed
+            pos = rng.randrange(8, len(msg))
+            msg[pos] = rng.choice([0, 1, 2, 3, ss.OPT_FNAT, ss.OPT_FNAT | 0x40, 255])
+        else:                   # entry size field
+            if len(msg) > 12:
+                struct.pack_into("!H", msg, 10, rng.randrange(65536))
+        yield bytes(msg)
+
+
+def test_fuzzed_messages_break_nothing(pair, servers, toa_on, kmsg_mark):
+    """10,000 malformed messages reach the backup while a synced session
+    lives: they are counted, the kernel logs no problem, and the session
+    still survives the fail-over afterwards."""
+    family = 4
+    for lb in pair.lbs:
+        _services(pair, lb, family)
+    pair.start_daemons()
+    rng = random.Random(8848)
+    good = ss.fnat_option(family, lport=41000, flags=ss.FNAT_F_FULLNAT | ss.FNAT_F_SYNPROXY,
+                          delta=1, rs_isn=2, c_nxt=3, sp_delta=4,
+                          seq_flags=ss.SEQ_INIT | ss.SEQ_RS_ISN | ss.SP_EST)
+    # other clients than the streaming one: a mutation never names its session
+    c4, c6 = "10.0.1.50", "2001:db8:1::50"
+    base = [
+        ss.message([ss.entry(4, proto=socket.IPPROTO_TCP, cport=5000 + i, vport=TPORT,
+                             dport=TPORT, caddr=c4, options=good) for i in range(3)]),
+        ss.message([ss.entry(4, proto=socket.IPPROTO_UDP, cport=6000, vport=UPORT, dport=UPORT,
+                             caddr=c4, options=ss.fnat_option(4, lport=41001))]),
+        ss.message([ss.entry(4, proto=socket.IPPROTO_TCP, cport=7000, vport=TPORT, dport=TPORT,
+                             caddr=c4, flags=ss.CONN_F_MASQ)]),
+        ss.message([ss.entry(6, proto=socket.IPPROTO_TCP, cport=8000, vport=TPORT, dport=TPORT,
+                             caddr=c6, options=ss.fnat_option(6, lport=41002))]),
+    ]
+    sock = ss.sender(pair, pair.lbs[0])
+    before = pair.ext_stats(pair.lbs[1])
+
+    def fuzz() -> None:
+        for index, msg in enumerate(_mutations(base, 10_000, rng)):
+            ss.send(sock, msg)
+            if index % 200 == 199:
+                time.sleep(0.05)    # the backup thread keeps up; nothing is lost in its socket
+
+    _tcp_stream_across_fail_over(pair, family, toa_on, before_fail_over=fuzz)
+    after = pair.ext_stats(pair.lbs[1])
+    counted = sum(after[n] - before[n] for n in ("sync_msg_dropped", "sync_conn_skipped",
+                                                  "sync_fullnat_bad"))
+    assert counted >= 1000, {n: after[n] - before[n] for n in after if n.startswith("sync")}
+    sock.close()
+    assert kernel_log_problems(kmsg_mark()) == []
