@@ -303,11 +303,12 @@ class Capture:
     """
 
     def __init__(self, topo: Topology, ns: str, iface: str, bpf: str,
-                 path: str) -> None:
+                 path: str, snaplen: int = 256) -> None:
         # --immediate-mode: hand over every packet at once, so none is
-        # still in a kernel block when the capture is stopped
+        # still in a kernel block when the capture is stopped; ``snaplen``
+        # bytes of each packet (headers and some data by default)
         self.argv = ["ip", "netns", "exec", ns, "tcpdump", "--immediate-mode", "-U",
-                     "-n", "-i", iface, "-s", "256", "-w", str(path), bpf]
+                     "-n", "-i", iface, "-s", str(snaplen), "-w", str(path), bpf]
         self.path = str(path)
         self.proc: subprocess.Popen[str] | None = None
 

@@ -143,7 +143,8 @@ u8 *ip_vs_fnat_sync_put(const struct ip_vs_conn *cp, u8 *p, int len)
 	w->version = IP_VS_FNAT_SYNC_VERSION;
 	if (cp->flags & IP_VS_CONN_F_SYNPROXY)
 		w->flags |= IP_VS_FNAT_SYNC_F_SYNPROXY;
-	if (ip_vs_conn_fnat(cp)) {
+	/* FULLNAT as ip_vs_fnat_sync_len() saw it: the room is reserved */
+	if (len > sizeof(*w)) {
 		w->flags |= IP_VS_FNAT_SYNC_F_FULLNAT;
 		w->lport = cp->lport;
 		memcpy(w + 1, &cp->laddr, ip_vs_fnat_sync_alen(cp->af));
@@ -213,10 +214,20 @@ static bool ip_vs_fnat_sync_fits(const struct ip_vs_conn *cp,
 	bool fnat = ip_vs_conn_fnat(cp);
 	bool sp = fs->flags & IP_VS_FNAT_SYNC_F_SYNPROXY;
 
-	if (fnat != !!(fs->flags & IP_VS_FNAT_SYNC_F_FULLNAT))
+	const u32 fnat_ready = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_RS_ISN;
+
+	if ((cp->flags & IP_VS_CONN_F_TEMPLATE) ||
+	    fnat != !!(fs->flags & IP_VS_FNAT_SYNC_F_FULLNAT))
 		return false;
 	if (sp && (cp->protocol != IPPROTO_TCP ||
 		   (!fnat && IP_VS_FWD_METHOD(cp) != IP_VS_CONN_F_MASQ)))
+		return false;
+	/* TCP: only the complete state a master sends (a backup could not
+	 * translate a session with less)
+	 */
+	if (cp->protocol == IPPROTO_TCP &&
+	    ((fnat && (fs->seq_flags & fnat_ready) != fnat_ready) ||
+	     (sp && !(fs->seq_flags & IP_VS_SP_EST))))
 		return false;
 	if (fnat)
 		return cp->daf == cp->af && (cp->protocol == IPPROTO_TCP ||
@@ -242,12 +253,12 @@ static void ip_vs_fnat_sync_seq(struct ip_vs_conn *cp,
 		WRITE_ONCE(s->rs_isn, fs->rs_isn);
 	if (take & IP_VS_SP_EST)
 		WRITE_ONCE(s->sp_delta, fs->sp_delta);
-	if (fs->seq_flags & IP_VS_FNAT_SEQ_C_NXT) {
-		WRITE_ONCE(s->c_nxt, fs->c_nxt);
-		take |= IP_VS_FNAT_SEQ_C_NXT;
-	}
-	ip_vs_fnat_seq_flags(s, take, (IP_VS_FNAT_SYNC_SEQ |
+	ip_vs_fnat_seq_flags(s, take, (IP_VS_FNAT_SYNC_TAKE |
 				       IP_VS_FNAT_SEQ_R_NXT) & ~take);
+	/* forward only: a session this node forwards may be ahead */
+	if (fs->seq_flags & IP_VS_FNAT_SEQ_C_NXT)
+		ip_vs_fnat_seq_advance(s, &s->c_nxt, IP_VS_FNAT_SEQ_C_NXT,
+				       fs->c_nxt);
 }
 
 /**
@@ -278,11 +289,16 @@ int ip_vs_fnat_sync_bind(struct ip_vs_conn *cp,
 		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SYNC_FNAT_BAD);
 		return -EINVAL;
 	}
+	/* the real server's method decides how a session is forwarded: a
+	 * session bound to none later could take another one's
+	 */
+	if (!cp->dest) {
+		IP_VS_EXT_INC(ipvs, IP_VS_EXT_SYNC_FNAT_NO_DEST);
+		return -ENOENT;
+	}
+	/* our state, not the helpers' sequence data, is in that storage */
+	cp->flags &= ~IP_VS_CONN_F_SEQ_MASK;
 	if (ip_vs_conn_fnat(cp)) {
-		if (!cp->dest) {
-			IP_VS_EXT_INC(ipvs, IP_VS_EXT_SYNC_FNAT_NO_DEST);
-			return -ENOENT;
-		}
 		rcu_read_lock();
 		svc = rcu_dereference(cp->dest->svc);
 		laddr = svc ? ip_vs_laddr_get(svc, &fs->laddr) : NULL;

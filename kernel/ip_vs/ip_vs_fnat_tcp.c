@@ -515,16 +515,33 @@ free:
  * so neither keeps a dead connection open.  Not while the namespace or
  * the module goes away.
  */
+/*
+ * Should the expiry of the established session @cp reset both ends?  Only
+ * where both ends' next sequence numbers are known, conn_expire_tcp_rst is
+ * on, and the balancer is not a backup only: a backup's copy of a session
+ * that the master (or, after a fail-back, the new master) serves must end
+ * silently.
+ */
+static bool ip_vs_expire_rst_wanted(const struct ip_vs_conn *cp)
+{
+	const u32 both = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT |
+			 IP_VS_FNAT_SEQ_R_NXT;
+	struct netns_ipvs *ipvs = cp->ipvs;
+
+	return cp->state == IP_VS_TCP_S_ESTABLISHED &&
+	       (READ_ONCE(cp->fnat.flags) & both) == both &&
+	       READ_ONCE(ipvs->enable) &&
+	       READ_ONCE(ipvs->ext->conn_expire_tcp_rst) &&
+	       (READ_ONCE(ipvs->sync_state) &
+		(IP_VS_STATE_MASTER | IP_VS_STATE_BACKUP)) != IP_VS_STATE_BACKUP;
+}
+
 void ip_vs_fnat_tcp_expire(struct ip_vs_conn *cp)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
 	const struct ip_vs_fnat_seq *fs = &cp->fnat;
-	const u32 both = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT |
-			 IP_VS_FNAT_SEQ_R_NXT;
 
-	if (cp->state != IP_VS_TCP_S_ESTABLISHED ||
-	    (fs->flags & both) != both || !READ_ONCE(ipvs->enable) ||
-	    !READ_ONCE(ipvs->ext->conn_expire_tcp_rst))
+	if (!ip_vs_expire_rst_wanted(cp))
 		return;
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->laddr, cp->lport,
 			    &cp->daddr, cp->dport, fs->c_nxt + fs->delta,
@@ -604,13 +621,8 @@ void ip_vs_nat_tcp_expire(struct ip_vs_conn *cp)
 {
 	struct netns_ipvs *ipvs = cp->ipvs;
 	const struct ip_vs_fnat_seq *fs = &cp->fnat;
-	const u32 both = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_C_NXT |
-			 IP_VS_FNAT_SEQ_R_NXT;
 
-	if (!ip_vs_nat_tcp_tracked(cp) ||
-	    cp->state != IP_VS_TCP_S_ESTABLISHED ||
-	    (fs->flags & both) != both || !READ_ONCE(ipvs->enable) ||
-	    !READ_ONCE(ipvs->ext->conn_expire_tcp_rst))
+	if (!ip_vs_nat_tcp_tracked(cp) || !ip_vs_expire_rst_wanted(cp))
 		return;
 	ip_vs_fnat_send_rst(ipvs->net, cp->af, &cp->caddr, cp->cport,
 			    &cp->daddr, cp->dport, fs->c_nxt, fs->r_nxt);

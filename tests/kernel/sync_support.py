@@ -108,8 +108,9 @@ class Pair(netlab.Namespaces):
             f"route add {netlab.LADDR_NET6} via {GW_R[6]}"])
         for index, lb in enumerate(self.lbs, start=1):
             host = 2 + index
-            for dev, peer, bridge, net4, net6 in (("c0", self.client, "cbr", "10.0.1", "2001:db8:1"),
-                                                  ("r0", self.rs, "rbr", "10.0.2", "2001:db8:2")):
+            links = (("c0", self.client, "cbr", "10.0.1", "2001:db8:1"),
+                     ("r0", self.rs, "rbr", "10.0.2", "2001:db8:2"))
+            for dev, peer, bridge, net4, net6 in links:
                 port = f"{dev}l{index}"
                 netlab.run(["ip", "-n", lb, "link", "add", dev, "type", "veth", "peer", "name",
                      port, "netns", peer])

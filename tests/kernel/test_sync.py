@@ -313,7 +313,8 @@ def test_backup_refuses_what_it_cannot_place(pair, servers):
     good = dict(lport=40000, flags=both, delta=7, rs_isn=9, c_nxt=11, sp_delta=13,
                 seq_flags=seq)
     cases = [  # client port, option, extra entry fields, counter that moves
-        (1001, ss.fnat_option(family, **{**good, "laddr": "10.0.3.99"}), {}, "sync_fullnat_no_laddr"),
+        (1001, ss.fnat_option(family, **{**good, "laddr": "10.0.3.99"}), {},
+         "sync_fullnat_no_laddr"),
         (1002, ss.fnat_option(family, **good), {"daddr": "10.0.2.99"}, "sync_fullnat_no_dest"),
         (1003, ss.fnat_option(family, **{**good, "version": 0}), {}, "sync_fullnat_bad"),
         (1004, ss.fnat_option(family, **good)[:-3], {}, None),      # truncated: whole message

@@ -52,6 +52,7 @@ PLAIN_VIP = {4: "10.0.0.101", 6: "2001:db8:100::101"}     # no SYNPROXY service 
 FAR = {4: ("10.0.4.2", "10.0.4.1", "10.0.4.0/24"),
        6: ("2001:db8:4::2", "2001:db8:4::1", "2001:db8:4::/64")}
 SYNC_LB, SYNC_PEER, SYNC_GROUP, SYNC_PORT, SYNC_ID = "10.0.9.1", "10.0.9.2", "224.0.0.81", 8848, 5
+SYNC_SNAPLEN = 2048      # whole sync messages (entries with our parameter are longer)
 IP_VS_CONN_F_SEQ_MASK = 0x0600
 IPVS_OPT_SEQ_DATA = 1
 RANDOM_ACKS = 1_000_000
@@ -481,8 +482,8 @@ def send_sync(topo: Topology, peer: str, message: bytes) -> None:
 def test_sync_pair_with_synproxy_sessions(mode, tmp_path):
     """A master/backup pair: streams through SYNPROXY and plain sessions of
     the master complete, no message the master sends announces sequence
-    data for them, and the backup learns the NAT ones (a backup does not
-    take FULLNAT sessions: their real-server side is the master's)."""
+    data for them, and the backup learns them (FULLNAT ones with their
+    local tuple: tests/kernel/test_sync.py)."""
     topo = make_topo()
     try:
         lab = Lab(topo, 4, mode)
@@ -502,7 +503,8 @@ def test_sync_pair_with_synproxy_sessions(mode, tmp_path):
             sync_daemon(topo, topo.lb, "master")
             ports = []
             text = lambda: topo.sh(peer, "cat /proc/net/ip_vs_conn").stdout   # noqa: E731
-            with Capture(topo, peer, "sync0", f"udp port {SYNC_PORT}", tmp_path / "s.pcap") as cap:
+            with Capture(topo, peer, "sync0", f"udp port {SYNC_PORT}", tmp_path / "s.pcap",
+                         snaplen=SYNC_SNAPLEN) as cap:
                 for port in (PORT, PLAIN_PORT):
                     with lab.connect(port) as sock:
                         ports.append(sock.getsockname()[1])
@@ -513,9 +515,7 @@ def test_sync_pair_with_synproxy_sessions(mode, tmp_path):
                 netlab.wait_for(lambda: {r[0] for r in records()} == set(ports), timeout=30)
             assert not [r for r in records() if r[1] & IP_VS_CONN_F_SEQ_MASK or r[2]], \
                 records()
-            if mode == "nat":
-                netlab.wait_for(lambda: all(f" {p:04X} " in text() for p in ports),
-                                timeout=30)
+            netlab.wait_for(lambda: all(f" {p:04X} " in text() for p in ports), timeout=30)
         finally:
             stop_sync(topo, peer)
             backup.flush()
@@ -550,7 +550,7 @@ def test_crafted_sync_seq_data_leaves_a_session_alone(mode, port, tmp_path):
                 message = sync_message([sync_conn_v4(fields, fwd | IP_VS_CONN_F_SEQ_MASK,
                                                      garbage)])
                 with Capture(topo, peer, "sync0", f"udp port {SYNC_PORT}",
-                             tmp_path / "s.pcap") as cap:
+                             tmp_path / "s.pcap", snaplen=SYNC_SNAPLEN) as cap:
                     survives(lab, sock, lambda: send_sync(topo, peer, message))
             moved = delta(before, lab.stats())
             assert moved.get("sync_seq_ignored") == 1, moved

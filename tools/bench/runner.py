@@ -96,6 +96,7 @@ TARGETS = {
     "acl_drop_vs_synproxy_ratio": (">=", 1.5),
     "toa_ebpf_vs_none_cps_ratio": (">=", 0.95),
     "toa_module_vs_none_cps_ratio": (">=", 0.95),
+    "sync_vs_nosync_cps_ratio": (">=", 0.9),
     # against what an operator would use instead (tools/bench/nft_peer.py,
     # tools/bench/haproxy.cfg); request/response has no goal of its own
     "fnat_vs_nft_pps_ratio": (">=", 1.0),
@@ -116,6 +117,8 @@ KEYS = ("fnat_vs_nat_pps_ratio", "fnat_vs_nat_cps_ratio", "synproxy_vs_syncookie
         "acl_100k_vs_none_pps_ratio", "acl_drop_vs_synproxy_ratio",
         # TOA on the real server: the BPF variant and toa.ko against neither
         "toa_ebpf_vs_none_cps_ratio", "toa_module_vs_none_cps_ratio",
+        # connection sync: the master's rate with its daemon on and off, bytes sent
+        "sync_vs_nosync_cps_ratio", "sync_bytes_per_session",
         # the peers: nftables full NAT and synproxy, HAProxy in TCP mode
         "fnat_vs_nft_pps_ratio", "fnat_vs_nft_cps_ratio", "synproxy_vs_nft_synproxy_ratio",
         "fnat_vs_haproxy_cps_ratio", "fnat_vs_haproxy_pps_ratio",
@@ -250,7 +253,8 @@ class Lab:
             proc.kill()
             proc.wait()
         for sock in self.netlink.values():
-            sock.close()
+            if sock is not None:
+                sock.close()
         self.netlink.clear()
         try:
             if self.ipvs is not None:
@@ -333,6 +337,19 @@ class Lab:
             service("tcp_fnat", Protocol.TCP, TCP_FNAT, RS_TCP[TCP_FNAT], Forward.FULLNAT)
         self.nft = nft_peer.NftPeer(t.lb, [netlab.rs_addr(1)], sources=self.p.laddrs)
         self.nft_missing = self.nft_missing or self.nft.available()
+
+    def sync_link(self) -> str:
+        """A link of the balancer (``s0``, 10.0.9.1/24, to the client's
+        namespace, where nothing listens) for the sync daemon's messages;
+        its name."""
+        t = self.topo
+        if "s0" not in self.netlink:
+            netlab.run(["ip", "-n", t.lb, "link", "add", "s0", "type", "veth", "peer", "name",
+                        "s0", "netns", t.client])
+            t.ip_batch(t.lb, ["link set s0 up", "addr add 10.0.9.1/24 dev s0"])
+            t.ip_batch(t.client, ["link set s0 up"])
+            self.netlink["s0"] = None       # made once (close() skips it)
+        return "s0"
 
     def tables_for(self, name: str) -> contextlib.AbstractContextManager:
         """The nftables peer's table for a window of ``name`` (``nft``), none
@@ -1093,6 +1110,50 @@ class Bench:
         # not paired: filling the pool takes minutes
         self.put("lport_full_vs_empty_cps_ratio", median_figure(full, empty))
 
+    # -------------------------------------------------------- connection sync
+    def sync(self, lab: Lab) -> None:
+        """New FULLNAT connections/s with the master sync daemon off and on,
+        interleaved (each session is synced with its FULLNAT state:
+        docs/fullnat.md, Connection sync), and the sync traffic's bytes per
+        new connection (the sync link's transmitted bytes, once the daemon
+        has sent what it queued, over the service's new connections)."""
+        keys = ("sync_vs_nosync_cps_ratio", "sync_bytes_per_session")
+        if not lab.fullnat:
+            for key in keys:
+                self.null(key, "not available yet: FULLNAT is missing")
+            return
+        from ipvsadm_py import Daemon, DaemonState
+
+        lab.serve()
+        link = lab.sync_link()
+        daemon = Daemon(state=DaemonState.MASTER, mcast_ifn=link)
+        windows: dict[str, list[Window]] = {"off": [], "on": []}
+        per_session: list[float] = []
+        sent_before = _ns_ext_stats(lab.topo.lb).get("sync_fullnat_sent", 0)
+        for _ in range(self.p.repeats):
+            for name in ("off", "on"):
+                if name == "on":
+                    lab.ipvs.start_daemon(daemon)
+                # the service's counters fold every 2 s: read them settled
+                time.sleep(2.5)
+                conns = lab.ipvs.service(lab.svc["tcp_fnat"]).stats.conns
+                sent = lab.stats(lab.topo.lb, link)["tx_bytes"]
+                r = lab.connect_rate(TCP_FNAT, self.p.seconds)
+                windows[name].append(r["window"])
+                log(f"  sync {name}: {r['window'].describe()} ({r['failed']} failed)")
+                if name == "on":
+                    time.sleep(2.5)     # the daemon sends a partial message within 2 s
+                    conns = lab.ipvs.service(lab.svc["tcp_fnat"]).stats.conns - conns
+                    sent = lab.stats(lab.topo.lb, link)["tx_bytes"] - sent
+                    lab.ipvs.stop_daemon(daemon)
+                    if conns > 0:
+                        per_session.append(sent / conns)
+        self.windows("sync", windows)
+        self.result["sync_bytes_per_session"] = median(per_session)
+        self.context["sync_fullnat_sent"] = (_ns_ext_stats(lab.topo.lb).get("sync_fullnat_sent", 0)
+                                             - sent_before)
+        self.figure("sync_vs_nosync_cps_ratio", windows, "on", "off")
+
     # -------------------------------------------------------- floods
     def floods(self, lab: Lab) -> None:
         """SYN/ACKs per second under a spoofed SYN flood: the kernel's own
@@ -1641,6 +1702,9 @@ class Bench:
                       lambda: self.exporter(lab),
                       ("exporter_scrape_seconds", "scrape_vs_idle_pps_ratio",
                        "scrape_every_15s_vs_idle_pps_ratio"))
+            self.step("connection sync: master on vs off, bytes per session",
+                      lambda: self.sync(lab),
+                      ("sync_vs_nosync_cps_ratio", "sync_bytes_per_session"))
             # its UDP sessions stay until the lab goes
             self.step("local port pool 99 % used vs empty", lambda: self.lport_pool(lab),
                       ("lport_full_vs_empty_cps_ratio",))
