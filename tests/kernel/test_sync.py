@@ -240,6 +240,45 @@ def test_synced_session_holds_its_local_port(pair, servers):
     sock.close()
 
 
+def test_former_master_lets_its_copy_expire_silently(pair, servers):
+    """A balancer that forwarded a session and is now a backup only (as
+    keepalived makes it on losing VRRP) lets its stale copy expire without
+    resetting it (conn_expire_tcp_rst is on): the session, served by the new
+    master, goes on."""
+    family = 4
+    for lb in pair.lbs:
+        _services(pair, lb, family)
+    old, new = pair.lbs
+    pair.sh(old, "ipvsadm --set 6 0 0")     # its copy expires 6 s after its last packet
+    pair.start_daemons()
+    sock = _connect(pair, family, TPORT, socket.SOCK_STREAM)
+    cport = sock.getsockname()[1]
+    sock.sendall(b"hello\n")
+    sock.recv(256)
+    for _ in range(4):
+        sock.sendall(b"x" * 100)
+        sock.recv(4096)
+    netlab.wait_for(lambda: _session_on(pair, new, "TCP", cport), 60,
+                    what="the session on the backup")
+    # the old master turns backup and gives its addresses away, its links
+    # stay up: a reset it sent would reach both ends
+    pair.sh(old, "ipvsadm --stop-daemon master && "
+                 "ipvsadm --start-daemon backup --mcast-interface s0")
+    pair.ip_batch(old, pair._moving("del"))
+    pair.activate(new)
+    before = pair.ext_stats(old)["conn_expire_tcp_rst"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline or _session_on(pair, old, "TCP", cport):
+        sock.sendall(b"y" * 100)            # through the new master
+        assert len(sock.recv(4096)) == 100
+        time.sleep(1)
+        assert time.monotonic() < deadline + 60, "the old copy did not expire"
+    assert pair.ext_stats(old)["conn_expire_tcp_rst"] == before
+    sock.sendall(b"z" * 100)
+    assert len(sock.recv(4096)) == 100, "the session should still work"
+    sock.close()
+
+
 # ---------------------------------------------------------------- many sessions
 
 def test_ten_thousand_sessions_synced(pair, servers):
