@@ -211,10 +211,9 @@ bad:
 static bool ip_vs_fnat_sync_fits(const struct ip_vs_conn *cp,
 				 const struct ip_vs_fnat_sync *fs)
 {
+	const u32 fnat_ready = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_RS_ISN;
 	bool fnat = ip_vs_conn_fnat(cp);
 	bool sp = fs->flags & IP_VS_FNAT_SYNC_F_SYNPROXY;
-
-	const u32 fnat_ready = IP_VS_FNAT_SEQ_INIT | IP_VS_FNAT_SEQ_RS_ISN;
 
 	if ((cp->flags & IP_VS_CONN_F_TEMPLATE) ||
 	    fnat != !!(fs->flags & IP_VS_FNAT_SYNC_F_FULLNAT))

@@ -21,6 +21,7 @@ recorded, not asserted).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -105,8 +106,11 @@ def owns(topo: PairTopology, index: int) -> bool:
     return {VIP, *LADDRS} <= topo.addresses(topo.lb(index))
 
 
-@pytest.mark.parametrize("event", ["kill", "cut"])
-def test_backup_takes_over_vip_and_local_addresses(tmp_path, kver, toa_on, event):
+@contextlib.contextmanager
+def keepalived_pair(tmp_path, sync: bool = False):
+    """Our keepalived on both balancers (``config(i, sync)``), once lb1 owns
+    the VIP and the local addresses and both have the table; a failure
+    inside shows keepalived's logs; both stopped after."""
     require_keepalived()
     with PairTopology() as topo:
         servers(topo, 4, PORT, 2)
@@ -114,48 +118,54 @@ def test_backup_takes_over_vip_and_local_addresses(tmp_path, kver, toa_on, event
         try:
             with explained(*lbs.values()):
                 for i, ka in lbs.items():
-                    ka.start(config(i))
+                    ka.start(config(i, sync))
                 wait_for(lambda: owns(topo, 1), timeout=90)
                 for i in (1, 2):        # both balancers have the table; only lb1 the addresses
                     wait_table(topo.lb(i), lambda t: len(t.get(KEY, {}).get("dests", [])) == 2)
                 assert not {VIP, *LADDRS} & topo.addresses(topo.lb(2))
-                with connect(topo, topo.client, VIP, PORT) as sock:     # client seen via TOA
-                    assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
-
-                prober = Prober(topo)
-                wait_for(lambda: prober.ok_after(0) >= 3, timeout=60)
-                t0 = time.monotonic()
-                if event == "kill":
-                    lbs[1].kill()
-                else:
-                    topo.cut(1)
-                wait_for(lambda: owns(topo, 2), timeout=60)
-                took_over = time.monotonic() - t0
-                if event == "cut":
-                    wait_for(lambda: not ({VIP, *LADDRS} & topo.addresses(topo.lb(1))), timeout=60)
-                settled = time.monotonic()
-                wait_for(lambda: prober.ok_after(settled) >= 5, timeout=90)
-                prober.stop()
-                # IPVS folds its per-CPU counters into what it reports every
-                # 2 s: the last probes may not be counted yet
-                try:
-                    wait_for(lambda: services(topo.lb(2))[KEY]["stats"]["conns"] >= 5,
-                             timeout=30)
-                except TimeoutError:
-                    conns = services(topo.lb(2))[KEY]["stats"]["conns"]
-                    raise AssertionError(f"the probes after the fail-over did not pass lb2: "
-                                         f"{conns} connections counted there") from None
-                assert prober.failures(settled) == 0, prober.results[-20:]
-                with connect(topo, topo.client, VIP, PORT) as sock:
-                    assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
-                record(kver, f"failover {event}", {
-                    "backup_owns_vip_and_laddrs_after_s": round(took_over, 2),
-                    "time_without_service_s": round(prober.outage(t0), 2),
-                    "failed_probes": prober.failures(t0),
-                    "probe_interval_s": 0.2, "advert_int_s": 1})
+                yield topo, lbs
         finally:
             for ka in lbs.values():
                 ka.stop()
+
+
+@pytest.mark.parametrize("event", ["kill", "cut"])
+def test_backup_takes_over_vip_and_local_addresses(tmp_path, kver, toa_on, event):
+    with keepalived_pair(tmp_path) as (topo, lbs):
+        with connect(topo, topo.client, VIP, PORT) as sock:     # client seen via TOA
+            assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
+
+        prober = Prober(topo)
+        wait_for(lambda: prober.ok_after(0) >= 3, timeout=60)
+        t0 = time.monotonic()
+        if event == "kill":
+            lbs[1].kill()
+        else:
+            topo.cut(1)
+        wait_for(lambda: owns(topo, 2), timeout=60)
+        took_over = time.monotonic() - t0
+        if event == "cut":
+            wait_for(lambda: not ({VIP, *LADDRS} & topo.addresses(topo.lb(1))), timeout=60)
+        settled = time.monotonic()
+        wait_for(lambda: prober.ok_after(settled) >= 5, timeout=90)
+        prober.stop()
+        # IPVS folds its per-CPU counters into what it reports every
+        # 2 s: the last probes may not be counted yet
+        try:
+            wait_for(lambda: services(topo.lb(2))[KEY]["stats"]["conns"] >= 5,
+                     timeout=30)
+        except TimeoutError:
+            conns = services(topo.lb(2))[KEY]["stats"]["conns"]
+            raise AssertionError(f"the probes after the fail-over did not pass lb2: "
+                                 f"{conns} connections counted there") from None
+        assert prober.failures(settled) == 0, prober.results[-20:]
+        with connect(topo, topo.client, VIP, PORT) as sock:
+            assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
+        record(kver, f"failover {event}", {
+            "backup_owns_vip_and_laddrs_after_s": round(took_over, 2),
+            "time_without_service_s": round(prober.outage(t0), 2),
+            "failed_probes": prober.failures(t0),
+            "probe_interval_s": 0.2, "advert_int_s": 1})
 
 
 def test_stream_survives_fail_over_with_lvs_sync_daemon(tmp_path, kver, toa_on):
@@ -163,37 +173,24 @@ def test_stream_survives_fail_over_with_lvs_sync_daemon(tmp_path, kver, toa_on):
     stream through the FULLNAT+SYNPROXY VIP, synced to lb2, goes on through
     lb2 when lb1's front link is cut (VRRP moves the VIP and the local
     addresses): every byte echoed, no reset."""
-    require_keepalived()
-    with PairTopology() as topo:
-        servers(topo, 4, PORT, 2)
-        lbs = {i: Keepalived(topo.lb(i), tmp_path, name=f"lb{i}") for i in (1, 2)}
-        try:
-            with explained(*lbs.values()):
-                for i, ka in lbs.items():
-                    ka.start(config(i, sync=True))
-                wait_for(lambda: owns(topo, 1), timeout=90)
-                for i in (1, 2):
-                    wait_table(topo.lb(i), lambda t: len(t.get(KEY, {}).get("dests", [])) == 2)
-                wait_for(lambda: {d.state for d in daemons(topo, 1)} == {"master"} and
-                         {d.state for d in daemons(topo, 2)} == {"backup"}, timeout=60)
-                sock = connect(topo, topo.client, VIP, PORT)
-                cport = sock.getsockname()[1]
-                assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
+    with keepalived_pair(tmp_path, sync=True) as (topo, _):
+        wait_for(lambda: {d.state for d in daemons(topo, 1)} == {"master"} and
+                 {d.state for d in daemons(topo, 2)} == {"backup"}, timeout=60)
+        sock = connect(topo, topo.client, VIP, PORT)
+        cport = sock.getsockname()[1]
+        assert whoami.whoami_tcp(sock)[1] == "10.0.1.2"
 
-                def fail_over() -> None:
-                    wait_for(lambda: f" {cport:04X} " in topo.sh(
-                        topo.lb(2), "cat /proc/net/ip_vs_conn").stdout, timeout=60,
-                        what="the session on lb2")
-                    topo.cut(1)
-                    wait_for(lambda: owns(topo, 2), timeout=60)
+        def fail_over() -> None:
+            wait_for(lambda: f" {cport:04X} " in topo.sh(
+                topo.lb(2), "cat /proc/net/ip_vs_conn").stdout, timeout=60,
+                what="the session on lb2")
+            topo.cut(1)
+            wait_for(lambda: owns(topo, 2), timeout=60)
 
-                with sock:
-                    echo_stream(sock, fail_over)
-                # lb2 is the master now, its daemon too
-                wait_for(lambda: "master" in {d.state for d in daemons(topo, 2)}, timeout=60)
-        finally:
-            for ka in lbs.values():
-                ka.stop()
+        with sock:
+            echo_stream(sock, fail_over)
+        # lb2 is the master now, its daemon too
+        wait_for(lambda: "master" in {d.state for d in daemons(topo, 2)}, timeout=60)
 
 
 def daemons(topo: PairTopology, index: int):

@@ -338,8 +338,7 @@ def _slab_bytes() -> tuple[str, int]:
 
 # ---------------------------------------------------------------- hostile input
 
-def _crafted(pair: ss.Pair, sock: socket.socket, family: int, cport: int, options: bytes,
-             **kw) -> None:
+def _crafted(sock: socket.socket, family: int, cport: int, options: bytes, **kw) -> None:
     ss.send(sock, ss.message([ss.entry(family, proto=socket.IPPROTO_TCP, cport=cport,
                                        vport=TPORT, dport=TPORT, options=options, **kw)]))
 
@@ -347,7 +346,8 @@ def _crafted(pair: ss.Pair, sock: socket.socket, family: int, cport: int, option
 def test_backup_refuses_what_it_cannot_place(pair, servers):
     """Crafted messages to the backup: an unknown local address, a real
     server it does not have, a local tuple in use, a malformed, a
-    version-0 and a FULLNAT entry without our parameter are not created
+    version-0, a FULLNAT entry without our parameter and one whose
+    parameter's method differs from the backup's server are not created
     and each is counted; a newer version's longer parameter is read."""
     family = 4
     _services(pair, pair.lbs[1], family)
@@ -367,20 +367,23 @@ def test_backup_refuses_what_it_cannot_place(pair, servers):
         (1005, b"", {}, "sync_fullnat_bad"),
         (1006, ss.fnat_option(family, **{**good, "lport": 0}), {}, "sync_fullnat_bad"),
         (1007, ss.fnat_option(family, **good) * 2, {}, "sync_fullnat_bad"),
+        # SYNPROXY state only, for a session the backup's server makes FULLNAT
+        (1008, ss.fnat_option(family, **{**good, "flags": ss.FNAT_F_SYNPROXY}), {},
+         "sync_fullnat_bad"),
     ]
     for cport, option, extra, counter in cases:
         before = pair.ext_stats(pair.lbs[1])
         raw = option
         if cport == 1004:   # the option's length says more than the entry has
             raw = bytes([ss.OPT_FNAT, 40]) + option[2:]
-        _crafted(pair, sock, family, cport, raw, flags=flags, **extra)
+        _crafted(sock, family, cport, raw, flags=flags, **extra)
         counter = counter or "sync_msg_dropped"
         netlab.wait_for(lambda: pair.ext_stats(pair.lbs[1])[counter] > before[counter], 20,
                     what=f"{counter} after the entry of client port {cport}")
         assert not _session_on(pair, pair.lbs[1], "TCP", cport)
     # accepted: version 1, and a version 2 with 8 more bytes
     for cport, version, extra in ((2001, 1, b""), (2002, 2, b"\x01" * 8)):
-        _crafted(pair, sock, family, cport,
+        _crafted(sock, family, cport,
                  ss.fnat_option(family, **{**good, "lport": 40000 + cport, "version": version},
                                 extra=extra), flags=flags)
         line = netlab.wait_for(lambda: _session_on(pair, pair.lbs[1], "TCP", cport), 20,
@@ -388,7 +391,7 @@ def test_backup_refuses_what_it_cannot_place(pair, servers):
         assert line.split()[-1] == f"{40000 + cport:04X}", line
     # a second session on the same local tuple (same real server): refused
     before = pair.ext_stats(pair.lbs[1])
-    _crafted(pair, sock, family, 3001,
+    _crafted(sock, family, 3001,
              ss.fnat_option(family, **{**good, "lport": 42001}), flags=flags)
     netlab.wait_for(lambda: pair.ext_stats(pair.lbs[1])["sync_fullnat_conflict"] >
                 before["sync_fullnat_conflict"], 20, what="the conflict counted")

@@ -234,6 +234,7 @@ class Lab:
         self.nft_missing: str | None = None
         self.svc: dict[str, Any] = {}
         self.serving = False
+        self.sync_linked = False                 # Lab.sync_link made s0
 
     # ------------------------------------------------------------ set up
     def __enter__(self) -> "Lab":
@@ -253,8 +254,7 @@ class Lab:
             proc.kill()
             proc.wait()
         for sock in self.netlink.values():
-            if sock is not None:
-                sock.close()
+            sock.close()
         self.netlink.clear()
         try:
             if self.ipvs is not None:
@@ -343,12 +343,12 @@ class Lab:
         namespace, where nothing listens) for the sync daemon's messages;
         its name."""
         t = self.topo
-        if "s0" not in self.netlink:
+        if not self.sync_linked:
             netlab.run(["ip", "-n", t.lb, "link", "add", "s0", "type", "veth", "peer", "name",
                         "s0", "netns", t.client])
             t.ip_batch(t.lb, ["link set s0 up", "addr add 10.0.9.1/24 dev s0"])
             t.ip_batch(t.client, ["link set s0 up"])
-            self.netlink["s0"] = None       # made once (close() skips it)
+            self.sync_linked = True
         return "s0"
 
     def tables_for(self, name: str) -> contextlib.AbstractContextManager:
