@@ -45,7 +45,8 @@ SANITIZER = (
 #: is the guest's start, then load and unload, upstream's own IPVS
 #: selftest, FULLNAT over IPv4 and IPv6 with TCP and UDP and TOA, SYNPROXY
 #: beside a small spoofed SYN flood, a FULLNAT+SYNPROXY stream across a
-#: fail-over and the backup's refusals, toa.ko naming the client, the
+#: fail-over, the backup's refusals and the sync daemons' message
+#: counters, toa.ko naming the client, the
 #: real-server installer's DKMS build where the guest has the kernel's
 #: headers (bookworm-backports' 6.12), the BPF TOA's checks, the kernel log.
 CORE = (
@@ -60,6 +61,7 @@ CORE = (
     "test_synproxy.py::test_spoofed_syn_flood_while_clients_work",
     "test_sync.py::test_tcp_stream_survives_fail_over",
     "test_sync.py::test_backup_refuses_what_it_cannot_place",
+    "test_sync.py::test_sync_messages_counted_and_losses_seen",
     "test_toa.py::test_toa_on_the_handshake_ack_names_the_client",
     "test_toa_installer.py::test_install_status_selftest_uninstall",
     "test_toa_bpf_installer.py::test_check_names_what_is_missing",

@@ -189,6 +189,11 @@ EXT_STATS = {
                         "sizes, undecodable)",
     "sync_conn_skipped": "Entries of sync messages a backup skipped (unknown mandatory "
                          "option, bad flags, state or protocol)",
+    "sync_msg_sent": "Sync messages a master sent",
+    "sync_msg_send_error": "Sync messages a master lost to a send error",
+    "sync_msg_queue_full": "Sync messages a master dropped because its send queue was full "
+                           "(sync_qlen_max): the daemon lags behind the table",
+    "sync_msg_recv": "Sync messages a backup received",
     "defence_ip_frag_drop": "Fragments to a SYNPROXY address dropped by the defence",
     "defence_tcp_drop": "TCP segments without session to a SYNPROXY address dropped",
     "defence_udp_drop": "UDP datagrams without session or service to a SYNPROXY "

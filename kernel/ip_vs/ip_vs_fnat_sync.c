@@ -375,3 +375,14 @@ void ip_vs_ext_sync_dropped(struct netns_ipvs *ipvs, bool whole)
 	IP_VS_EXT_INC(ipvs, whole ? IP_VS_EXT_SYNC_MSG_DROPPED :
 				    IP_VS_EXT_SYNC_CONN_SKIPPED);
 }
+
+/**
+ * ip_vs_ext_sync_count - count a message of the sync daemons
+ * @ipvs: the daemon's namespace
+ * @item: IP_VS_EXT_SYNC_MSG_SENT, _SEND_ERROR or _QUEUE_FULL (a master),
+ *	or IP_VS_EXT_SYNC_MSG_RECV (a backup)
+ */
+void ip_vs_ext_sync_count(struct netns_ipvs *ipvs, enum ip_vs_ext_stat item)
+{
+	IP_VS_EXT_INC(ipvs, item);
+}

@@ -16,6 +16,7 @@ crafted and fuzzed sync messages go to the backup's daemon.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
 import struct
@@ -321,6 +322,96 @@ def test_ten_thousand_sessions_synced(pair, servers, kver):
         "sessions": count, "measured_in": memory_after[0],
         "bytes_per_session": round((memory_after[1] - memory_before[1]) / (2 * count))},
         file="sync-measures.json")
+
+
+def _new_sessions(pair: ss.Pair, first_port: int, count: int) -> None:
+    """``count`` UDP sessions to the bulk service, one datagram each from
+    client ports ``first_port`` upwards."""
+    for port in range(first_port, first_port + count):
+        with pair.inside(pair.client):
+            one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with one:
+            one.bind((ss.CLIENT[4], port))
+            one.sendto(b"s", (ss.VIP[4], BULK_PORT))
+
+
+@contextlib.contextmanager
+def _meanwhile(pair: ss.Pair, ns: str, on: str, off: str):
+    """Shell commands ``on`` in ``ns`` for the block, ``off`` after it."""
+    pair.sh(ns, on)
+    try:
+        yield
+    finally:
+        pair.sh(ns, off)
+
+
+def test_sync_messages_counted_and_losses_seen(pair, servers, kmsg_mark):
+    """The master counts the messages it sends and the ones it loses (a send
+    that fails, a full queue), the backup the ones it receives: without
+    trouble they agree, and each kind of loss is counted where it happens."""
+    master, backup = pair.lbs
+    for lb in pair.lbs:
+        _services(pair, lb, 4)
+    pair.sh(master, "sysctl -qw net.ipv4.vs.sync_threshold='1 0'")
+    # the master's socket gets the smallest send buffer: a message held
+    # on the sync link then blocks the daemon
+    pair.sh(master, "sysctl -qw net.ipv4.vs.sync_sock_size=1")
+    pair.sh(backup, "sysctl -qw net.ipv4.vs.sync_sock_size=4194304")
+    pair.start_daemons()
+
+    def counts() -> dict[str, int]:
+        m, b = pair.ext_stats(master), pair.ext_stats(backup)
+        return {"sent": m["sync_msg_sent"], "send_error": m["sync_msg_send_error"],
+                "queue_full": m["sync_msg_queue_full"], "recv": b["sync_msg_recv"],
+                "sessions": b["sync_fullnat_recv"], "backup_sent": b["sync_msg_sent"],
+                "master_recv": m["sync_msg_recv"]}
+
+    # 1. nothing lost: what the master sent, the backup received
+    _new_sessions(pair, 20000, 300)
+    netlab.wait_for(lambda: counts()["sessions"] >= 300, 60, interval=0.5,
+                    what="300 sessions on the backup")
+    netlab.wait_for(lambda: (lambda c: c["sent"] == c["recv"])(counts()), 30, interval=0.5,
+                    what="the backup to receive every message sent")
+    clean = counts()
+    assert clean["sent"] >= 300 // 40, clean          # at most ~40 entries a message
+    assert clean["send_error"] == clean["queue_full"] == 0, clean
+    assert clean["backup_sent"] == clean["master_recv"] == 0, clean
+
+    # 2. sends fail (a filter drops them on the master): counted as lost
+    drop = ("nft add table ip synclost && "
+            "nft add chain ip synclost out '{ type filter hook output priority 0; }' && "
+            f"nft add rule ip synclost out udp dport {ss.SYNC_PORT} drop")
+    with _meanwhile(pair, master, drop, "nft delete table ip synclost"):
+        _new_sessions(pair, 21000, 100)
+        netlab.wait_for(lambda: counts()["send_error"] > 0, 30, interval=0.5,
+                        what="a send error counted")
+    failed = counts()
+    assert failed["recv"] == clean["recv"] and failed["sessions"] == clean["sessions"], failed
+    assert failed["queue_full"] == 0, failed
+
+    # 3. the sync link is slow and the queue short: the daemon lags, and
+    # the messages past the queue are counted as dropped
+    slow = ("sysctl -qw net.ipv4.vs.sync_qlen_max=2 && "
+            "tc qdisc add dev s0 root tbf rate 8kbit burst 1600 limit 100000")
+    with _meanwhile(pair, master, slow,
+                    "tc qdisc del dev s0 root; sysctl -qw net.ipv4.vs.sync_qlen_max=10000"):
+        _new_sessions(pair, 22000, 2000)
+        netlab.wait_for(lambda: counts()["queue_full"] > 0, 60, interval=0.5,
+                        what="a full queue counted")
+    lagged = counts()
+    assert lagged["send_error"] == failed["send_error"], lagged
+
+    # 4. the daemon recovers: new sessions reach the backup again
+    _new_sessions(pair, 25000, 50)
+
+    def missing() -> list[int]:
+        held = {int(line.split()[2], 16) for line in pair.conns(backup)
+                if line.startswith("UDP")}
+        return [port for port in range(25000, 25050) if port not in held]
+    netlab.wait_for(lambda: not missing(), 60, interval=0.5,
+                    what="the sessions made after the losses on the backup")
+    assert counts()["sessions"] < 300 + 100 + 2000 + 50, "some sessions should have been lost"
+    assert kernel_log_problems(kmsg_mark()) == []
 
 
 def _slab_bytes() -> tuple[str, int]:

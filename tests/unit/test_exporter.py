@@ -62,7 +62,8 @@ PINNED_LB = {
         "synproxy_syn_retry", "synproxy_hs_fail", "synproxy_opts_lost",
         "sync_seq_ignored", "sync_fullnat_sent", "sync_fullnat_recv", "sync_fullnat_no_dest",
         "sync_fullnat_no_laddr", "sync_fullnat_conflict", "sync_fullnat_bad",
-        "sync_msg_dropped", "sync_conn_skipped", "defence_ip_frag_drop", "defence_tcp_drop",
+        "sync_msg_dropped", "sync_conn_skipped", "sync_msg_sent", "sync_msg_send_error",
+        "sync_msg_queue_full", "sync_msg_recv", "defence_ip_frag_drop", "defence_tcp_drop",
         "defence_udp_drop")),
 }
 PINNED_RS = {

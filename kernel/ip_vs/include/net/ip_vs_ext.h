@@ -194,6 +194,10 @@ enum ip_vs_ext_stat {
 	IP_VS_EXT_SYNC_FNAT_BAD,
 	IP_VS_EXT_SYNC_MSG_DROPPED,
 	IP_VS_EXT_SYNC_CONN_SKIPPED,
+	IP_VS_EXT_SYNC_MSG_SENT,
+	IP_VS_EXT_SYNC_MSG_SEND_ERROR,
+	IP_VS_EXT_SYNC_MSG_QUEUE_FULL,
+	IP_VS_EXT_SYNC_MSG_RECV,
 	IP_VS_EXT_DEF_FRAG_DROP,
 	IP_VS_EXT_DEF_TCP_DROP,
 	IP_VS_EXT_DEF_UDP_DROP,
@@ -344,6 +348,11 @@ bool ip_vs_fnat_sync_same(const struct ip_vs_conn *cp,
 void ip_vs_fnat_sync_update(struct ip_vs_conn *cp,
 			    const struct ip_vs_fnat_sync *fs);
 void ip_vs_ext_sync_dropped(struct netns_ipvs *ipvs, bool whole);
+
+/* ip_vs_sync.c (patched in): count a message of the sync daemons, sent,
+ * lost on a master (a full queue, a send error) or received by a backup
+ */
+void ip_vs_ext_sync_count(struct netns_ipvs *ipvs, enum ip_vs_ext_stat item);
 
 /* ip_vs_ctl.c calls this on adding or editing a real server */
 int ip_vs_ext_dest_check(const struct ip_vs_service *svc,
