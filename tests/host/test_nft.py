@@ -79,6 +79,8 @@ def test_lists_round_trip_and_table_layout(ns):
     assert set(sets) == lists | {name + "_hosts" for name in lists}
     assert all(sets[name]["flags"] == ["interval", "timeout"] for name in lists)
     assert all(sets[name + "_hosts"]["flags"] == ["timeout"] for name in lists)
+    assert all(sets[name]["gc-interval"] == sets[name + "_hosts"]["gc-interval"]
+               == nft_module.GC_INTERVAL for name in lists)
     # single addresses in the hash set, prefixes in the interval set
     assert "198.51.100.7" in sets["deny_tcp_10.0.0.100_80_hosts"]["elem"]
     assert len(sets["deny_tcp_10.0.0.100_80_hosts"]["elem"]) == 2

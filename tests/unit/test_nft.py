@@ -127,6 +127,7 @@ def test_first_list_creates_table_chain_set_counter_rule():
     assert (prefixes["name"], prefixes["flags"]) == ("deny_tcp_10.0.0.100_80",
                                                      ["interval", "timeout"])
     assert (hosts["name"], hosts["flags"]) == ("deny_tcp_10.0.0.100_80_hosts", ["timeout"])
+    assert prefixes["gc-interval"] == hosts["gc-interval"] == nft.GC_INTERVAL
     assert tx.commands[6]["add"]["element"]["name"] == "deny_tcp_10.0.0.100_80"
 
 
