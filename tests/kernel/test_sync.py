@@ -345,6 +345,17 @@ def _meanwhile(pair: ss.Pair, ns: str, on: str, off: str):
         pair.sh(ns, off)
 
 
+def _steady(read, quiet: float = 4.0, timeout: float = 30.0) -> None:
+    """Wait until ``read()`` has not changed for ``quiet`` seconds."""
+    value, since, deadline = read(), time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() - since < quiet:
+        assert time.monotonic() < deadline, f"still changing after {timeout:.0f} s"
+        time.sleep(0.5)
+        now = read()
+        if now != value:
+            value, since = now, time.monotonic()
+
+
 def test_sync_messages_counted_and_losses_seen(pair, servers, kmsg_mark):
     """The master counts the messages it sends and the ones it loses (a send
     that fails, a full queue), the backup the ones it receives: without
@@ -385,16 +396,23 @@ def test_sync_messages_counted_and_losses_seen(pair, servers, kmsg_mark):
         _new_sessions(pair, 21000, 100)
         netlab.wait_for(lambda: counts()["send_error"] > 0, 30, interval=0.5,
                         what="a send error counted")
+        # the last, partly filled message leaves within about 3 s (flush
+        # time 2 s, checked every second): it must fail too
+        _steady(lambda: counts()["send_error"])
     failed = counts()
     assert failed["recv"] == clean["recv"] and failed["sessions"] == clean["sessions"], failed
+    assert failed["sent"] == clean["sent"], "a failed send must not count as sent"
     assert failed["queue_full"] == 0, failed
 
     # 3. the sync link is slow and the queue short: the daemon lags, and
     # the messages past the queue are counted as dropped
     slow = ("sysctl -qw net.ipv4.vs.sync_qlen_max=2 && "
             "tc qdisc add dev s0 root tbf rate 8kbit burst 1600 limit 100000")
+    # (the link is then made fast, not removed: the messages it holds
+    # still arrive, so every message counted as sent is received)
     with _meanwhile(pair, master, slow,
-                    "tc qdisc del dev s0 root; sysctl -qw net.ipv4.vs.sync_qlen_max=10000"):
+                    "tc qdisc change dev s0 root tbf rate 1gbit burst 1600 limit 100000; "
+                    "sysctl -qw net.ipv4.vs.sync_qlen_max=10000"):
         _new_sessions(pair, 22000, 2000)
         netlab.wait_for(lambda: counts()["queue_full"] > 0, 60, interval=0.5,
                         what="a full queue counted")
@@ -411,6 +429,10 @@ def test_sync_messages_counted_and_losses_seen(pair, servers, kmsg_mark):
     netlab.wait_for(lambda: not missing(), 60, interval=0.5,
                     what="the sessions made after the losses on the backup")
     assert counts()["sessions"] < 300 + 100 + 2000 + 50, "some sessions should have been lost"
+    # a retry after a full socket buffer is not a second message, and a
+    # message dropped at the full queue was never sent
+    netlab.wait_for(lambda: (lambda c: c["sent"] == c["recv"])(counts()), 30, interval=0.5,
+                    what="the backup to receive every message sent")
     assert kernel_log_problems(kmsg_mark()) == []
 
 
