@@ -283,6 +283,17 @@ def test_former_master_lets_its_copy_expire_silently(pair, servers):
 
 # ---------------------------------------------------------------- many sessions
 
+def _new_sessions(pair: ss.Pair, first_port: int, count: int) -> None:
+    """``count`` UDP sessions to the bulk service, one datagram each from
+    client ports ``first_port`` upwards."""
+    for port in range(first_port, first_port + count):
+        with pair.inside(pair.client):
+            one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with one:
+            one.bind((ss.CLIENT[4], port))
+            one.sendto(b"s", (ss.VIP[4], BULK_PORT))
+
+
 def test_ten_thousand_sessions_synced(pair, servers, kver):
     """10,000 live UDP sessions on the master: the backup holds all of them.
     The memory a session takes is recorded (build/guest/KVER/sync-measures.json)."""
@@ -297,12 +308,7 @@ def test_ten_thousand_sessions_synced(pair, servers, kver):
     sent = 0
     while sent < count:
         batch = min(1000, count - sent)
-        for port in range(20000 + sent, 20000 + sent + batch):   # a session per port
-            with pair.inside(pair.client):
-                one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            with one:
-                one.bind((ss.CLIENT[4], port))
-                one.sendto(b"s", (ss.VIP[4], BULK_PORT))
+        _new_sessions(pair, 20000 + sent, batch)
         sent += batch
         netlab.wait_for(lambda: pair.ext_stats(pair.lbs[1])["sync_fullnat_recv"] >= sent, 120,
                     interval=0.5, what=f"{sent} sessions on the backup")
@@ -322,17 +328,6 @@ def test_ten_thousand_sessions_synced(pair, servers, kver):
         "sessions": count, "measured_in": memory_after[0],
         "bytes_per_session": round((memory_after[1] - memory_before[1]) / (2 * count))},
         file="sync-measures.json")
-
-
-def _new_sessions(pair: ss.Pair, first_port: int, count: int) -> None:
-    """``count`` UDP sessions to the bulk service, one datagram each from
-    client ports ``first_port`` upwards."""
-    for port in range(first_port, first_port + count):
-        with pair.inside(pair.client):
-            one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        with one:
-            one.bind((ss.CLIENT[4], port))
-            one.sendto(b"s", (ss.VIP[4], BULK_PORT))
 
 
 @contextlib.contextmanager
